@@ -1,0 +1,32 @@
+"""Errors of the ``devices`` package.
+
+``devices`` runs without edgenas and without torch (it is shipped next to the
+on-device runner), so it has its own small family rooted at
+:class:`DevicesError`; the edgenas CLI turns these into one-line messages.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class DevicesError(Exception):
+    """Base class of every error the ``devices`` package raises on purpose."""
+
+
+class DeviceProfileError(DevicesError, ValueError):
+    """A device profile file is unreadable, malformed or has out-of-range values."""
+
+
+class UnknownDeviceError(DevicesError, KeyError):
+    """No device profile has this name."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+def close_matches(name: str, known: Iterable[str]) -> str:
+    """``"; did you mean 'a', 'b'?"`` for the names close to ``name``, else ``""``."""
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+    return f"; did you mean {', '.join(map(repr, close))}?" if close else ""

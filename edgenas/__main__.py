@@ -1,0 +1,3 @@
+from edgenas.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ``edgenas`` command line: a thin root group, heavy imports inside commands."""

@@ -1,0 +1,49 @@
+"""Networks built from an :class:`~edgenas.space.spec.ArchSpec`.
+
+``build(spec)`` is the one constructor of a searched network; it needs no
+supernet and no search code. Baselines (MobileNetV2/V3, EfficientNet) live in
+:mod:`edgenas.models.baselines`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from edgenas.space.spec import ArchSpec
+
+
+def build(spec: ArchSpec):
+    """Build the (randomly initialised) network an ArchSpec describes.
+
+    Returns:
+        :class:`edgenas.models.derived.DerivedNet`; ``forward(x [B, C, R, R]) -> logits [B, num_classes]``.
+    """
+    from edgenas.models.derived import DerivedNet
+
+    return DerivedNet(spec)
+
+
+def load(run_dir_or_arch: str | os.PathLike, weights: str | os.PathLike | None = None):
+    """Rebuild a network from a run directory (``arch.json`` + ``weights.pt``) or an arch.json.
+
+    Raises:
+        ArchSpecError: no or malformed arch.json; CheckpointError: weights do not fit.
+    """
+    from pathlib import Path
+
+    import torch
+
+    from edgenas.errors import CheckpointError
+
+    path = Path(run_dir_or_arch)
+    spec = ArchSpec.load(path)
+    model = build(spec)
+    if weights is None and path.is_dir() and (path / "weights.pt").is_file():
+        weights = path / "weights.pt"
+    if weights is not None:
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+        except (OSError, RuntimeError, EOFError, ValueError) as exc:
+            raise CheckpointError(f"cannot load weights {weights}: {str(exc).splitlines()[0]}") from None
+    return model

@@ -1,0 +1,1 @@
+"""Search strategies; ``run_search`` in :mod:`edgenas.search.runner` is the entry point."""

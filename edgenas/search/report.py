@@ -1,0 +1,91 @@
+"""The run's ``report.md`` and its plots (alpha heat map, loss curve)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgenas.rundir import atomic_write_text, read_jsonl
+from edgenas.space.spec import ArchSpec
+
+
+def _genotype_lines(name: str, genotype) -> list[str]:
+    lines = [f"**{name} cell**", ""]
+    for i, node in enumerate(genotype.nodes):
+        inputs = ", ".join(f"`{e.op}`({'c[k-2]' if e.input == 0 else 'c[k-1]' if e.input == 1 else f'n{e.input - 2}'})"
+                           for e in node)
+        lines.append(f"- n{i} = {inputs}")
+    return lines + [""]
+
+
+def write_report(run_dir: Path, spec: ArchSpec, summary: dict[str, Any]) -> Path:
+    """Write ``report.md`` (and ``plots/*.png`` when matplotlib is installed)."""
+    plots = write_plots(run_dir)
+    lines = [
+        f"# Search report: {run_dir.name}", "",
+        "| | |", "|---|---|",
+        f"| target | {summary.get('target') or '-'} |",
+        f"| data | {summary['data']} ({summary['images']} images, labels unused) |",
+        f"| params | {summary['params']:,} (budget {summary['max_params']:,}) |",
+        f"| MACs at {spec.resolution}x{spec.resolution} | {summary['macs'] / 1e6:.2f}M (budget {summary['max_macs'] / 1e6:.1f}M) |",
+        f"| epochs / steps | {summary['epochs']} / {summary['steps']} |",
+        f"| wall time | {summary['elapsed_s']:.1f} s on {summary['device']} |",
+        f"| search throughput | {summary['images_per_s_median'] or 0:.0f} images/s (median step) |",
+        f"| arch sha256 | `{summary['arch_sha256'][:16]}` |", "",
+        "## Architecture", "",
+        f"C = {spec.channels}, {spec.num_cells} cells (reductions at {list(spec.reduction_cells)}), "
+        f"{spec.nodes} nodes per cell, stem {spec.stem_channels} channels.", "",
+        *_genotype_lines("Normal", spec.normal), *_genotype_lines("Reduction", spec.reduce),
+    ]
+    if summary.get("budget_repairs"):
+        lines += ["## Budget repairs", "", "The argmax architecture broke the budget; these changes fixed it:", ""]
+        lines += [f"- {c}" for c in summary["budget_repairs"]] + [""]
+    if plots:
+        lines += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
+    return atomic_write_text(run_dir / "report.md", "\n".join(lines))
+
+
+def write_plots(run_dir: Path) -> list[Path]:
+    """Alpha heat maps of the last epoch and the loss curve; [] without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    out = []
+    plots = run_dir / "plots"
+    plots.mkdir(exist_ok=True)
+    alphas = read_jsonl(run_dir / "alpha.jsonl")
+    if alphas:
+        last = alphas[-1]
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+        for ax, kind in zip(axes, ("normal", "reduce")):
+            im = ax.imshow(last[kind], aspect="auto", cmap="viridis", vmin=0, vmax=1)
+            ax.set_xticks(range(len(last["ops"])), last["ops"], rotation=45, ha="right")
+            ax.set_ylabel("edge")
+            ax.set_title(f"{kind} cell: softmax(alpha), epoch {last['epoch'] + 1}")
+        fig.colorbar(im, ax=axes)
+        out.append(_save(fig, plots / "alpha.png"))
+        plt.close(fig)
+    steps = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("event") == "step"]
+    if steps:
+        fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+        ax.plot([r["global_step"] for r in steps], [r["train_loss"] for r in steps], label="weights half")
+        arch = [(r["global_step"], r["arch_loss"]) for r in steps if r["arch_loss"] == r["arch_loss"]]
+        if arch:
+            ax.plot(*zip(*arch), label="arch half (+ budget term)")
+        ax.set_xlabel("step")
+        ax.set_ylabel("Barlow Twins loss")
+        ax.legend()
+        out.append(_save(fig, plots / "loss.png"))
+        plt.close(fig)
+    return out
+
+
+def _save(fig, path: Path) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    tmp.replace(path)
+    return path

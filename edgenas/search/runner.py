@@ -1,0 +1,393 @@
+"""``edgenas search``: the DARTS strategy end to end, resumable, into a run directory.
+
+Layout of the run directory (DESIGN.md): ``config.yaml``, ``arch.json``,
+``weights.pt`` (preserved weights of the derived network), ``search.ckpt``,
+``metrics.jsonl``, ``alpha.jsonl``, ``summary.json``, ``report.md``, ``plots/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from edgenas.errors import BudgetError, CheckpointError, ConfigError, EdgenasError
+from edgenas.rundir import append_jsonl, atomic_torch_save, atomic_write_text, read_jsonl, rewrite_jsonl
+from edgenas.search.config import SearchConfig
+from edgenas.space.spec import ArchSpec
+
+CKPT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What a finished search produced."""
+
+    run_dir: Path
+    spec: ArchSpec
+    params: int
+    macs: int
+    elapsed_s: float
+    resumed: bool
+    summary: dict[str, Any]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: CUDA is not available on this machine (use cpu or auto)")
+    return torch.device(name)
+
+
+def import_plugins(plugins: tuple[str, ...]) -> None:
+    """Import user modules (dotted names or .py paths) that register ops or losses."""
+    for plugin in plugins:
+        try:
+            if plugin.endswith(".py"):
+                path = Path(plugin)
+                if not path.is_file():
+                    raise ConfigError(f"plugin file {plugin} does not exist")
+                spec = importlib.util.spec_from_file_location(f"edgenas_plugin_{path.stem}", path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[spec.name] = module
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(plugin)
+        except EdgenasError:
+            raise
+        except Exception as exc:  # a user module can fail in any way; report it in one line
+            raise ConfigError(f"cannot import plugin {plugin!r}: {type(exc).__name__}: {exc}") from None
+
+
+def resolve_target(target: str | None):
+    """The device profile named by ``--target`` (None when not given)."""
+    if target is None:
+        return None
+    from devices import load_profile
+    from devices.errors import DevicesError
+
+    try:
+        return load_profile(target)
+    except DevicesError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+def cosine_lr(step: int, total: int, lr: float, lr_min: float) -> float:
+    return lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
+
+
+class DartsSearch:
+    """State and loop of one DARTS search; :func:`run_search` drives it."""
+
+    def __init__(self, cfg: SearchConfig, console=None, on_step: Callable[[int], None] | None = None) -> None:
+        from rich.console import Console
+
+        self.cfg = cfg
+        self.console = console or Console(stderr=True)
+        self.on_step = on_step
+        self.run_dir = Path(cfg.out)
+        self.ckpt_path = self.run_dir / "search.ckpt"
+
+    # --- set-up -----------------------------------------------------------------------
+    def prepare(self) -> None:
+        from edgenas.data.datasets import load_dataset
+        from edgenas.data.splits import halves
+        from edgenas.data.views import BarlowTwinsViews, channel_stats
+        from edgenas.search.cost import CostModel, check_feasible
+        from edgenas.search.derive import spec_from_supernet
+        from edgenas.space.network import DARTSAutoSSL
+        from edgenas.ssl import SSL_METHODS
+
+        cfg = self.cfg
+        import_plugins(cfg.plugins)
+        self.profile = resolve_target(cfg.target)
+        self.device = resolve_device(cfg.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        SSL_METHODS.get(cfg.ssl)
+
+        torch.manual_seed(cfg.seed)
+        self.net = DARTSAutoSSL(cfg.channels, cfg.cells, cfg.nodes, cfg.ops, cfg.stem_multiplier, cfg.projector)
+        if cfg.resolution % (2 ** len(self.net.reduction_cells)):
+            raise ConfigError(f"--resolution {cfg.resolution} must be divisible by 2^{len(self.net.reduction_cells)}")
+        # The cost tables need the classifier size, hence the data's classes; a synthetic
+        # template spec is enough to measure them before any data is loaded.
+        data = load_dataset(cfg.data, cfg.data_root, train=True, resolution=cfg.resolution, size=cfg.subset,
+                            level=cfg.level if cfg.data == "synthetic" else 1, seed=cfg.seed)
+        if len(data) < 2 * cfg.batch_size * cfg.accum_steps:
+            raise ConfigError(
+                f"{len(data)} images are too few for --batch-size {cfg.batch_size} x --accum-steps "
+                f"{cfg.accum_steps} on each half of the bilevel split; raise --subset or lower the batch"
+            )
+        self.num_classes = len(data.classes)
+        self.classes = list(data.classes)
+        self.template = spec_from_supernet(self.net, resolution=cfg.resolution, num_classes=self.num_classes)
+        self.cost_model = CostModel(self.template, self.net.op_names)
+        self.min_cost = check_feasible(self.cost_model, cfg.max_params, cfg.max_macs)
+
+        self.images = data.images  # uint8 [N, 3, R, R], labels unused: the search is label-free
+        self.data_name = data.name
+        w_idx, a_idx = halves(torch.arange(len(data)), cfg.seed)
+        self.w_idx, self.a_idx = torch.as_tensor(w_idx), torch.as_tensor(a_idx)
+        mean, std = channel_stats(self.images)
+        self.views = BarlowTwinsViews(resolution=cfg.resolution, mean=mean, std=std)
+        self.mean, self.std = mean, std
+
+        # NHWC is 1.3-10x faster for the depthwise and 1x1 convs of this space on CPU (oneDNN),
+        # measured in benchmarks/search_throughput.py; CUDA benefits too with cuDNN.
+        self.memory_format = torch.channels_last
+        self.net.to(self.device, memory_format=self.memory_format)
+        self.criterion = SSL_METHODS.get(cfg.ssl)(lambda_offdiag=cfg.bt_lambda)
+        self.w_opt = torch.optim.SGD(self.net.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                     weight_decay=cfg.weight_decay)
+        self.a_opt = torch.optim.Adam(self.net.arch_parameters(), lr=cfg.arch_lr, betas=(0.5, 0.999),
+                                      weight_decay=cfg.arch_weight_decay)
+        per_step = cfg.batch_size * cfg.accum_steps
+        self.steps_per_epoch = min(len(self.w_idx), len(self.a_idx)) // per_step
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+
+    def penalty(self) -> torch.Tensor:
+        """Budget hinge on the expected cost: zero while within budget, linear past it."""
+        params, macs = self.cost_model.expected(*self.net.arch_weights())
+        over = torch.relu(params / self.cfg.max_params - 1) + torch.relu(macs / self.cfg.max_macs - 1)
+        return (self.cfg.cost_weight * over).float()
+
+    def _batch_views(self, idx: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(seed)
+        v1, v2 = self.views(self.images[idx], g)
+        return (v1.to(self.device, memory_format=self.memory_format, non_blocking=True),
+                v2.to(self.device, memory_format=self.memory_format, non_blocking=True))
+
+    # --- checkpoints ------------------------------------------------------------------
+    def save_checkpoint(self, epoch: int, step: int, global_step: int, elapsed: float, done: bool = False) -> None:
+        atomic_torch_save({
+            "version": CKPT_VERSION, "config": self.cfg.identity(), "epoch": epoch, "step": step,
+            "global_step": global_step, "elapsed_s": elapsed, "done": done,
+            "model": self.net.state_dict(), "w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(),
+        }, self.ckpt_path)
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        if not self.ckpt_path.exists():
+            return None
+        try:
+            ckpt = torch.load(self.ckpt_path, map_location="cpu", weights_only=False)
+        except (OSError, RuntimeError, EOFError, ValueError) as exc:
+            raise CheckpointError(f"{self.ckpt_path} is unreadable ({exc}); delete it to start over") from None
+        if ckpt.get("version") != CKPT_VERSION:
+            raise CheckpointError(f"{self.ckpt_path} is from another edgenas version; use a new --out")
+        if ckpt["config"] != self.cfg.identity():
+            diff = sorted(k for k in set(ckpt["config"]) | set(self.cfg.identity())
+                          if ckpt["config"].get(k) != self.cfg.identity().get(k))
+            raise CheckpointError(
+                f"{self.run_dir} holds a search with other options ({', '.join(diff)}); "
+                "use the same options to resume, or another --out"
+            )
+        return ckpt
+
+    # --- the loop ---------------------------------------------------------------------
+    def train(self) -> tuple[float, bool]:
+        """Run (or resume) the bilevel optimisation; returns (elapsed seconds, resumed)."""
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        from edgenas.search.bilevel import ssl_loss, unrolled_arch_grads
+
+        cfg = self.cfg
+        ckpt = self.load_checkpoint()
+        start_epoch, start_step, global_step, elapsed0 = 0, 0, 0, 0.0
+        resumed = ckpt is not None
+        if ckpt is not None:
+            self.net.load_state_dict(ckpt["model"])
+            self.w_opt.load_state_dict(ckpt["w_opt"])
+            self.a_opt.load_state_dict(ckpt["a_opt"])
+            start_epoch, start_step, global_step = ckpt["epoch"], ckpt["step"], ckpt["global_step"]
+            elapsed0 = ckpt["elapsed_s"]
+            for name in ("metrics.jsonl", "alpha.jsonl"):  # drop events logged after the checkpoint
+                path = self.run_dir / name
+                rewrite_jsonl(path, [r for r in read_jsonl(path) if r.get("global_step", 0) <= global_step])
+            append_jsonl(self.run_dir / "metrics.jsonl", {"event": "resume", "global_step": global_step,
+                                                          "epoch": start_epoch, "step": start_step})
+            if ckpt.get("done"):
+                return elapsed0, True
+            self.console.print(f"resuming {self.run_dir} at epoch {start_epoch + 1}, step {start_step}")
+
+        t0 = time.perf_counter() - elapsed0
+        per = cfg.batch_size
+        progress = Progress(TextColumn("[bold]search[/] {task.description}"), BarColumn(),
+                            TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
+                            TimeElapsedColumn(), TimeRemainingColumn(), console=self.console,
+                            disable=not cfg.progress, transient=False)
+        with progress:
+            task = progress.add_task(f"epoch {start_epoch + 1}/{cfg.epochs}", total=self.total_steps,
+                                     completed=global_step, info="")
+            for epoch in range(start_epoch, cfg.epochs):
+                self.net.train()
+                gw = torch.Generator().manual_seed(_seed(cfg.seed, epoch, 1))
+                ga = torch.Generator().manual_seed(_seed(cfg.seed, epoch, 2))
+                perm_w = self.w_idx[torch.randperm(len(self.w_idx), generator=gw)]
+                perm_a = self.a_idx[torch.randperm(len(self.a_idx), generator=ga)]
+                search_alpha = epoch >= cfg.warmup_epochs
+                first = start_step if epoch == start_epoch else 0
+                progress.update(task, description=f"epoch {epoch + 1}/{cfg.epochs}")
+                for step in range(first, self.steps_per_epoch):
+                    t_step = time.perf_counter()
+                    lr = cosine_lr(global_step, self.total_steps, cfg.lr, cfg.lr_min)
+                    for group in self.w_opt.param_groups:
+                        group["lr"] = lr
+                    micro = [(perm_w[(step * cfg.accum_steps + m) * per:(step * cfg.accum_steps + m + 1) * per],
+                              perm_a[(step * cfg.accum_steps + m) * per:(step * cfg.accum_steps + m + 1) * per])
+                             for m in range(cfg.accum_steps)]
+                    arch_loss = float("nan")
+                    if search_alpha:
+                        self.a_opt.zero_grad(set_to_none=True)
+                        arch_loss = 0.0
+                        for m, (wi, ai) in enumerate(micro):
+                            arch_views = self._batch_views(ai, _seed(cfg.seed, epoch, step, m, 2))
+                            if cfg.order == "second":
+                                train_views = self._batch_views(wi, _seed(cfg.seed, epoch, step, m, 1))
+                                grads, value = unrolled_arch_grads(self.net, self.criterion, train_views, arch_views,
+                                                                   self.penalty, lr, cfg.weight_decay)
+                                for p, g in zip(self.net.arch_parameters(), grads):
+                                    p.grad = g / cfg.accum_steps if p.grad is None else p.grad + g / cfg.accum_steps
+                                arch_loss += value / cfg.accum_steps
+                            else:
+                                loss = ssl_loss(self.net, self.criterion, *arch_views) + self.penalty()
+                                (loss / cfg.accum_steps).backward()
+                                arch_loss += float(loss.detach()) / cfg.accum_steps
+                        self.a_opt.step()
+                    self.w_opt.zero_grad(set_to_none=True)
+                    train_loss = 0.0
+                    for m, (wi, _) in enumerate(micro):
+                        v1, v2 = self._batch_views(wi, _seed(cfg.seed, epoch, step, m, 1))
+                        loss = ssl_loss(self.net, self.criterion, v1, v2)
+                        (loss / cfg.accum_steps).backward()
+                        train_loss += float(loss.detach()) / cfg.accum_steps
+                    if cfg.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(self.net.weight_parameters(), cfg.grad_clip)
+                    self.w_opt.step()
+                    if not math.isfinite(train_loss):
+                        raise EdgenasError(f"the SSL loss diverged at step {global_step} (lr {lr:.4g}); lower --lr")
+
+                    global_step += 1
+                    dt = time.perf_counter() - t_step
+                    images = 2 * per * cfg.accum_steps * (2 if search_alpha else 1)
+                    with torch.no_grad():
+                        e_params, e_macs = self.cost_model.expected(*self.net.arch_weights())
+                    append_jsonl(self.run_dir / "metrics.jsonl", {
+                        "event": "step", "epoch": epoch, "step": step, "global_step": global_step,
+                        "train_loss": train_loss, "arch_loss": arch_loss, "lr": lr,
+                        "expected_params": float(e_params), "expected_macs": float(e_macs),
+                        "step_s": dt, "images_per_s": images / dt, "elapsed_s": time.perf_counter() - t0,
+                    })
+                    progress.update(task, advance=1, info=f"loss {train_loss:8.2f}  {images / dt:6.0f} img/s")
+                    if global_step % cfg.checkpoint_every == 0:
+                        self.save_checkpoint(epoch, step + 1, global_step, time.perf_counter() - t0)
+                    if self.on_step is not None:
+                        self.on_step(global_step)
+                self._log_alpha(epoch, global_step)
+                self.save_checkpoint(epoch + 1, 0, global_step, time.perf_counter() - t0)
+        return time.perf_counter() - t0, resumed
+
+    def _log_alpha(self, epoch: int, global_step: int) -> None:
+        from edgenas.search.derive import derive_genotype
+
+        with torch.no_grad():
+            wn, wr = (w.cpu() for w in self.net.arch_weights())
+            e_params, e_macs = self.cost_model.expected(wn, wr)
+        append_jsonl(self.run_dir / "alpha.jsonl", {
+            "epoch": epoch, "global_step": global_step, "ops": list(self.net.op_names),
+            "normal": [[round(float(v), 5) for v in row] for row in wn],
+            "reduce": [[round(float(v), 5) for v in row] for row in wr],
+            "genotype_normal": derive_genotype(wn, self.net.op_names, self.net.nodes).to_list(),
+            "genotype_reduce": derive_genotype(wr, self.net.op_names, self.net.nodes).to_list(),
+            "expected_params": float(e_params), "expected_macs": float(e_macs),
+        })
+
+    # --- result -----------------------------------------------------------------------
+    def finish(self, elapsed: float, resumed: bool) -> SearchResult:
+        from edgenas.profiler import count_macs, count_params
+        from edgenas.search.cost import repair
+        from edgenas.search.derive import derive_genotype, spec_from_supernet, transfer_weights
+
+        cfg = self.cfg
+        self.net.eval()
+        wn, wr = (w.detach().cpu() for w in self.net.arch_weights())
+        normal = derive_genotype(wn, self.net.op_names, self.net.nodes)
+        reduce = derive_genotype(wr, self.net.op_names, self.net.nodes)
+        normal, reduce, changes = repair(self.cost_model, normal, reduce, wn, wr, cfg.max_params, cfg.max_macs)
+        spec = spec_from_supernet(self.net.cpu(), resolution=cfg.resolution, num_classes=self.num_classes,
+                                  normal=normal, reduce=reduce)
+        spec = dataclasses.replace(spec, extra=(("classes", ",".join(self.classes)),
+                                                ("mean", ",".join(f"{m:.5f}" for m in self.mean)),
+                                                ("std", ",".join(f"{s:.5f}" for s in self.std))))
+        derived = transfer_weights(self.net, spec)
+        deploy = derived.deployable()
+        params, macs = count_params(deploy), count_macs(deploy, cfg.resolution)
+        if params > cfg.max_params or macs > cfg.max_macs:  # the cost tables are exact; this is a guard
+            raise BudgetError(f"derived network has {params:,} params / {macs / 1e6:.1f}M MACs, over budget")
+        spec.save(self.run_dir / "arch.json")
+        atomic_torch_save(derived.state_dict(), self.run_dir / "weights.pt")
+        steps = [r for r in read_jsonl(self.run_dir / "metrics.jsonl") if r.get("event") == "step"]
+        ips = [r["images_per_s"] for r in steps[1:]] or [r["images_per_s"] for r in steps]
+        summary = {
+            "run_dir": str(self.run_dir), "target": cfg.target,
+            "target_device": getattr(self.profile, "name", None), "data": self.data_name,
+            "images": int(len(self.images)), "params": params, "macs": macs,
+            "max_params": cfg.max_params, "max_macs": cfg.max_macs, "budget_repairs": changes,
+            "min_params_in_space": self.min_cost.params, "min_macs_in_space": self.min_cost.macs,
+            "epochs": cfg.epochs, "steps": self.total_steps, "elapsed_s": round(elapsed, 2),
+            "images_per_s_median": float(np.median(ips)) if ips else None,
+            "final_train_loss": steps[-1]["train_loss"] if steps else None,
+            "device": str(self.device), "torch": torch.__version__, "arch_sha256": spec.sha256(),
+        }
+        atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        from edgenas.search.report import write_report
+
+        write_report(self.run_dir, spec, summary)
+        self.save_checkpoint(cfg.epochs, 0, self.total_steps, elapsed, done=True)
+        return SearchResult(self.run_dir, spec, params, macs, elapsed, resumed, summary)
+
+
+def write_config(cfg: SearchConfig, run_dir: Path) -> None:
+    import yaml
+
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def run_search(cfg: SearchConfig, console=None, on_step: Callable[[int], None] | None = None) -> SearchResult:
+    """Run (or resume, or report an already finished) search into ``cfg.out``.
+
+    Raises:
+        ConfigError, DataError, BudgetError, CheckpointError: bad options or data, an
+            impossible budget, or a run directory holding another search.
+    """
+    if not isinstance(cfg, SearchConfig):
+        raise ConfigError("run_search takes a SearchConfig")
+    run_dir = Path(cfg.out)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir} exists and is not a directory")
+    search = DartsSearch(cfg, console, on_step)
+    ckpt = search.load_checkpoint() if (run_dir / "search.ckpt").exists() else None
+    if ckpt is not None and ckpt.get("done") and (run_dir / "summary.json").exists():
+        summary = json.loads((run_dir / "summary.json").read_text())
+        spec = ArchSpec.load(run_dir)
+        return SearchResult(run_dir, spec, summary["params"], summary["macs"], summary["elapsed_s"], True, summary)
+    search.prepare()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_config(cfg, run_dir)
+    elapsed, resumed = search.train()
+    return search.finish(elapsed, resumed)

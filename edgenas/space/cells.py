@@ -1,0 +1,109 @@
+"""Mixed ops and cells: the continuous relaxation of DARTS (Liu et al., ICLR 2019).
+
+A :class:`SearchCell` holds a :class:`MixedOp` on every edge ``j -> i`` between
+its states; a node sums its incoming edges, each edge a softmax(alpha)-weighted
+sum of the candidate ops. A :class:`DerivedCell` keeps the chosen edges only,
+with the same module names, so that the supernet's weights load into it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from edgenas.space.ops import ConvBN, FactorizedReduce, build_op
+from edgenas.space.spec import CellGenotype
+
+
+def num_edges(nodes: int) -> int:
+    """Edges of a cell with ``nodes`` intermediate nodes: node i has i + 2 inputs."""
+    return sum(i + 2 for i in range(nodes))
+
+
+def edge_index(node: int, input_state: int) -> int:
+    """Flat index of edge ``input_state -> node`` (the row of alpha)."""
+    return sum(i + 2 for i in range(node)) + input_state
+
+
+class MixedOp(nn.Module):
+    """Weighted sum of candidate ops: ``sum_k w_k * op_k(x)``; ``zero`` is never computed.
+
+    Shapes: ``x [B, C, H, W]``, ``weights [K]`` -> ``[B, C, H/s, W/s]``.
+    """
+
+    def __init__(self, op_names: Sequence[str], C: int, stride: int) -> None:
+        super().__init__()
+        self.op_names = tuple(op_names)
+        self.stride = stride
+        self.ops = nn.ModuleList(build_op(name, C, stride, affine=False) for name in self.op_names)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        out = None
+        for name, w, op in zip(self.op_names, weights, self.ops):
+            if name == "zero":
+                continue
+            y = w * op(x)
+            out = y if out is None else out + y
+        if out is None:  # only 'zero' candidates
+            return self.ops[0](x)
+        return out
+
+
+def _preprocess(C_pp: int, C_p: int, C: int, reduction_prev: bool, affine: bool) -> tuple[nn.Module, nn.Module]:
+    pre0 = FactorizedReduce(C_pp, C, affine) if reduction_prev else ConvBN(C_pp, C, 1, 1, affine)
+    return pre0, ConvBN(C_p, C, 1, 1, affine)
+
+
+class SearchCell(nn.Module):
+    """A DARTS cell over all edges; ``forward(s0, s1, weights[E, K])``.
+
+    Inputs ``s0`` (cell k-2, ``C_pp`` channels) and ``s1`` (cell k-1, ``C_p``);
+    output ``[B, nodes * C, H', W']``, H' = H/2 in a reduction cell.
+    """
+
+    def __init__(self, op_names: Sequence[str], nodes: int, C_pp: int, C_p: int, C: int,
+                 reduction: bool, reduction_prev: bool) -> None:
+        super().__init__()
+        self.reduction = reduction
+        self.nodes = nodes
+        self.pre0, self.pre1 = _preprocess(C_pp, C_p, C, reduction_prev, affine=False)
+        self.edges = nn.ModuleList()
+        for i in range(nodes):
+            for j in range(i + 2):
+                stride = 2 if reduction and j < 2 else 1
+                self.edges.append(MixedOp(op_names, C, stride))
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        states = [self.pre0(s0), self.pre1(s1)]
+        offset = 0
+        for _ in range(self.nodes):
+            s = sum(self.edges[offset + j](h, weights[offset + j]) for j, h in enumerate(states))
+            offset += len(states)
+            states.append(s)
+        return torch.cat(states[2:], dim=1)
+
+
+class DerivedCell(nn.Module):
+    """The discrete cell of a genotype. Module names mirror :class:`SearchCell`:
+    ``edges.<flat edge index>`` holds the kept op, so supernet weights map 1:1.
+    """
+
+    def __init__(self, genotype: CellGenotype, C_pp: int, C_p: int, C: int,
+                 reduction: bool, reduction_prev: bool) -> None:
+        super().__init__()
+        self.reduction = reduction
+        self.genotype = genotype
+        self.pre0, self.pre1 = _preprocess(C_pp, C_p, C, reduction_prev, affine=True)
+        self.edges = nn.ModuleDict()
+        for i, node in enumerate(genotype.nodes):
+            for e in node:
+                stride = 2 if reduction and e.input < 2 else 1
+                self.edges[str(edge_index(i, e.input))] = build_op(e.op, C, stride, affine=True)
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+        states = [self.pre0(s0), self.pre1(s1)]
+        for i, node in enumerate(self.genotype.nodes):
+            states.append(sum(self.edges[str(edge_index(i, e.input))](states[e.input]) for e in node))
+        return torch.cat(states[2:], dim=1)

@@ -1,0 +1,191 @@
+"""Light candidate operations of the cell search space.
+
+Every op is built by a factory ``f(C, stride, affine) -> nn.Module`` that maps
+``[B, C, H, W]`` to ``[B, C, H/stride, W/stride]``. The same factory builds the
+op in the supernet (``affine=False`` batch norm, as in DARTS, Liu et al. 2019)
+and in the derived network (``affine=True``), so parameter names match and the
+searched weights can be copied over (weight preservation).
+
+References: depthwise-separable conv (Howard et al. 2017, MobileNet), inverted
+residual block (Sandler et al. 2018, MobileNetV2), squeeze-and-excitation
+(Hu et al. 2018).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from edgenas.registry import Registry
+
+OpFactory = Callable[[int, int, bool], nn.Module]
+
+#: name -> factory(C, stride, affine); ``zero`` is special-cased by the cell search.
+OPS: Registry[OpFactory] = Registry("op")
+
+DEFAULT_OPS: tuple[str, ...] = ("zero", "identity", "se", "ds_conv", "ds_conv_se", "irb_e3", "irb_e6")
+
+
+def register_op(name: str) -> Callable[[OpFactory], OpFactory]:
+    """Decorator that adds an op factory ``f(C, stride, affine)`` to :data:`OPS`.
+
+    Raises:
+        DuplicateNameError: the name is taken.
+    """
+    return OPS.register(name)
+
+
+class SqueezeExcite(nn.Module):
+    """Channel attention: global pool -> 1x1 reduce -> ReLU -> 1x1 expand -> sigmoid gate.
+
+    Shapes: ``[B, C, H, W] -> [B, C, H, W]``.
+    """
+
+    def __init__(self, C: int, reduction: int = 4, min_hidden: int = 8) -> None:
+        super().__init__()
+        hidden = max(C // reduction, min_hidden)
+        self.reduce = nn.Conv2d(C, hidden, 1)
+        self.expand = nn.Conv2d(hidden, C, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean((2, 3), keepdim=True)
+        s = self.expand(torch.relu(self.reduce(s)))
+        return x * torch.sigmoid(s)
+
+
+class Zero(nn.Module):
+    """The 'no connection' op: zeros of the output shape (never computed in a mixed op)."""
+
+    def __init__(self, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1:
+            return x.mul(0.0)
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+
+class FactorizedReduce(nn.Module):
+    """Halve the resolution without losing pixels: two offset 1x1 stride-2 convs, concatenated.
+
+    Shapes: ``[B, C_in, H, W] -> [B, C_out, ceil(H/2), ceil(W/2)]`` (H, W even in this space).
+    """
+
+    def __init__(self, C_in: int, C_out: int, affine: bool = True) -> None:
+        super().__init__()
+        if C_out % 2:
+            raise ValueError(f"FactorizedReduce needs an even C_out, got {C_out}")
+        self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
+        self.conv_2 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
+        self.bn = nn.BatchNorm2d(C_out, affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(x)
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1))
+
+
+class ConvBN(nn.Module):
+    """ReLU -> conv -> BN, the DARTS pre-processing of cell inputs."""
+
+    def __init__(self, C_in: int, C_out: int, kernel: int = 1, stride: int = 1, affine: bool = True) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(C_in, C_out, kernel, stride, kernel // 2, bias=False)
+        self.bn = nn.BatchNorm2d(C_out, affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(torch.relu(x)))
+
+
+class DepthwiseSeparable(nn.Module):
+    """3x3 depthwise (stride s) -> BN -> ReLU [-> SE] -> 1x1 pointwise -> BN."""
+
+    def __init__(self, C: int, stride: int, affine: bool, se: bool = False) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(C, C, 3, stride, 1, groups=C, bias=False)
+        self.bn_dw = nn.BatchNorm2d(C, affine=affine)
+        self.se = SqueezeExcite(C) if se else nn.Identity()
+        self.pw = nn.Conv2d(C, C, 1, bias=False)
+        self.bn_pw = nn.BatchNorm2d(C, affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn_dw(self.dw(x)))
+        return self.bn_pw(self.pw(self.se(x)))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block: 1x1 expand (x e) -> BN -> ReLU6 -> 3x3 dw -> BN -> ReLU6 -> 1x1 project -> BN.
+
+    The residual connection is used at stride 1 (input and output shapes match).
+    """
+
+    def __init__(self, C: int, stride: int, affine: bool, expansion: int) -> None:
+        super().__init__()
+        hidden = C * expansion
+        self.expand = nn.Conv2d(C, hidden, 1, bias=False)
+        self.bn_expand = nn.BatchNorm2d(hidden, affine=affine)
+        self.dw = nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False)
+        self.bn_dw = nn.BatchNorm2d(hidden, affine=affine)
+        self.project = nn.Conv2d(hidden, C, 1, bias=False)
+        self.bn_project = nn.BatchNorm2d(C, affine=affine)
+        self.residual = stride == 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.nn.functional.relu6(self.bn_expand(self.expand(x)))
+        y = torch.nn.functional.relu6(self.bn_dw(self.dw(y)))
+        y = self.bn_project(self.project(y))
+        return x + y if self.residual else y
+
+
+class PooledSE(nn.Module):
+    """Squeeze-excite alone; at stride 2 an average pool first halves the resolution."""
+
+    def __init__(self, C: int, stride: int) -> None:
+        super().__init__()
+        self.pool = nn.AvgPool2d(3, stride, 1, count_include_pad=False) if stride > 1 else nn.Identity()
+        self.se = SqueezeExcite(C)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.se(self.pool(x))
+
+
+@register_op("zero")
+def _zero(C: int, stride: int, affine: bool) -> nn.Module:
+    return Zero(stride)
+
+
+@register_op("identity")
+def _identity(C: int, stride: int, affine: bool) -> nn.Module:
+    return nn.Identity() if stride == 1 else FactorizedReduce(C, C, affine)
+
+
+@register_op("se")
+def _se(C: int, stride: int, affine: bool) -> nn.Module:
+    return PooledSE(C, stride)
+
+
+@register_op("ds_conv")
+def _ds_conv(C: int, stride: int, affine: bool) -> nn.Module:
+    return DepthwiseSeparable(C, stride, affine)
+
+
+@register_op("ds_conv_se")
+def _ds_conv_se(C: int, stride: int, affine: bool) -> nn.Module:
+    return DepthwiseSeparable(C, stride, affine, se=True)
+
+
+@register_op("irb_e3")
+def _irb_e3(C: int, stride: int, affine: bool) -> nn.Module:
+    return InvertedResidual(C, stride, affine, expansion=3)
+
+
+@register_op("irb_e6")
+def _irb_e6(C: int, stride: int, affine: bool) -> nn.Module:
+    return InvertedResidual(C, stride, affine, expansion=6)
+
+
+def build_op(name: str, C: int, stride: int, affine: bool) -> nn.Module:
+    """Build op ``name`` for ``C`` channels; raises UnknownNameError for unknown names."""
+    return OPS.get(name)(C, stride, affine)

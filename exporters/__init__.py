@@ -1,0 +1,1 @@
+"""Freeze, quantize and export networks to ONNX, TFLite and OpenVINO (issue 3)."""
