@@ -76,7 +76,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     records = [synthetic_rate(level, args.batches) for level in LEVELS]
-    records.append(views_rate(BarlowTwinsViews(RESOLUTION), "two views, batched", args.batches))
+    records.append(views_rate(BarlowTwinsViews(RESOLUTION), "two views, batched (1 thread)", args.batches))
+    if args.threads != 1:
+        unpinned = BarlowTwinsViews(RESOLUTION, threads=None)
+        records.append(views_rate(unpinned, f"two views, batched ({args.threads} threads)", args.batches))
     reference = ReferenceBarlowTwinsViews(RESOLUTION)
     records.append(views_rate(reference, "two views, per-image v2", max(2, args.batches // 5)))
     jpeg = jpeg_rate(args.jpeg_tree, args.jpeg_count)

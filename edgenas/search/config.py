@@ -51,7 +51,7 @@ class SearchConfig:
     momentum: float = 0.9
     weight_decay: float = 3e-4
     grad_clip: float = 5.0
-    arch_lr: float = 3e-3
+    arch_lr: float = 6e-3
     arch_weight_decay: float = 1e-3
     warmup_epochs: int = 0
     # budgets

@@ -62,11 +62,15 @@ def write_plots(run_dir: Path) -> list[Path]:
         last = alphas[-1]
         fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
         for ax, kind in zip(axes, ("normal", "reduce")):
-            im = ax.imshow(last[kind], aspect="auto", cmap="viridis", vmin=0, vmax=1)
+            # colour scale from the data: after a short search the weights differ by a few percent
+            im = ax.imshow(last[kind], aspect="auto", cmap="viridis")
+            for row, values in enumerate(last[kind]):
+                col = max(range(len(values)), key=values.__getitem__)
+                ax.text(col, row, f"{values[col]:.2f}", ha="center", va="center", fontsize=7, color="w")
+            fig.colorbar(im, ax=ax)
             ax.set_xticks(range(len(last["ops"])), last["ops"], rotation=45, ha="right")
             ax.set_ylabel("edge")
             ax.set_title(f"{kind} cell: softmax(alpha), epoch {last['epoch'] + 1}")
-        fig.colorbar(im, ax=axes)
         out.append(_save(fig, plots / "alpha.png"))
         plt.close(fig)
     steps = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("event") == "step"]

@@ -182,3 +182,15 @@ def test_bad_views_arguments():
 def test_augment_config_round_trip():
     config = AugmentConfig(crop_scale=(0.3, 1.0), solarize_p=(0.1, 0.3))
     assert AugmentConfig.from_dict(config.to_dict()) == config
+
+
+def test_threads_setting_is_restored_and_result_unchanged():
+    before = torch.get_num_threads()
+    x = batch()
+    one = BarlowTwinsViews(threads=1)(x, gen(2))
+    assert torch.get_num_threads() == before
+    untouched = BarlowTwinsViews(threads=None)(x, gen(2))
+    torch.testing.assert_close(one[0], untouched[0])
+    torch.testing.assert_close(one[1], untouched[1])
+    with pytest.raises(ConfigError):
+        BarlowTwinsViews(threads=0)
