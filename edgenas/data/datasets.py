@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from edgenas.data.cifar_batches import LAYOUT as CIFAR_LAYOUT
 from edgenas.data.cifar_batches import find_batches_dir, read_batches, read_class_names
 from edgenas.data.progress import track
-from edgenas.data.splits import stratified_count
+from edgenas.data.splits import stratified_count, train_val_split
 from edgenas.errors import ConfigError, DataError
 from edgenas.registry import Registry
 
@@ -35,6 +35,15 @@ SYNTHETIC_DEFAULT_SIZE = {"train": 10_000, "test": 2_000}
 """Images of the synthetic set when no size is given."""
 
 IMAGEFOLDER_LAYOUT = "<root>/<class>/<image> or <root>/{train,val,test}/<class>/<image>"
+
+HOLDOUTS = ("all", "train", "val")
+"""Which part of a training tree to draw from: everything, or one side of the fixed hold-out."""
+
+HOLDOUT_FRACTION = 0.1
+HOLDOUT_SEED = 0
+"""The validation hold-out of every real training set: 10% of each class, chosen with a
+fixed seed, so it is the same images whatever the run's seed. Searches and fine-tuning
+draw from ``holdout="train"``; reported accuracies use ``holdout="val"``."""
 
 
 @dataclass(frozen=True)
@@ -101,11 +110,22 @@ def resize_images(images: torch.Tensor, resolution: int, chunk: int = 2048) -> t
     return out
 
 
-def _subset_indices(labels: np.ndarray | torch.Tensor, size: int | None, seed: int) -> torch.Tensor | None:
-    """Stratified seeded subset positions, or None for everything."""
-    if size is None or size == len(labels):
-        return None
-    return stratified_count(labels, size, seed)
+def _subset_indices(labels: np.ndarray | torch.Tensor, size: int | None, seed: int,
+                    holdout: str = "all") -> torch.Tensor | None:
+    """Positions to load: the ``holdout`` part, then a stratified seeded subset; None for everything."""
+    if holdout not in HOLDOUTS:
+        raise ConfigError(f"holdout must be one of {', '.join(HOLDOUTS)}, got {holdout!r}")
+    if holdout == "all":
+        if size is None or size == len(labels):
+            return None
+        return stratified_count(labels, size, seed)
+    train, val = train_val_split(labels, val_fraction=HOLDOUT_FRACTION, seed=HOLDOUT_SEED)
+    part = train if holdout == "train" else val
+    if size is None or size >= len(part):
+        if size is not None and size > len(part):
+            raise ConfigError(f"asked for {size} images but the {holdout} part holds only {len(part)}")
+        return part
+    return part[stratified_count(np.asarray(labels)[part.numpy()], size, seed)]
 
 
 def _real_data_only(name: str, level: int | Sequence[int]) -> None:
@@ -122,6 +142,7 @@ def load_synthetic(
     size: int | None = None,
     level: int | Sequence[int] = 1,
     seed: int = 0,
+    holdout: str = "all",
 ) -> LabelledImages:
     """Render :class:`~edgenas.data.synthetic.SyntheticShapes` into memory; ``root`` is unused.
 
@@ -130,7 +151,8 @@ def load_synthetic(
     """
     from edgenas.data.synthetic import SyntheticShapes, materialize
 
-    split = "train" if train else "test"
+    # the synthetic hold-out is its separate test stream
+    split = "test" if (not train or holdout == "val") else "train"
     dataset = SyntheticShapes(size or SYNTHETIC_DEFAULT_SIZE[split], level, resolution, seed, split)
     images, labels = materialize(dataset, description=f"rendering synthetic {split}")
     return LabelledImages(images, labels, list(dataset.classes), "synthetic", repr(dataset))
@@ -145,6 +167,7 @@ def load_cifar10(
     size: int | None = None,
     level: int | Sequence[int] = 1,
     seed: int = 0,
+    holdout: str = "all",
 ) -> LabelledImages:
     """CIFAR-10 from ``<root>/cifar-10-batches-py`` (torchvision's layout; nothing is downloaded).
 
@@ -158,7 +181,7 @@ def load_cifar10(
     batches_dir = find_batches_dir(DEFAULT_DATA_ROOT if root is None else root)
     classes = read_class_names(batches_dir)
     images, labels = read_batches(batches_dir, train)
-    index = _subset_indices(labels, size, seed)
+    index = _subset_indices(labels, size, seed, holdout if train else "all")
     if index is not None:
         images, labels = images[index.numpy()], labels[index.numpy()]
     images = resize_images(torch.from_numpy(np.ascontiguousarray(images)), resolution)
@@ -212,6 +235,7 @@ def load_imagefolder(
     size: int | None = None,
     level: int | Sequence[int] = 1,
     seed: int = 0,
+    holdout: str = "all",
 ) -> LabelledImages:
     """Any ``<class>/<image>`` tree (read with PIL), decoded into memory.
 
@@ -236,7 +260,7 @@ def load_imagefolder(
             f"expected {IMAGEFOLDER_LAYOUT}"
         ) from None
     labels = np.asarray(folder.targets, dtype=np.int64)
-    index = _subset_indices(labels, size, seed)
+    index = _subset_indices(labels, size, seed, holdout if train else "all")
     chosen = range(len(labels)) if index is None else index.tolist()
     pixels = np.empty((len(chosen), resolution, resolution, 3), dtype=np.uint8)
     for row, item in enumerate(track(chosen, len(chosen), f"decoding {split_root.name}")):
@@ -255,6 +279,7 @@ def load_dataset(
     size: int | None = None,
     level: int | Sequence[int] = 1,
     seed: int = 0,
+    holdout: str = "all",
 ) -> LabelledImages:
     """Load the data set registered as ``name`` into memory.
 
@@ -267,6 +292,8 @@ def load_dataset(
             seeded subset of a real set (None: all).
         level: synthetic difficulty 1-4, or a sequence mixed evenly.
         seed: seed of the synthetic images and of the subset choice.
+        holdout: of a training split, "all", "train" (without the fixed validation
+            hold-out, see :data:`HOLDOUT_FRACTION`) or "val" (only the hold-out).
 
     Returns:
         :class:`LabelledImages` with images uint8 [N, 3, resolution, resolution].
@@ -283,13 +310,16 @@ def load_dataset(
         raise ConfigError(f"size must be a positive integer or None, got {size!r}")
     if not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
-    return loader(root, train=train, resolution=resolution, size=size, level=level, seed=seed)
+    if holdout not in HOLDOUTS:
+        raise ConfigError(f"holdout must be one of {', '.join(HOLDOUTS)}, got {holdout!r}")
+    return loader(root, train=train, resolution=resolution, size=size, level=level, seed=seed, holdout=holdout)
 
 
 __all__ = [
     "CIFAR_LAYOUT",
     "DATASETS",
     "DEFAULT_DATA_ROOT",
+    "HOLDOUTS",
     "IMAGEFOLDER_LAYOUT",
     "LabelledImages",
     "load_cifar10",

@@ -128,7 +128,8 @@ class DartsSearch:
         # The cost tables need the classifier size, hence the data's classes; a synthetic
         # template spec is enough to measure them before any data is loaded.
         data = load_dataset(cfg.data, cfg.data_root, train=True, resolution=cfg.resolution, size=cfg.subset,
-                            level=cfg.level if cfg.data == "synthetic" else 1, seed=cfg.seed)
+                            level=cfg.level if cfg.data == "synthetic" else 1, seed=cfg.seed,
+                            holdout="train")  # the fixed validation hold-out is never searched on
         if len(data) < 2 * cfg.batch_size * cfg.accum_steps:
             raise ConfigError(
                 f"{len(data)} images are too few for --batch-size {cfg.batch_size} x --accum-steps "
