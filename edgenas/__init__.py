@@ -12,8 +12,14 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "search"]
 
 
-def search(config, **kwargs):
-    """Run a search; see :func:`edgenas.search.runner.run_search`."""
+def search(config, console=None, on_step=None):
+    """Run (or resume) a search into ``config.out``; see :func:`edgenas.search.runner.run_search`.
+
+    Args:
+        config: an :class:`edgenas.search.config.SearchConfig`.
+        console: a ``rich.console.Console`` for the progress bar (default: stderr).
+        on_step: called with the global step number after every step.
+    """
     from edgenas.search.runner import run_search
 
-    return run_search(config, **kwargs)
+    return run_search(config, console=console, on_step=on_step)
