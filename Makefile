@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine with python3 and pip:
 #   make demo   - virtual env + install + `edgenas search --target rpi4` on the embedded synthetic data
-#   make test   - virtual env + install with test extras + the default (fast) test suite
+#   make test   - virtual env + install with test and export extras + the default (fast) test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,export]"
 	touch $@
 
 demo: $(VENV)/.installed

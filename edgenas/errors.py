@@ -45,3 +45,10 @@ class CheckpointError(EdgenasError):
 
 class MissingDependencyError(EdgenasError, ImportError):
     """An optional dependency is not installed; the message names the extra."""
+
+
+class ExportFailedError(EdgenasError):
+    """An export could not be completed; the message names the artifacts and causes.
+
+    Wraps ``exporters.errors.ExportError`` (the exporters do not import edgenas).
+    """

@@ -19,7 +19,21 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "search": ("edgenas.cli.search", "search", "Self-supervised, budget-constrained architecture search."),
     "profile": ("edgenas.cli.profile", "profile", "Parameters and MACs of a baseline, run directory or arch.json."),
     "devices": ("edgenas.cli.devices", "devices", "List and show device profiles."),
+    "export": ("edgenas.cli.export", "export", "Freeze, quantize and export to ONNX, TFLite and OpenVINO, each artifact verified."),
 }
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """The error families that mean bad input, not a bug: printed as one line, exit 2.
+
+    ``bench``, ``devices`` and ``exporters`` have their own bases because they do not
+    import edgenas (bench and devices run on the boards); their modules are light.
+    """
+    from bench.errors import BenchError
+    from devices.errors import DevicesError
+    from exporters.errors import ExportError
+
+    return (EdgenasError, BenchError, DevicesError, ExportError)
 
 
 class LazyGroup(click.Group):
@@ -42,8 +56,9 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except EdgenasError as exc:
-            click.echo(f"error: {exc}", err=True)
+        except user_errors() as exc:
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            click.echo(f"error: {message}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted; run the same command again to resume", err=True)

@@ -43,7 +43,11 @@ def load(run_dir_or_arch: str | os.PathLike, weights: str | os.PathLike | None =
     if weights is not None:
         try:
             state = torch.load(weights, map_location="cpu", weights_only=True)
+        # a corrupt file fails anywhere inside unpickling (seen: IndexError, UnpicklingError, EOFError)
+        except Exception as exc:  # noqa: BLE001
+            raise CheckpointError(f"cannot load weights {weights}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'corrupt file'}") from None
+        try:
             model.load_state_dict(state)
-        except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        except (RuntimeError, TypeError, AttributeError) as exc:
             raise CheckpointError(f"cannot load weights {weights}: {str(exc).splitlines()[0]}") from None
     return model

@@ -154,3 +154,13 @@ def test_with_width():
     assert wide.channels == 12 and wide.stem_channels == 36 and wide.normal == spec.normal
     assert build(wide)(torch.randn(1, 3, 16, 16)).shape == (1, 10)
     assert dataclasses.replace(spec, num_classes=0).num_classes == 0
+
+
+def test_corrupt_weights_file_is_a_checkpoint_error(tmp_path):
+    from edgenas.errors import CheckpointError
+
+    spec = spec_from_supernet(_trained_supernet(), resolution=16, num_classes=10)
+    spec.save(tmp_path / "arch.json")
+    (tmp_path / "weights.pt").write_bytes(b"this is not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot load weights"):
+        load(tmp_path)

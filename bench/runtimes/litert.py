@@ -1,0 +1,193 @@
+"""TFLite models in LiteRT's interpreter (``ai_edge_litert``), XNNPACK on (numpy + runtime only, never torch).
+
+The fallback ``tflite_runtime`` is used only when ``ai_edge_litert`` is missing:
+its last release (2.14, 2023) fails with numpy 2, runs INT8 5-7x slower and
+gave wrong outputs for dynamic-range models (RECIPES.md).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from bench.errors import ArtifactError, RuntimeMissingError
+from bench.runtimes.base import Runner, RunnerOptions, dequantize, quantize
+
+#: name of the flatbuffer metadata entry our exporter writes (JSON)
+METADATA_NAME = "edgenas"
+
+
+def _import_interpreter():
+    """(Interpreter class, package name, version) of the first runtime found."""
+    try:
+        from ai_edge_litert import interpreter as module
+        from ai_edge_litert import __version__ as version
+        return module.Interpreter, "ai-edge-litert", str(version)
+    except ImportError:
+        pass
+    try:
+        import tflite_runtime
+        from tflite_runtime import interpreter as module
+        return module.Interpreter, "tflite-runtime", str(getattr(tflite_runtime, "__version__", "unknown"))
+    except ImportError:
+        raise RuntimeMissingError("ai-edge-litert is not installed: pip install 'edgenas[bench]'") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
+class LiteRTRunner(Runner):
+    """One ``.tflite`` file in a LiteRT ``Interpreter``.
+
+    Threads: ``options.threads`` (``num_threads``); the default XNNPACK delegate
+    runs every op it supports. ``options.extra`` may hold
+    ``("op_resolver", "AUTO" | "BUILTIN" | "BUILTIN_WITHOUT_DEFAULT_DELEGATES" | "BUILTIN_REF")``
+    (the last two: without XNNPACK, for comparison).
+
+    Inputs are float32 batches in the model's layout (NCHW for our exports). An
+    int8/uint8 input is quantized with the input tensor's own scale and zero
+    point; int8/uint8 outputs are dequantized with theirs. Outputs are float32.
+
+    Raises (constructor):
+        ArtifactError: the file is missing, not a TFLite flatbuffer, or cannot be prepared.
+        RuntimeMissingError: neither ai-edge-litert nor tflite-runtime is installed.
+    """
+
+    name = "litert"
+
+    def __init__(self, path, options: RunnerOptions = RunnerOptions()) -> None:
+        super().__init__(path, options)
+        interpreter_cls, self._package, self._version = _import_interpreter()
+        extra = dict(options.extra)
+        kwargs = {}
+        if "op_resolver" in extra and self._package == "ai-edge-litert":
+            from ai_edge_litert.interpreter import OpResolverType
+
+            try:
+                kwargs["experimental_op_resolver_type"] = OpResolverType[extra["op_resolver"]]
+            except KeyError:
+                known = ", ".join(t.name for t in OpResolverType)
+                raise ArtifactError(f"unknown op_resolver {extra['op_resolver']!r} (known: {known})") from None
+        try:
+            self._interp = interpreter_cls(model_path=str(self.path), num_threads=int(options.threads), **kwargs)
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ArtifactError(f"LiteRT cannot load {self.path.name}: {_first_line(exc)}") from None
+        inputs = self._interp.get_input_details()
+        if len(inputs) != 1:
+            raise ArtifactError(f"{self.path.name} has {len(inputs)} inputs; the runner feeds models with one")
+        self._input = inputs[0]
+        self._outputs = self._interp.get_output_details()
+        signatures = self._interp.get_signature_list()
+        self._signature = next(iter(signatures.values())) if len(signatures) == 1 else None
+
+    @staticmethod
+    def _quant(detail: dict) -> tuple[float, int] | None:
+        if np.dtype(detail["dtype"]).name not in ("int8", "uint8", "int16"):
+            return None
+        scale, zero_point = detail["quantization"]
+        if scale == 0.0:
+            raise ArtifactError(f"tensor {detail['name']} is {np.dtype(detail['dtype']).name} without quantization")
+        return float(scale), int(zero_point)
+
+    @property
+    def input_name(self) -> str:
+        """The signature's input name (what an app passes to a signature runner), else the tensor name."""
+        if self._signature and len(self._signature["inputs"]) == 1:
+            return str(self._signature["inputs"][0])
+        return str(self._input["name"])
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Sizes as ints; a dynamic dimension (e.g. batch) is reported as -1."""
+        signature = self._input.get("shape_signature")
+        shape = signature if signature is not None and len(signature) else self._input["shape"]
+        return tuple(int(s) for s in shape)
+
+    @property
+    def input_dtype(self) -> str:
+        return np.dtype(self._input["dtype"]).name
+
+    @property
+    def input_quantization(self) -> tuple[float, int] | None:
+        return self._quant(self._input)
+
+    @property
+    def output_names(self) -> list[str]:
+        if self._signature and len(self._signature["outputs"]) == len(self._outputs):
+            return [str(n) for n in self._signature["outputs"]]
+        return [str(o["name"]) for o in self._outputs]
+
+    @property
+    def output_dtypes(self) -> list[str]:
+        return [np.dtype(o["dtype"]).name for o in self._outputs]
+
+    @property
+    def output_quantization(self) -> list[tuple[float, int] | None]:
+        return [self._quant(o) for o in self._outputs]
+
+    @property
+    def metadata(self) -> dict:
+        """The ``edgenas`` metadata JSON of the file ({} when it has none)."""
+        from ai_edge_litert import schema_py_generated as schema  # noqa: PLC0415 - only when asked
+
+        model = schema.Model.GetRootAs(bytearray(self.path.read_bytes()), 0)
+        for i in range(model.MetadataLength()):
+            entry = model.Metadata(i)
+            if entry.Name() in (METADATA_NAME, METADATA_NAME.encode()):
+                return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
+        return {}
+
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        """Run one batch: ``x`` float32 ``[N, C, H, W]`` -> float32 outputs (``[N, classes]`` logits).
+
+        A batch size different from the model's is accepted when its batch
+        dimension is dynamic (the interpreter is resized once).
+
+        Raises:
+            ArtifactError: the shape does not fit the model's input, or the interpreter failed.
+        """
+        x = np.asarray(x, dtype=np.float32)
+        expected = self.input_shape
+        current = tuple(int(s) for s in self._input["shape"])
+        if len(x.shape) != len(expected) or any(e not in (-1, s) for e, s in zip(expected, x.shape)):
+            raise ArtifactError(f"{self.path.name} takes input {expected}, got {tuple(x.shape)}")
+        if tuple(x.shape) != current:
+            self._resize(x.shape)
+        quant = self.input_quantization
+        feed = quantize(x, *quant, self.input_dtype) if quant else np.ascontiguousarray(x, self._input["dtype"])
+        try:
+            self._interp.set_tensor(self._input["index"], feed)
+            self._interp.invoke()
+            outputs = [self._interp.get_tensor(o["index"]) for o in self._outputs]
+        except (ValueError, RuntimeError) as exc:
+            raise ArtifactError(f"LiteRT failed on {self.path.name}: {_first_line(exc)}") from None
+        result = []
+        for out, q in zip(outputs, self.output_quantization):
+            result.append(dequantize(out, *q) if q else out.astype(np.float32))
+        return result
+
+    def _resize(self, shape: tuple[int, ...]) -> None:
+        try:
+            self._interp.resize_tensor_input(self._input["index"], list(shape), strict=True)
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ArtifactError(
+                f"LiteRT cannot resize {self.path.name} to {tuple(shape)}: {_first_line(exc)}") from None
+        self._input = self._interp.get_input_details()[0]
+        self._outputs = self._interp.get_output_details()
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    @property
+    def package(self) -> str:
+        """Which interpreter package runs the model: 'ai-edge-litert' or 'tflite-runtime'."""
+        return self._package
+
+    def close(self) -> None:
+        self._interp = None

@@ -1,0 +1,186 @@
+"""``edgenas export``: freeze, quantize and export a network to ONNX, TFLite and OpenVINO, each artifact verified.
+
+torch and the converters are imported only when the command runs. Errors of
+the exporters (``ExportError``) become :class:`~edgenas.errors.ExportFailedError`,
+so the root group prints one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from edgenas.errors import ConfigError, ExportFailedError
+
+DEFAULT_FORMATS = "onnx"
+DEFAULT_PRECISIONS = "fp32"
+
+
+def run_export(target: str, formats: str, precisions: str, out: str | None = None, calib: int = 300,
+               dynamic_batch: bool = False, resolution: int | None = None, num_classes: int | None = None,
+               width: float | None = None, weights: str | None = None, data: str | None = None,
+               data_root: str | None = None, seed: int | None = None, parity_samples: int = 1000,
+               mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
+               warn=lambda message: None):
+    """Export ``target`` (run directory, arch.json or baseline name): the Python form of ``edgenas export``.
+
+    ``mean``/``std`` override the normalisation (in [0, 1] pixel units) the
+    network was trained with; by default a run's arch.json gives it, else the data's usual one.
+
+    Returns:
+        ``(manifest, out_dir)``; the manifest is ``exporters.manifest.Manifest``.
+
+    Raises:
+        ConfigError: unknown format or precision, bad options (before anything is written).
+        ArchSpecError, CheckpointError, UnknownNameError, DataError: the model or data cannot be loaded.
+        ExportFailedError: some artifacts failed (the others are written and listed in the manifest).
+    """
+    from exporters.api import validate_request
+    from exporters.errors import ExportError, UnsupportedError
+
+    try:
+        fmts, precs = validate_request(formats, precisions)
+    except UnsupportedError as exc:
+        raise ConfigError(str(exc)) from None
+    if "int8" in precs and calib < 1:
+        raise ConfigError("--precision int8 needs calibration images: --calib must be at least 1")
+
+    import torch
+
+    from edgenas.export_source import DataOptions, load_data, resolve_source
+    from exporters.api import export
+    from exporters.manifest import Source
+    from exporters.spec import InputSpec
+
+    if (mean is None) != (std is None):
+        raise ConfigError("give --mean and --std together")
+    if mean is not None and (len(mean) != 3 or len(std) != 3 or min(std) <= 0):
+        raise ConfigError(f"--mean and --std need 3 values each, std positive; got {mean} and {std}")
+    source = resolve_source(target, weights=weights, resolution=resolution, num_classes=num_classes, width=width)
+    if mean is not None:
+        source = replace(source, mean=tuple(mean), std=tuple(std))
+    for note in source.warnings:
+        warn(note)
+    defaults = source.data
+    options = DataOptions(
+        name=data or defaults.name,
+        root=data_root if data_root is not None else (defaults.root if data in (None, defaults.name) else None),
+        seed=seed if seed is not None else defaults.seed,
+        level=defaults.level if (data or defaults.name) == defaults.name else 1,
+    )
+    torch.manual_seed(options.seed)
+    arrays = load_data(source, options, calib if "int8" in precs else 0, parity_samples)
+    if arrays.parity_labels is None:
+        warn(f"the {options.name} data has {len(arrays.classes)} classes, the model {source.num_classes}: "
+             "parity without accuracy")
+    labels = source.labels or (arrays.classes if len(arrays.classes) == source.num_classes else ())
+    spec = InputSpec(shape=(1, 3, source.resolution, source.resolution), mean=arrays.mean, std=arrays.std,
+                     labels=tuple(labels), dynamic_batch=dynamic_batch)
+    out_dir = Path(out) if out else source.default_out
+    try:
+        manifest = export(source.model, spec, fmts, precs, out_dir, calib=arrays.calib,
+                          parity_inputs=arrays.parity, parity_labels=arrays.parity_labels,
+                          source=Source(source.kind, source.name, source.arch_sha256, source.weights))
+    except UnsupportedError as exc:
+        raise ConfigError(str(exc)) from None
+    except ExportError as exc:
+        raise ExportFailedError(f"{exc} (manifest: {out_dir / 'manifest.json'})") from None
+    return manifest, out_dir
+
+
+class _FloatList(click.ParamType):
+    """A comma-separated list of floats."""
+
+    name = "FLOATS"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            return tuple(float(v) for v in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated list of numbers", param, ctx)
+
+
+_FLOATS = _FloatList()
+
+
+def _print_table(manifest, out_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{out_dir}/manifest.json")
+    for column in ("format", "prec", "status", "KiB", "top-1 agree", "max |diff|", "acc", "torch acc", "export s"):
+        table.add_column(column, justify="left" if column in ("format", "prec", "status") else "right")
+    for a in manifest.artifacts:
+        p = a.parity or {}
+        pct = lambda key: f"{p[key]:.1%}" if key in p else "-"  # noqa: E731
+        table.add_row(a.format, a.precision, a.status, f"{a.bytes / 1024:.1f}" if a.bytes else "-",
+                      pct("top1_agreement"), f"{p['max_abs_diff']:.1g}" if p else "-", pct("accuracy"),
+                      pct("reference_accuracy"), f"{a.export_time_s:.2f}" if a.export_time_s is not None else "-")
+    Console().print(table)
+
+
+@click.command("export")
+@click.argument("target", metavar="RUN_DIR_OR_MODEL")
+@click.option("--format", "formats", default=DEFAULT_FORMATS, show_default=True,
+              help="Comma-separated formats: onnx, tflite, openvino.")
+@click.option("--precision", "precisions", default=DEFAULT_PRECISIONS, show_default=True,
+              help="Comma-separated precisions: fp32, fp16, int8.")
+@click.option("--calib", type=click.IntRange(min=0), default=300, show_default=True,
+              help="INT8 calibration images, drawn (seeded) from the training data.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Export directory. [default: RUN_DIR/exports, or exports/<name> for a baseline]")
+@click.option("--dynamic-batch", is_flag=True, help="Export a dynamic batch dimension where the format allows.")
+@click.option("--resolution", type=click.IntRange(min=8), default=None,
+              help="Input side in pixels. [default: the spec's, 32 for a baseline]")
+@click.option("--num-classes", type=click.IntRange(min=1), default=None, help="Baselines only. [default: 10]")
+@click.option("--width", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Width multiplier, baselines only (mobilenet_v2 --width 0.35).")
+@click.option("--weights", type=click.Path(dir_okay=False), default=None,
+              help="State-dict file to load. [default: the run's weights.pt; random for a baseline]")
+@click.option("--data", default=None, help="Data for calibration and parity: synthetic, cifar10, imagefolder. "
+              "[default: the run's config.yaml, else synthetic]")
+@click.option("--data-root", type=click.Path(), default=None, help="Where the data set's files are.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the data draws. [default: the run's]")
+@click.option("--parity-samples", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Held-out images for the parity check.")
+@click.option("--mean", type=_FLOATS, default=None,
+              help="Normalisation mean per channel in [0, 1] units, e.g. 0.4914,0.4822,0.4465. "
+              "[default: the run's arch.json, else the data's usual one]")
+@click.option("--std", type=_FLOATS, default=None, help="Normalisation std per channel (with --mean).")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as one JSON object.")
+def export(target: str, formats: str, precisions: str, calib: int, out: str | None, dynamic_batch: bool,
+           resolution: int | None, num_classes: int | None, width: float | None, weights: str | None,
+           data: str | None, data_root: str | None, seed: int | None, parity_samples: int,
+           mean: tuple[float, ...] | None, std: tuple[float, ...] | None, as_json: bool) -> None:
+    """Export RUN_DIR_OR_MODEL to deployable artifacts, each checked against PyTorch.
+
+    RUN_DIR_OR_MODEL is a run directory (weights preserved; data defaults from
+    its config.yaml), an arch.json (random weights unless --weights) or a
+    baseline: mobilenet_v3_small, mobilenet_v2 (--width 0.35), efficientnet_b0.
+    Every artifact is loaded in its runtime and compared with PyTorch on
+    held-out images; the results go to OUT/manifest.json with labels.txt.
+
+    \b
+    Examples:
+      edgenas export runs/demo --format onnx --precision fp32,int8
+      edgenas export mobilenet_v3_small --resolution 96 --format onnx,openvino --json
+    """
+    def warn(message: str) -> None:
+        click.echo(f"warning: {message}", err=True)
+
+    manifest, out_dir = run_export(
+        target, formats, precisions, out=out, calib=calib, dynamic_batch=dynamic_batch, resolution=resolution,
+        num_classes=num_classes, width=width, weights=weights, data=data, data_root=data_root, seed=seed,
+        parity_samples=parity_samples, mean=mean, std=std, warn=warn)
+    for a in manifest.artifacts:
+        if a.warning:  # an INT8 accuracy drop beyond 2 points: loud, but not an error
+            click.secho(f"WARNING {a.format}/{a.precision}: {a.warning}", err=True, fg="red", bold=True)
+    if as_json:
+        click.echo(json.dumps(manifest.to_dict()))
+    else:
+        _print_table(manifest, out_dir)
