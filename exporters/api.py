@@ -230,6 +230,9 @@ def _export_one(exporter: Exporter, frozen, spec: InputSpec, prec: str, out: Pat
                   "layout": getattr(exporter, "layout", "NCHW"), "dynamic_batch": spec.dynamic_batch}
             quant = runner.input_quantization
             io["quantization"] = {"scale": quant[0], "zero_point": quant[1]} if quant else None
+            # an integer output (TFLite INT8) needs its scale and zero point in the app
+            out_dtype = (getattr(runner, "output_dtypes", None) or ["float32"])[0]
+            out_quant = (getattr(runner, "output_quantization", None) or [None])[0]
             versions = {**exporter.tool_versions(), f"runtime:{runner.name}": runner.version}
         published = publish(files, out)
     records = [file_record(p, out) for p in published]
@@ -242,6 +245,7 @@ def _export_one(exporter: Exporter, frozen, spec: InputSpec, prec: str, out: Pat
                        "formula": "(pixel * scale - mean) / std", "pixel_range": [0, 255]},
         labels=tuple(spec.labels), labels_file=LABELS_NAME if spec.labels else None,
         outputs=({"name": spec.output_name, "meaning": "logits", "shape": [batch, classes],
-                  "dtype": "float32"},),
+                  "dtype": out_dtype,
+                  "quantization": {"scale": out_quant[0], "zero_point": out_quant[1]} if out_quant else None},),
         parity=parity, export_time_s=round(seconds, 4), tool_versions=versions, warning=parity.get("warning"),
     )

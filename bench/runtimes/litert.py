@@ -45,7 +45,7 @@ class LiteRTRunner(Runner):
     Threads: ``options.threads`` (``num_threads``); the default XNNPACK delegate
     runs every op it supports. ``options.extra`` may hold
     ``("op_resolver", "AUTO" | "BUILTIN" | "BUILTIN_WITHOUT_DEFAULT_DELEGATES" | "BUILTIN_REF")``
-    (the last two: without XNNPACK, for comparison).
+    (the last two: without XNNPACK, for comparison); other keys are ignored.
 
     Inputs are float32 batches in the model's layout (NCHW for our exports). An
     int8/uint8 input is quantized with the input tensor's own scale and zero
@@ -81,8 +81,18 @@ class LiteRTRunner(Runner):
             raise ArtifactError(f"{self.path.name} has {len(inputs)} inputs; the runner feeds models with one")
         self._input = inputs[0]
         self._outputs = self._interp.get_output_details()
+        self._cache_io()
         signatures = self._interp.get_signature_list()
         self._signature = next(iter(signatures.values())) if len(signatures) == 1 else None
+
+    def _cache_io(self) -> None:
+        """What run() needs on every call, read once (per resize) from the tensor details."""
+        signature = self._input.get("shape_signature")
+        shape = signature if signature is not None and len(signature) else self._input["shape"]
+        self._shape = tuple(int(s) for s in shape)
+        self._current = tuple(int(s) for s in self._input["shape"])
+        self._in_quant = self._quant(self._input)
+        self._out_quant = [self._quant(o) for o in self._outputs]
 
     @staticmethod
     def _quant(detail: dict) -> tuple[float, int] | None:
@@ -103,9 +113,7 @@ class LiteRTRunner(Runner):
     @property
     def input_shape(self) -> tuple[int, ...]:
         """Sizes as ints; a dynamic dimension (e.g. batch) is reported as -1."""
-        signature = self._input.get("shape_signature")
-        shape = signature if signature is not None and len(signature) else self._input["shape"]
-        return tuple(int(s) for s in shape)
+        return self._shape
 
     @property
     def input_dtype(self) -> str:
@@ -113,7 +121,7 @@ class LiteRTRunner(Runner):
 
     @property
     def input_quantization(self) -> tuple[float, int] | None:
-        return self._quant(self._input)
+        return self._in_quant
 
     @property
     def output_names(self) -> list[str]:
@@ -127,7 +135,7 @@ class LiteRTRunner(Runner):
 
     @property
     def output_quantization(self) -> list[tuple[float, int] | None]:
-        return [self._quant(o) for o in self._outputs]
+        return list(self._out_quant)
 
     @property
     def metadata(self) -> dict:
@@ -151,24 +159,21 @@ class LiteRTRunner(Runner):
             ArtifactError: the shape does not fit the model's input, or the interpreter failed.
         """
         x = np.asarray(x, dtype=np.float32)
-        expected = self.input_shape
-        current = tuple(int(s) for s in self._input["shape"])
-        if len(x.shape) != len(expected) or any(e not in (-1, s) for e, s in zip(expected, x.shape)):
-            raise ArtifactError(f"{self.path.name} takes input {expected}, got {tuple(x.shape)}")
-        if tuple(x.shape) != current:
+        if x.shape != self._current:
+            expected = self._shape
+            if len(x.shape) != len(expected) or any(e not in (-1, s) for e, s in zip(expected, x.shape)):
+                raise ArtifactError(f"{self.path.name} takes input {expected}, got {tuple(x.shape)}")
             self._resize(x.shape)
-        quant = self.input_quantization
-        feed = quantize(x, *quant, self.input_dtype) if quant else np.ascontiguousarray(x, self._input["dtype"])
+        quant = self._in_quant
+        feed = quantize(x, *quant, self._input["dtype"]) if quant else np.ascontiguousarray(x, self._input["dtype"])
         try:
             self._interp.set_tensor(self._input["index"], feed)
             self._interp.invoke()
             outputs = [self._interp.get_tensor(o["index"]) for o in self._outputs]
         except (ValueError, RuntimeError) as exc:
             raise ArtifactError(f"LiteRT failed on {self.path.name}: {_first_line(exc)}") from None
-        result = []
-        for out, q in zip(outputs, self.output_quantization):
-            result.append(dequantize(out, *q) if q else out.astype(np.float32))
-        return result
+        return [dequantize(out, *q) if q else out.astype(np.float32, copy=False)
+                for out, q in zip(outputs, self._out_quant)]
 
     def _resize(self, shape: tuple[int, ...]) -> None:
         try:
@@ -179,6 +184,7 @@ class LiteRTRunner(Runner):
                 f"LiteRT cannot resize {self.path.name} to {tuple(shape)}: {_first_line(exc)}") from None
         self._input = self._interp.get_input_details()[0]
         self._outputs = self._interp.get_output_details()
+        self._cache_io()
 
     @property
     def version(self) -> str:

@@ -93,6 +93,7 @@ class OpenVinoRunner(Runner):
         self._request = self._compiled.create_infer_request()
         self._input = self._compiled.inputs[0]
         self._outputs = list(self._compiled.outputs)
+        self._shape = tuple(d.get_length() if d.is_static else -1 for d in self._input.get_partial_shape())
         #: inference precision the compiled model reports ("f32", "bf16" or "f16")
         self.inference_precision = _type_name(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
         #: threads the compiled model reports
@@ -105,7 +106,7 @@ class OpenVinoRunner(Runner):
     @property
     def input_shape(self) -> tuple[int, ...]:
         """Static sizes as ints; a dynamic dimension (e.g. batch) is reported as -1."""
-        return tuple(d.get_length() if d.is_static else -1 for d in self._input.get_partial_shape())
+        return self._shape
 
     @property
     def input_dtype(self) -> str:
@@ -134,11 +135,13 @@ class OpenVinoRunner(Runner):
             ArtifactError: the shape does not fit the model's input, or inference failed.
         """
         x = np.ascontiguousarray(x, dtype=np.float32)
-        expected = self.input_shape
-        if len(x.shape) != len(expected) or any(e not in (-1, s) for e, s in zip(expected, x.shape)):
+        expected = self._shape
+        if x.shape != expected and (len(x.shape) != len(expected)
+                                    or any(e not in (-1, s) for e, s in zip(expected, x.shape))):
             raise ArtifactError(f"{self.path.name} takes input {expected}, got {tuple(x.shape)}")
         try:
-            results = self._request.infer({0: x})
+            # share_inputs: the request reads x in place (sync call, x outlives it); saves a copy per run
+            results = self._request.infer({0: x}, share_inputs=True)
         except (RuntimeError, ValueError, TypeError) as exc:
             raise ArtifactError(f"OpenVINO failed on {self.path.name}: {_first_line(exc)}") from None
         return [np.asarray(results[o], dtype=np.float32) for o in self._outputs]
