@@ -39,6 +39,21 @@ class InputSpec:
         if len(self.mean) != self.shape[1] or len(self.std) != self.shape[1]:
             raise UnsupportedError("mean and std need one value per input channel")
 
+    def artifact_metadata(self, precision: str) -> dict[str, str]:
+        """What every artifact carries about its input and output, as strings (one definition
+        for all formats: ONNX metadata_props, OpenVINO rt_info, the TFLite metadata JSON)."""
+        return {
+            "input_name": self.name,
+            "input_layout": "NCHW",
+            "input_scale_to_unit": repr(self.scale),
+            "mean": ",".join(repr(float(m)) for m in self.mean),
+            "std": ",".join(repr(float(s)) for s in self.std),
+            "output_name": self.output_name,
+            "output_meaning": "logits",
+            "labels": ",".join(self.labels),
+            "precision": precision,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

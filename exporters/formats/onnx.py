@@ -98,17 +98,7 @@ def _first_line(exc: BaseException) -> str:
 
 def metadata_for(spec: InputSpec, precision: str) -> dict[str, str]:
     """The ``metadata_props`` written into every ONNX artifact: enough to feed the model without the manifest."""
-    return {
-        "input_name": spec.name,
-        "input_layout": "NCHW",
-        "input_scale_to_unit": repr(spec.scale),
-        "mean": ",".join(repr(float(m)) for m in spec.mean),
-        "std": ",".join(repr(float(s)) for s in spec.std),
-        "output_name": spec.output_name,
-        "output_meaning": "logits",
-        "labels": ",".join(spec.labels),
-        "precision": precision,
-    }
+    return spec.artifact_metadata(precision)
 
 
 def compact_names(proto) -> None:

@@ -86,15 +86,7 @@ def metadata_for(spec: InputSpec, precision: str) -> dict[str, str]:
         "model_info/layout": "NCHW",
         "model_info/labels": " ".join(spec.labels),
         "model_info/model_type": "classification",
-        "edgenas/input_name": spec.name,
-        "edgenas/input_layout": "NCHW",
-        "edgenas/input_scale_to_unit": repr(spec.scale),
-        "edgenas/mean": ",".join(repr(float(m)) for m in spec.mean),
-        "edgenas/std": ",".join(repr(float(s)) for s in spec.std),
-        "edgenas/output_name": spec.output_name,
-        "edgenas/output_meaning": "logits",
-        "edgenas/labels": ",".join(spec.labels),
-        "edgenas/precision": precision,
+        **{f"edgenas/{k}": v for k, v in spec.artifact_metadata(precision).items()},
     }
 
 
