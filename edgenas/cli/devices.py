@@ -1,34 +1,15 @@
-"""``edgenas devices``: list and show device profiles (see :mod:`devices.profiles`)."""
+"""``edgenas devices``: list and show device profiles (see :mod:`devices.profiles`).
+
+Errors of ``devices`` (``DevicesError``) are printed as one line by the root group.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 import click
 
-from devices.errors import DevicesError, UnknownDeviceError
-from edgenas.errors import ConfigError, UnknownNameError
-
-
-def _as_edgenas_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Re-raise ``devices`` errors as edgenas errors, which the root group prints as one line.
-
-    ``devices`` cannot import edgenas (it runs without it), so its errors have their own base.
-    """
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except UnknownDeviceError as exc:
-            raise UnknownNameError(str(exc)) from exc
-        except DevicesError as exc:
-            raise ConfigError(str(exc)) from exc
-
-    return wrapper
 
 
 def _text(value: Any) -> str:
@@ -49,7 +30,6 @@ def devices() -> None:
 
 @devices.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of profiles instead of a table.")
-@_as_edgenas_errors
 def list_cmd(as_json: bool) -> None:
     """List the known device profiles."""
     from devices.profiles import SHIPPED_DIR, list_profiles, load_profile
@@ -80,7 +60,6 @@ def list_cmd(as_json: bool) -> None:
 @devices.command("show")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-@_as_edgenas_errors
 def show_cmd(name: str, as_json: bool) -> None:
     """Show every field of the device profile NAME."""
     from devices.profiles import load_profile

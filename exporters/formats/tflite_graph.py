@@ -243,10 +243,7 @@ def _decompose_hardsigmoid(model: fx.GraphModule) -> None:
             shifted = model.graph.call_function(aten.add.Tensor, (node.args[0], 3.0))
             clipped = model.graph.call_function(aten.hardtanh.default, (shifted, 0.0, 6.0))
             scaled = model.graph.call_function(aten.mul.Tensor, (clipped, 1.0 / 6.0))
-        for new in (shifted, clipped, scaled):
-            new.meta = {k: v for k, v in node.meta.items() if k in ("val", "tensor_meta", "stack_trace")}
-        node.replace_all_uses_with(scaled)
-        model.graph.erase_node(node)
+        _replace_node(model, node, (shifted, clipped, scaled))
         changed = True
     if changed:
         model.graph.lint()
@@ -262,14 +259,22 @@ def _decompose_hardswish(model: fx.GraphModule) -> None:
         with model.graph.inserting_before(node):
             gate = model.graph.call_function(aten.hardsigmoid.default, (node.args[0],))
             product = model.graph.call_function(aten.mul.Tensor, (node.args[0], gate))
-        for new in (gate, product):
-            new.meta = {k: v for k, v in node.meta.items() if k in ("val", "tensor_meta", "stack_trace")}
-        node.replace_all_uses_with(product)
-        model.graph.erase_node(node)
+        _replace_node(model, node, (gate, product))
         changed = True
     if changed:
         model.graph.lint()
         model.recompile()
+
+
+def _replace_node(model: fx.GraphModule, node: fx.Node, new: tuple[fx.Node, ...]) -> None:
+    """Route ``node``'s users to the last of ``new`` (its decomposition) and drop ``node``.
+
+    The new nodes inherit the shape metadata the quantizer's annotators read.
+    """
+    for n in new:
+        n.meta = {k: v for k, v in node.meta.items() if k in ("val", "tensor_meta", "stack_trace")}
+    node.replace_all_uses_with(new[-1])
+    model.graph.erase_node(node)
 
 
 def _drop_identity_arithmetic(model: fx.GraphModule) -> None:
