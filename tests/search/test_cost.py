@@ -7,7 +7,7 @@ from edgenas.errors import BudgetError
 from edgenas.models import build
 from edgenas.profiler import count_macs, count_params
 from edgenas.search.cost import CostModel, check_feasible, repair
-from edgenas.search.derive import derive_genotype, spec_from_supernet
+from edgenas.search.derive import spec_from_supernet
 from edgenas.space.network import DARTSAutoSSL
 
 
