@@ -6,7 +6,13 @@
   Convert to f32; the CPU plugin computes in f32 (or bf16/f16 if asked).
 * INT8: ``nncf.quantize`` on the converted ``openvino.Model`` over ``calib``
   (static PTQ, per-channel symmetric int8 weights, per-tensor activations; see
-  :class:`OpenVinoInt8Config` for the measured choice of options).
+  :class:`OpenVinoInt8Config` for the measured choice of options). NNCF leaves
+  squeeze-excite blocks in float on purpose (its SE ignored pattern: their
+  activations quantize badly), which kept MobileNetV3-Small's INT8 .bin at 49%
+  of FP32, the SE 1x1 convolutions being 1.9 of its 3.0 MB. Those leftover float
+  weights are then compressed to int8 weight-only (``nncf.compress_weights``,
+  per-channel symmetric; decompressed to f32 when the CPU plugin compiles the
+  model): 26% of FP32, the same latency, outputs within 0.01 of the uncompressed INT8.
 
 The input shape is static (``input=[shape]``) unless ``spec.dynamic_batch``,
 then the batch dimension is dynamic (-1); ``benchmark_app`` needs a static
@@ -46,11 +52,14 @@ class OpenVinoInt8Config:
             much longer for no accuracy gain on our nets).
         subset_size: upper bound on calibration samples NNCF uses (it uses
             ``min(subset_size, len(calib))``).
+        compress_float_weights: int8 weight-only compression of the weights
+            ``nncf.quantize`` left in float (squeeze-excite blocks).
     """
 
     preset: str = "performance"
     fast_bias_correction: bool = True
     subset_size: int = 300
+    compress_float_weights: bool = True
 
     def __post_init__(self) -> None:
         if self.preset not in ("performance", "mixed"):
@@ -181,9 +190,13 @@ class OpenVinoExporter(Exporter):
         preset = nncf.QuantizationPreset.PERFORMANCE if cfg.preset == "performance" else nncf.QuantizationPreset.MIXED
         try:
             with _nncf_quiet(nncf):
-                return nncf.quantize(ov_model, nncf.Dataset(items), preset=preset,
-                                     subset_size=min(cfg.subset_size, len(items)),
-                                     fast_bias_correction=cfg.fast_bias_correction)
+                quantized = nncf.quantize(ov_model, nncf.Dataset(items), preset=preset,
+                                          subset_size=min(cfg.subset_size, len(items)),
+                                          fast_bias_correction=cfg.fast_bias_correction)
+                if cfg.compress_float_weights:
+                    # Only layers still in float are touched (quantized ones are skipped).
+                    quantized = nncf.compress_weights(quantized, mode=nncf.CompressWeightsMode.INT8_SYM)
+                return quantized
         except (*_CONVERT_ERRORS, nncf.errors.ValidationError, nncf.errors.InternalError,
                 nncf.errors.UnsupportedModelError, nncf.errors.UnsupportedDatasetError) as exc:
             raise ConversionError(f"{name}: nncf.quantize failed: {_first_line(exc)}") from None

@@ -161,3 +161,37 @@ def test_bad_options(tmp_path, model):
 
 def test_tool_versions():
     assert {"torch", "openvino", "nncf"} <= set(OpenVinoExporter().tool_versions())
+
+
+class SENet(nn.Module):
+    """A conv followed by a squeeze-excite block: NNCF leaves SE blocks unquantized by design."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 64, 3, padding=1)
+        self.fc1, self.fc2 = nn.Conv2d(64, 32, 1), nn.Conv2d(32, 64, 1)
+        self.head = nn.Linear(64, len(LABELS))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv(x))
+        s = torch.sigmoid(self.fc2(torch.relu(self.fc1(x.mean((2, 3), keepdim=True)))))
+        return self.head((x * s).mean((2, 3)))
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_int8_compresses_weights_nncf_leaves_in_float(tmp_path, inputs, compress):
+    """With compress_float_weights the SE 1x1 convs hold int8 weights too; without, they stay f32."""
+    torch.manual_seed(0)
+    net = SENet().eval()
+    exporter = OpenVinoExporter(OpenVinoInt8Config(compress_float_weights=compress))
+    xml, _ = exporter.export(net, SPEC, "int8", tmp_path, "se", calib=inputs[0])
+    model = ov.Core().read_model(str(xml))
+    float_conv_weights = [op.get_friendly_name() for op in model.get_ops()
+                          if op.get_type_name() == "Constant" and len(op.get_output_shape(0)) == 4
+                          and op.get_output_element_type(0).get_type_name() == "f32"
+                          and op.get_output_shape(0)[0] > 1 and op.get_output_shape(0)[1] > 1]
+    assert (float_conv_weights == []) == compress, float_conv_weights
+    with open_runner(xml, options=RunnerOptions(threads=1)) as runner:
+        with torch.no_grad():
+            ref = net(torch.from_numpy(inputs[1][:1])).numpy()
+        assert np.abs(runner.run(inputs[1][:1])[0] - ref).max() < 0.1 * np.abs(ref).max() + 0.05
