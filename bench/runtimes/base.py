@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,6 +78,20 @@ class Runner(ABC):
     @abstractmethod
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         """Run one batch. ``x``: float32 in the input's layout; returns float32 outputs."""
+
+    def prepare(self, x: np.ndarray) -> Callable[[], object]:
+        """A zero-argument call that runs the model once on ``x``, every input conversion done beforehand.
+
+        This is what the bench times: the runtime's own inference call, not the
+        quantization of inputs or the conversion of outputs around it. The
+        default wraps :meth:`run`; runtimes override it to bind the input once.
+        """
+        return lambda: self.run(x)
+
+    @property
+    def metadata(self) -> dict:
+        """The artifact's own metadata (what the exporter wrote into it); {} when none."""
+        return {}
 
     @property
     def version(self) -> str:

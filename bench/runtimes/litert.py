@@ -149,6 +149,25 @@ class LiteRTRunner(Runner):
                 return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
         return {}
 
+    def _feed(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape != self._current:
+            expected = self._shape
+            if len(x.shape) != len(expected) or any(e not in (-1, s) for e, s in zip(expected, x.shape)):
+                raise ArtifactError(f"{self.path.name} takes input {expected}, got {tuple(x.shape)}")
+            self._resize(x.shape)
+        quant = self._in_quant
+        return quantize(x, *quant, self._input["dtype"]) if quant else np.ascontiguousarray(x, self._input["dtype"])
+
+    def prepare(self, x: np.ndarray):
+        """``Interpreter.invoke()`` with ``x`` (quantized if the input is integer) set once beforehand."""
+        feed = self._feed(x)
+        try:
+            self._interp.set_tensor(self._input["index"], feed)
+        except (ValueError, RuntimeError) as exc:
+            raise ArtifactError(f"LiteRT failed on {self.path.name}: {_first_line(exc)}") from None
+        return self._interp.invoke
+
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         """Run one batch: ``x`` float32 ``[N, C, H, W]`` -> float32 outputs (``[N, classes]`` logits).
 
@@ -158,14 +177,7 @@ class LiteRTRunner(Runner):
         Raises:
             ArtifactError: the shape does not fit the model's input, or the interpreter failed.
         """
-        x = np.asarray(x, dtype=np.float32)
-        if x.shape != self._current:
-            expected = self._shape
-            if len(x.shape) != len(expected) or any(e not in (-1, s) for e, s in zip(expected, x.shape)):
-                raise ArtifactError(f"{self.path.name} takes input {expected}, got {tuple(x.shape)}")
-            self._resize(x.shape)
-        quant = self._in_quant
-        feed = quantize(x, *quant, self._input["dtype"]) if quant else np.ascontiguousarray(x, self._input["dtype"])
+        feed = self._feed(x)
         try:
             self._interp.set_tensor(self._input["index"], feed)
             self._interp.invoke()

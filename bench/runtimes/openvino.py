@@ -128,17 +128,33 @@ class OpenVinoRunner(Runner):
                 result[f"{section}/{key}"] = value.astype(str) if hasattr(value, "astype") else str(value)
         return result
 
+    def _check(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        expected = self._shape
+        if x.shape != expected and (len(x.shape) != len(expected)
+                                    or any(e not in (-1, s) for e, s in zip(expected, x.shape))):
+            raise ArtifactError(f"{self.path.name} takes input {expected}, got {tuple(x.shape)}")
+        return x
+
+    def prepare(self, x: np.ndarray):
+        """``InferRequest.infer()`` (synchronous) with ``x`` bound once as the input tensor (shared memory)."""
+        x = self._check(x)
+        request = self._request
+        request.set_input_tensor(self._ov.Tensor(x, shared_memory=True))
+        keep = x  # the tensor shares x's memory: keep it alive as long as the call
+
+        def call():
+            request.infer()
+            return keep
+        return call
+
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         """Run one batch: ``x`` float32 ``[N, C, H, W]`` -> float32 outputs (``[N, classes]`` logits).
 
         Raises:
             ArtifactError: the shape does not fit the model's input, or inference failed.
         """
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        expected = self._shape
-        if x.shape != expected and (len(x.shape) != len(expected)
-                                    or any(e not in (-1, s) for e, s in zip(expected, x.shape))):
-            raise ArtifactError(f"{self.path.name} takes input {expected}, got {tuple(x.shape)}")
+        x = self._check(x)
         try:
             # share_inputs: the request reads x in place (sync call, x outlives it); saves a copy per run
             results = self._request.infer({0: x}, share_inputs=True)

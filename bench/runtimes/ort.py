@@ -116,21 +116,30 @@ class OrtRunner(Runner):
         """The model's ``metadata_props`` (layout, mean, std, labels, ...)."""
         return dict(self._session.get_modelmeta().custom_metadata_map)
 
+    def _feed(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if self._quant is not None:
+            feed = quantize(x.astype(np.float32), *self._quant, self.input_dtype)
+        else:
+            feed = np.ascontiguousarray(x, dtype=self.input_dtype)
+        expected = self.input_shape
+        if len(feed.shape) != len(expected) or any(e not in (-1, s) for e, s in zip(expected, feed.shape)):
+            raise ArtifactError(f"{self.path.name} takes input {expected}, got {tuple(feed.shape)}")
+        return feed
+
+    def prepare(self, x: np.ndarray):
+        """``session.run`` on the already quantized/converted input (outputs left as the runtime returns them)."""
+        feed = {self._input.name: self._feed(x)}
+        run, names = self._session.run, self._output_names
+        return lambda: run(names, feed)
+
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         """Run one batch: ``x`` float32 ``[N, C, H, W]`` -> float32 outputs (``[N, classes]`` logits).
 
         Raises:
             ArtifactError: the shape does not fit the model's input.
         """
-        x = np.asarray(x)
-        dtype = self.input_dtype
-        if self._quant is not None:
-            feed = quantize(x.astype(np.float32), *self._quant, dtype)
-        else:
-            feed = np.ascontiguousarray(x, dtype=dtype)
-        expected = self.input_shape
-        if len(feed.shape) != len(expected) or any(e not in (-1, s) for e, s in zip(expected, feed.shape)):
-            raise ArtifactError(f"{self.path.name} takes input {expected}, got {tuple(feed.shape)}")
+        feed = self._feed(x)
         try:
             outputs = self._session.run(self._output_names, {self._input.name: feed})
         except self._errors as exc:
