@@ -23,3 +23,4 @@ def run_without_torch_fixture():
         return done.stdout
 
     return run
+
