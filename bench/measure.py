@@ -67,7 +67,20 @@ class MeasureConfig:
 
 
 def peak_rss_mb() -> float:
-    """This process's RSS high-water mark in MiB (``ru_maxrss`` is KiB on Linux, bytes on macOS)."""
+    """This process's RSS high-water mark in MiB.
+
+    Linux: ``VmHWM`` of ``/proc/self/status``, the peak of this program's own
+    memory map. ``ru_maxrss`` is not used there because Linux carries it over
+    ``fork`` + ``exec``: a worker started by a parent that holds torch (800 MB)
+    reported 834 MB for a model that needs 120. Elsewhere ``ru_maxrss``
+    (KiB on Linux, bytes on macOS).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 

@@ -140,3 +140,12 @@ def test_shipping_helpers(tmp_path):
     assert not any(rel.startswith(("edgenas", "devices", "exporters")) for rel in shipped)
     with pytest.raises(ValueError, match="unknown job keys"):
         make_job("m.onnx", rnus=3)
+
+
+def test_peak_rss_is_the_workers_own(model, tmp_path):
+    """Linux carries ru_maxrss over fork+exec; the record must not include the parent's memory."""
+    ballast = np.ones(400 * 2**20 // 8)  # 400 MiB held (and touched) by this process
+    (tmp_path / "job.json").write_text(json.dumps(make_job(model, runs=5, warmup=1)))
+    code, record = _worker(str(tmp_path / "job.json"))
+    assert code == 0 and record["peak_rss_mb"] < 300, record["peak_rss_mb"]
+    del ballast
