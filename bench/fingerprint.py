@@ -145,7 +145,7 @@ def _temperatures() -> dict[str, float]:
     return temps
 
 
-def package_versions(names: tuple[str, ...] = ("numpy", "onnxruntime", "openvino", "ai-edge-litert",
+def package_versions(names: tuple[str, ...] = ("numpy", "onnxruntime", "onnxruntime-gpu", "openvino", "ai-edge-litert",
                                                 "tflite-runtime")) -> dict[str, str | None]:
     """Installed versions of the runtime packages (None when absent), without importing them."""
     from importlib.metadata import PackageNotFoundError, version

@@ -30,3 +30,35 @@ def close_matches(name: str, known: Iterable[str]) -> str:
     """``"; did you mean 'a', 'b'?"`` for the names close to ``name``, else ``""``."""
     close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
     return f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+
+
+class TransportError(DevicesError):
+    """Reaching a device, copying to it or running the bench worker there failed."""
+
+
+class HostSpecError(TransportError, ValueError):
+    """A ``USER@HOST[:PORT]`` string is malformed, or an SSH device has no host at all."""
+
+
+class HostUnreachableError(TransportError):
+    """No connection to ``host:port`` (refused, unresolvable, no answer) or the connection was lost."""
+
+
+class HostKeyError(TransportError):
+    """The device's host key is unknown, or differs from the one in known_hosts."""
+
+
+class AuthenticationError(TransportError):
+    """The device refused the key (or the key file is missing or encrypted)."""
+
+
+class RemoteTimeoutError(TransportError):
+    """A command on the device ran past its timeout; it was killed."""
+
+
+class RemoteError(TransportError):
+    """The bench worker crashed, could not start, or rejected its job."""
+
+
+class MissingRuntimeError(RemoteError):
+    """The device's python lacks numpy or the runtime a job or profile needs."""

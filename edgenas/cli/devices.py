@@ -11,14 +11,13 @@ from typing import Any
 import click
 
 
-
 def _text(value: Any) -> str:
     return "-" if value is None or value == "" else str(value)
 
 
 @click.group("devices")
 def devices() -> None:
-    """List and show device profiles.
+    """List, show and check device profiles.
 
     \b
     Profiles are TOML files searched in, first match wins:
@@ -87,3 +86,81 @@ def show_cmd(name: str, as_json: bool) -> None:
         else:
             table.add_row(key, _text(value))
     Console().print(table)
+
+
+@devices.command("check")
+@click.argument("name")
+@click.option("--host", default=None, help="USER@HOST[:PORT] of an SSH device (overrides the profile's [ssh]).")
+@click.option("--key", type=click.Path(dir_okay=False), default=None,
+              help="SSH private key file. [default: ssh-agent and ~/.ssh keys]")
+@click.option("--known-hosts", type=click.Path(dir_okay=False), default=None,
+              help="known_hosts file to verify the host key against. [default: ~/.ssh/known_hosts]")
+@click.option("--python", "python", default=None, help="Python on the device. [default: the profile's]")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Seconds for connecting, and again for the probe.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def check_cmd(name: str, host: str | None, key: str | None, known_hosts: str | None, python: str | None,
+              timeout: float, as_json: bool) -> None:
+    """Reach device NAME and report its python and runtimes.
+
+    Runs the bench worker's probe there (python, numpy and runtime versions,
+    hardware fingerprint) over the profile's transport. Exits with 2 and one line when the device cannot be reached, its python has
+    no numpy, or the profile's default runtime is not installed there.
+    """
+    from devices.errors import MissingRuntimeError
+    from devices.profiles import load_profile
+    from devices.transport import RUNTIME_PACKAGES, missing_runtime, open_transport
+
+    profile = load_profile(name)
+    with open_transport(profile, host=host, key=key, known_hosts=known_hosts, python=python,
+                        connect_timeout=timeout) as transport:
+        probe = transport.probe(timeout=timeout)
+        address = transport.address
+    problem = None
+    if missing_runtime(probe, profile.runtime):
+        packages = " or ".join(RUNTIME_PACKAGES[profile.runtime])
+        problem = (f"device {profile.name!r}: its default runtime {profile.runtime!r} ({packages}) is not installed "
+                   f"for {probe.get('executable') or transport.python} on {address}; "
+                   f"pip install {RUNTIME_PACKAGES[profile.runtime][0]} there")
+    warnings = []
+    arch = (probe.get("fingerprint") or {}).get("arch")
+    if profile.arch and arch and profile.arch != arch:
+        warnings.append(f"the profile says arch {profile.arch}, the device reports {arch}")
+    if as_json:
+        click.echo(json.dumps({"device": profile.name, "transport": transport.name, "address": address,
+                               "ok": problem is None, "problem": problem, "warnings": warnings, **probe}))
+    else:
+        _print_check(profile, transport.name, address, probe, problem, warnings)
+    if problem:
+        raise MissingRuntimeError(problem)
+
+
+def _print_check(profile, transport: str, address: str, probe: dict, problem: str | None,
+                 warnings: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from devices.transport import RUNTIME_PACKAGES
+
+    table = Table(title=f"{profile.name}: reachable", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("transport", transport if address == transport else f"{transport} ({address})")
+    table.add_row("python", f"{_text(probe.get('python'))} ({_text(probe.get('executable'))})")
+    packages = probe.get("packages") or {}
+    for package, version in packages.items():
+        table.add_row(package, _text(version) if version else "[red]not installed[/red]"
+                      if package == "numpy" else "not installed")
+    wanted = " or ".join(RUNTIME_PACKAGES[profile.runtime])
+    status = "[red]missing[/red]" if problem else "[green]installed[/green]"
+    table.add_row("default runtime", f"{profile.runtime} ({wanted}): {status}")
+    for key, value in (probe.get("fingerprint") or {}).items():
+        if key == "python":
+            continue  # shown above
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v:g}" for k, v in value.items()) or None
+        table.add_row(key, _text(value))
+    console = Console()
+    console.print(table)
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")

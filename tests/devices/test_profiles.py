@@ -12,7 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 from devices import DeviceProfile, DeviceProfileError, DevicesError, UnknownDeviceError
-from devices.profiles import SHIPPED_DIR, list_profiles, load_profile, load_profile_file, profile_dirs
+from devices.profiles import (
+    SHIPPED_DIR,
+    list_profiles,
+    load_profile,
+    load_profile_file,
+    profile_dirs,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = ["jetson-nano", "jetson-orin-nano", "local", "rpi4", "rpi5"]
