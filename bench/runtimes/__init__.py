@@ -5,6 +5,12 @@
 Each runtime lives in its own module and imports its package only when used.
 """
 
-from bench.runtimes.base import RUNTIMES, Runner, RunnerOptions, open_runner, runtime_for
+from bench.runtimes.base import (
+    RUNTIMES,
+    Runner,
+    RunnerOptions,
+    open_runner,
+    runtime_for,
+)
 
 __all__ = ["RUNTIMES", "Runner", "RunnerOptions", "open_runner", "runtime_for"]

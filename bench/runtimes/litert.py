@@ -21,8 +21,8 @@ METADATA_NAME = "edgenas"
 def _import_interpreter():
     """(Interpreter class, package name, version) of the first runtime found."""
     try:
-        from ai_edge_litert import interpreter as module
         from ai_edge_litert import __version__ as version
+        from ai_edge_litert import interpreter as module
         return module.Interpreter, "ai-edge-litert", str(version)
     except ImportError:
         pass

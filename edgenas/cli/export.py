@@ -24,11 +24,12 @@ def run_export(target: str, formats: str, precisions: str, out: str | None = Non
                width: float | None = None, weights: str | None = None, data: str | None = None,
                data_root: str | None = None, seed: int | None = None, parity_samples: int = 1000,
                mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
-               warn=lambda message: None):
+               batch: int = 1, warn=lambda message: None):
     """Export ``target`` (run directory, arch.json or baseline name): the Python form of ``edgenas export``.
 
     ``mean``/``std`` override the normalisation (in [0, 1] pixel units) the
     network was trained with; by default a run's arch.json gives it, else the data's usual one.
+    ``batch`` is the static batch size of the input (the dynamic batch's example size with ``dynamic_batch``).
 
     Returns:
         ``(manifest, out_dir)``; the manifest is ``exporters.manifest.Manifest``.
@@ -45,6 +46,8 @@ def run_export(target: str, formats: str, precisions: str, out: str | None = Non
         fmts, precs = validate_request(formats, precisions)
     except UnsupportedError as exc:
         raise ConfigError(str(exc)) from None
+    if batch < 1:
+        raise ConfigError(f"--batch must be at least 1, got {batch}")
     if "int8" in precs and calib < 1:
         raise ConfigError("--precision int8 needs calibration images: --calib must be at least 1")
 
@@ -77,7 +80,7 @@ def run_export(target: str, formats: str, precisions: str, out: str | None = Non
         warn(f"the {options.name} data has {len(arrays.classes)} classes, the model {source.num_classes}: "
              "parity without accuracy")
     labels = source.labels or (arrays.classes if len(arrays.classes) == source.num_classes else ())
-    spec = InputSpec(shape=(1, 3, source.resolution, source.resolution), mean=arrays.mean, std=arrays.std,
+    spec = InputSpec(shape=(batch, 3, source.resolution, source.resolution), mean=arrays.mean, std=arrays.std,
                      labels=tuple(labels), dynamic_batch=dynamic_batch)
     out_dir = Path(out) if out else source.default_out
     try:
@@ -135,6 +138,8 @@ def _print_table(manifest, out_dir: Path) -> None:
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Export directory. [default: RUN_DIR/exports, or exports/<name> for a baseline]")
 @click.option("--dynamic-batch", is_flag=True, help="Export a dynamic batch dimension where the format allows.")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Static batch size of the input.")
 @click.option("--resolution", type=click.IntRange(min=8), default=None,
               help="Input side in pixels. [default: the spec's, 32 for a baseline]")
 @click.option("--num-classes", type=click.IntRange(min=1), default=None, help="Baselines only. [default: 10]")
@@ -153,7 +158,7 @@ def _print_table(manifest, out_dir: Path) -> None:
               "[default: the run's arch.json, else the data's usual one]")
 @click.option("--std", type=_FLOATS, default=None, help="Normalisation std per channel (with --mean).")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as one JSON object.")
-def export(target: str, formats: str, precisions: str, calib: int, out: str | None, dynamic_batch: bool,
+def export(target: str, formats: str, precisions: str, calib: int, out: str | None, dynamic_batch: bool, batch: int,
            resolution: int | None, num_classes: int | None, width: float | None, weights: str | None,
            data: str | None, data_root: str | None, seed: int | None, parity_samples: int,
            mean: tuple[float, ...] | None, std: tuple[float, ...] | None, as_json: bool) -> None:
@@ -176,7 +181,7 @@ def export(target: str, formats: str, precisions: str, calib: int, out: str | No
     manifest, out_dir = run_export(
         target, formats, precisions, out=out, calib=calib, dynamic_batch=dynamic_batch, resolution=resolution,
         num_classes=num_classes, width=width, weights=weights, data=data, data_root=data_root, seed=seed,
-        parity_samples=parity_samples, mean=mean, std=std, warn=warn)
+        parity_samples=parity_samples, mean=mean, std=std, batch=batch, warn=warn)
     for a in manifest.artifacts:
         if a.warning:  # an INT8 accuracy drop beyond 2 points: loud, but not an error
             click.secho(f"WARNING {a.format}/{a.precision}: {a.warning}", err=True, fg="red", bold=True)

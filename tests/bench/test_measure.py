@@ -16,7 +16,6 @@ from bench.errors import ArtifactError, BenchError  # noqa: E402
 from bench.measure import MeasureConfig, latency_stats, measure  # noqa: E402
 from bench.runtimes import RunnerOptions  # noqa: E402
 from bench.worker import job_files, localize, make_job, package_files  # noqa: E402
-
 from tests.bench.conftest import ROOT  # noqa: E402
 from tests.bench.tiny_models import make_onnx  # noqa: E402
 
