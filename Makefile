@@ -29,6 +29,7 @@ test-slow: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/search_throughput.py
 	$(BIN)/python benchmarks/data_throughput.py
+	$(BIN)/python benchmarks/bench_fidelity.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

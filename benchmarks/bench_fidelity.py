@@ -1,7 +1,7 @@
 """Fidelity of the bench harness: agreement with OpenVINO's benchmark_app, repeatability, harness overhead.
 
 For three models of different sizes (MobileNetV3-Small at 32x32, MobileNetV2
-0.35x at 96x96, EfficientNet-B0 at 160x160, random weights: latency does not
+0.35x at 224x224, EfficientNet-B0 at 160x160, random weights: latency does not
 depend on them), exported to an FP32 OpenVINO IR:
 
 1. our p50 (``bench.worker`` in a fresh process, 1 thread, f32, synchronous
@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-MODELS = (("mobilenet_v3_small", 32), ("mobilenet_v2_035", 96), ("efficientnet_b0", 160))
+MODELS = (("mobilenet_v3_small", 32), ("mobilenet_v2_035", 224), ("efficientnet_b0", 160))
 
 
 def export_ir(model: str, resolution: int, out: Path) -> Path:

@@ -1,4 +1,11 @@
-"""Latency, size, export time and parity of every exported format x precision (1 thread, p50).
+"""Size, export time and parity of every exported format x precision, and the ONNX INT8 option sweep.
+
+For latency use ``edgenas sweep`` (each artifact in its own torch-free worker
+process): this script times all artifacts interleaved in one process that also
+holds torch and JAX, and reads about 2x higher than the harness (rankings agree).
+It stays for ``--onnx-int8-sweep`` (QDQ vs QOperator, activation types,
+per-tensor weights, calibration methods, excluded ops), whose comparison is
+within one process and one model.
 
 Models: the searched network of a run directory and MobileNetV3-Small at 32x32
 and 96x96. Each is exported through ``exporters.export`` (the same path as

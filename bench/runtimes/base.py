@@ -108,6 +108,21 @@ class Runner(ABC):
         self.close()
 
 
+def register_runtime(name: str, target: str, extensions: tuple[str, ...] = ()) -> None:
+    """Make a :class:`Runner` subclass available as ``name``.
+
+    Args:
+        target: ``"module:Class"``, imported only when the runtime is used (so it
+            may live in a package that only the device has).
+        extensions: file suffixes (``".engine"``) this runtime opens by default.
+    """
+    if ":" not in target:
+        raise ValueError(f"target must be 'module:Class', got {target!r}")
+    RUNTIMES[name] = target
+    for ext in extensions:
+        EXTENSIONS[ext.lower()] = name
+
+
 def runtime_for(path: str | Path) -> str:
     """The default runtime of an artifact, from its extension."""
     suffix = Path(path).suffix.lower()

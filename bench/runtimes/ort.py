@@ -40,11 +40,15 @@ def _first_line(exc: BaseException) -> str:
 
 
 class OrtRunner(Runner):
-    """One ``.onnx`` file in an ``onnxruntime.InferenceSession`` (CPUExecutionProvider).
+    """One ``.onnx`` file in an ``onnxruntime.InferenceSession`` (CPUExecutionProvider by default).
 
     Threads: ``options.threads`` intra-op threads, one inter-op thread, sequential
     execution: the setting of a single-stream edge deployment. Graph
     optimisations are onnxruntime's default (all levels).
+
+    ``options.extra``: ``("providers", "TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider")``
+    picks execution providers in order (e.g. on a Jetson with onnxruntime-gpu);
+    any other pair is a session config entry (``("session.intra_op.allow_spinning", "0")``).
 
     Inputs are float32 batches in the model's layout (NCHW for our exports);
     a float16 input is cast, an int8/uint8 input is quantized with the scale and
@@ -67,12 +71,20 @@ class OrtRunner(Runner):
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         # Extra session config entries, e.g. ("session.intra_op.allow_spinning", "0").
+        providers = ["CPUExecutionProvider"]
         for key, value in options.extra:
-            so.add_session_config_entry(key, value)
+            if key == "providers":  # e.g. "TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider"
+                providers = [p.strip() for p in value.split(",") if p.strip()]
+                unknown = set(providers) - set(ort.get_available_providers())
+                if unknown:
+                    raise ArtifactError(f"onnxruntime here lacks {', '.join(sorted(unknown))} "
+                                        f"(available: {', '.join(ort.get_available_providers())})")
+            else:
+                so.add_session_config_entry(key, value)
         so.log_severity_level = 3  # errors only: warnings about unused initializers are noise here
         self._errors = _ort_errors(ort)
         try:
-            self._session = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(str(self.path), so, providers=providers)
         except self._errors as exc:
             raise ArtifactError(f"onnxruntime cannot load {self.path.name}: {_first_line(exc)}") from None
         inputs = self._session.get_inputs()

@@ -30,6 +30,7 @@ class BenchOptions:
     runtime: str | None = None
     inference_precision: str | None = None
     timeout: float = 600.0
+    extra: tuple[tuple[str, str], ...] = ()
 
 
 def transport_options(f):
@@ -49,6 +50,16 @@ def transport_options(f):
     return f
 
 
+def _pairs(ctx, param, values) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE")
+        pairs.append((key, val))
+    return tuple(pairs)
+
+
 def measure_options(f):
     options = [
         click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -63,6 +74,9 @@ def measure_options(f):
                      help="OpenVINO only: compute precision. [default: the artifact's own (f32 for FP32)]"),
         click.option("--timeout", type=click.FloatRange(min=1), default=600.0, show_default=True,
                      help="Seconds each measurement may take on the device."),
+        click.option("--option", "runtime_options", multiple=True, callback=_pairs, metavar="KEY=VALUE",
+                     help="Runtime setting, repeatable: ort providers=CUDAExecutionProvider,CPUExecutionProvider "
+                     "or a session config entry; openvino compile properties; litert op_resolver=..."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -132,7 +146,7 @@ def job_for(target, options: BenchOptions, profile, data: Path | None, meta: dic
     return make_job(
         target.path, runtime=options.runtime, threads=options.threads or profile.threads, batch=options.batch,
         warmup=options.warmup, runs=options.runs, inference_precision=options.inference_precision,
-        data=str(data) if data else None,
+        extra=[list(pair) for pair in options.extra], data=str(data) if data else None,
         meta={"device": profile.name, "model": target.model, **target.info, **(meta or {})})
 
 
@@ -250,8 +264,8 @@ def print_records(records: list[dict], title: str = "") -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the records as a JSON list (latency keys end in _ms).")
 def bench(models: tuple[str, ...], device: str, host: str | None, key: str | None, known_hosts: str | None,
           python: str | None, threads: int | None, batch: int | None, warmup: int, runs: int, runtime: str | None,
-          inference_precision: str | None, timeout: float, data: str | None, data_root: str | None, samples: int,
-          out: str | None, as_json: bool) -> None:
+          inference_precision: str | None, timeout: float, runtime_options: tuple, data: str | None,
+          data_root: str | None, samples: int, out: str | None, as_json: bool) -> None:
     """Measure latency, load time, peak memory (and accuracy with --data) of exported models.
 
     MODEL is a .onnx, .tflite or OpenVINO .xml file, an export manifest.json,
@@ -265,7 +279,7 @@ def bench(models: tuple[str, ...], device: str, host: str | None, key: str | Non
       edgenas bench exports/mobilenet_v3_small --data imagefolder --data-root ~/cifar10-jpg
     """
     options = BenchOptions(threads=threads, batch=batch, warmup=warmup, runs=runs, runtime=runtime,
-                           inference_precision=inference_precision, timeout=timeout)
+                           inference_precision=inference_precision, timeout=timeout, extra=runtime_options)
     records = run_bench(list(models), options, device=device, host=host, key=key, known_hosts=known_hosts,
                         python=python, data=data, data_root=data_root, samples=samples, out=out)
     if as_json:

@@ -104,7 +104,7 @@ def _run(plan, out, device, host, key, known_hosts, python, options, data, data_
 @data_options
 def sweep(models, out, formats, precisions, resolutions, batches, thread_counts, weights, calib, retry_failed,
           device, host, key, known_hosts, python, threads, batch, warmup, runs, runtime, inference_precision,
-          timeout, data, data_root, samples) -> None:
+          timeout, runtime_options, data, data_root, samples) -> None:
     """Measure MODELs over formats x precisions x resolutions x batches x threads on one device.
 
     MODEL is a run directory, an arch.json or a baseline name. Every
@@ -127,7 +127,7 @@ def sweep(models, out, formats, precisions, resolutions, batches, thread_counts,
                      resolutions=resolutions or (None,), batches=batches,
                      threads=thread_counts or (profile.threads,), weights=weights, calib=calib)
     options = BenchOptions(warmup=warmup, runs=runs, runtime=runtime, inference_precision=inference_precision,
-                           timeout=timeout)
+                           timeout=timeout, extra=runtime_options)
     records = _run(plan, out, device, host, key, known_hosts, python, options, data, data_root, samples,
                    retry_failed)
     print_records(records, title=f"{out}/records.jsonl")
@@ -150,7 +150,8 @@ def sweep(models, out, formats, precisions, resolutions, batches, thread_counts,
 @measure_options
 @data_options
 def compare(run_dir, formats, precisions, baselines, weights, calib, device, host, key, known_hosts, python,
-            threads, batch, warmup, runs, runtime, inference_precision, timeout, data, data_root, samples) -> None:
+            threads, batch, warmup, runs, runtime, inference_precision, timeout, runtime_options, data, data_root,
+            samples) -> None:
     """Measure the searched network of RUN_DIR next to the baselines on one device.
 
     All models are exported the same way (same formats, precisions, input
@@ -172,7 +173,7 @@ def compare(run_dir, formats, precisions, baselines, weights, calib, device, hos
                      resolutions=(resolution,), batches=(batch or 1,), threads=(threads or profile.threads,),
                      weights=weights, calib=calib)
     options = BenchOptions(warmup=warmup, runs=runs, runtime=runtime, inference_precision=inference_precision,
-                           timeout=timeout)
+                           timeout=timeout, extra=runtime_options)
     records = _run(plan, run / "compare", device, host, key, known_hosts, python, options, data, data_root,
                    samples, retry_failed=False)
     print_records(records, title=f"{run.name} vs baselines on {device}")

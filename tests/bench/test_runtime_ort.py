@@ -132,3 +132,24 @@ def test_bench_runs_an_exported_model_without_torch(tmp_path, run_without_torch)
     with torch.no_grad():
         expected = net(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_providers_option(tmp_path):
+    """Execution providers come from options.extra; one this onnxruntime lacks is a clear error."""
+    path = _model(tmp_path / "m.onnx")
+    runner = open_runner(path, options=RunnerOptions(extra=(("providers", "CPUExecutionProvider"),)))
+    assert np.allclose(runner.run(np.ones((1, 3, 4, 4), np.float32))[0], _expected(np.ones((1, 3, 4, 4))))
+    with pytest.raises(ArtifactError, match="lacks NoSuchExecutionProvider"):
+        open_runner(path, options=RunnerOptions(extra=(("providers", "NoSuchExecutionProvider"),)))
+
+
+def test_register_runtime(tmp_path):
+    from bench.runtimes.base import EXTENSIONS, RUNTIMES, register_runtime, runtime_for
+
+    register_runtime("ort-copy", "bench.runtimes.ort:OrtRunner", extensions=(".onnxcopy",))
+    try:
+        path = _model(tmp_path / "m.onnxcopy")
+        assert runtime_for(path) == "ort-copy" and isinstance(open_runner(path), OrtRunner)
+    finally:
+        RUNTIMES.pop("ort-copy")
+        EXTENSIONS.pop(".onnxcopy")
