@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "bench": ("edgenas.cli.bench", "bench", "Measure latency, memory and accuracy of exported models on a device."),
     "sweep": ("edgenas.cli.sweep", "sweep", "Resumable latency sweep: models x formats x precisions x threads x sizes."),
     "compare": ("edgenas.cli.sweep", "compare", "The searched network next to MobileNet/EfficientNet on one device."),
+    "lut": ("edgenas.cli.lut", "lut", "Per-device latency tables of the search space and the latency predictor."),
+    "space": ("edgenas.cli.lut", "space", "The search space: random architectures."),
 }
 
 

@@ -16,13 +16,7 @@ from torch import nn
 from edgenas.errors import ConfigError
 from edgenas.space.cells import SearchCell, num_edges
 from edgenas.space.ops import DEFAULT_OPS, OPS
-
-
-def reduction_positions(num_cells: int) -> tuple[int, ...]:
-    """Where the reduction cells sit: at 1/3 and 2/3 of the depth (DARTS); one when < 3 cells."""
-    if num_cells < 3:
-        return (num_cells - 1,) if num_cells > 1 else ()
-    return tuple(sorted({num_cells // 3, 2 * num_cells // 3}))
+from edgenas.space.spec import reduction_positions  # noqa: F401 - also imported from here
 
 
 def make_stem(in_channels: int, stem_channels: int) -> nn.Sequential:

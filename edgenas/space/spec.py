@@ -23,6 +23,13 @@ SPACE_NAME = "darts-light"
 SPACE_VERSION = 1
 
 
+def reduction_positions(num_cells: int) -> tuple[int, ...]:
+    """Where the reduction cells sit: at 1/3 and 2/3 of the depth (DARTS); one when < 3 cells."""
+    if num_cells < 3:
+        return (num_cells - 1,) if num_cells > 1 else ()
+    return tuple(sorted({num_cells // 3, 2 * num_cells // 3}))
+
+
 @dataclass(frozen=True)
 class Edge:
     """One input edge of a cell node: ``op`` applied to state ``input``.
@@ -111,7 +118,10 @@ class ArchSpec:
 
     @staticmethod
     def _check_genotype(kind: str, genotype: CellGenotype) -> None:
-        from edgenas.space.ops import OPS
+        try:
+            from edgenas.space.ops import OPS
+        except ImportError:  # no torch here (e.g. predicting latency on a device): names are checked where built
+            OPS = None
 
         if not genotype.nodes:
             raise ArchSpecError(f"{kind} cell has no nodes")
@@ -122,8 +132,9 @@ class ArchSpec:
             if len(set(inputs)) != len(inputs):
                 raise ArchSpecError(f"{kind} cell node {i}: two edges from the same input {inputs}")
             for edge in node:
-                if edge.op not in OPS or edge.op == "zero":
-                    hint = OPS.unknown_message(edge.op) if edge.op not in OPS else "'zero' is not a kept op"
+                if (OPS is not None and edge.op not in OPS) or edge.op == "zero" or not isinstance(edge.op, str):
+                    hint = "'zero' is not a kept op" if edge.op == "zero" else (
+                        OPS.unknown_message(edge.op) if OPS is not None else f"op {edge.op!r} is not a name")
                     raise ArchSpecError(
                         f"{kind} cell node {i}: {hint}; custom ops must be registered (register_op) "
                         "before the spec is loaded"

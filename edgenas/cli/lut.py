@@ -1,0 +1,260 @@
+"""``edgenas lut build|predict|validate`` and ``edgenas space sample``: latency tables of the search space."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from edgenas.cli.bench import transport_options
+from edgenas.errors import ConfigError
+
+
+def _ints(ctx, param, value):
+    try:
+        items = tuple(int(v) for v in str(value).split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers") from None
+    if not items or min(items) < 1:
+        raise click.BadParameter(f"{value!r}: give integers >= 1")
+    return items
+
+
+def _ops(ctx, param, value):
+    return tuple(v.strip() for v in str(value).split(",") if v.strip())
+
+
+def layout_options(f):
+    from edgenas.space.ops import DEFAULT_OPS
+
+    options = [
+        click.option("--channels", default="8", show_default=True, callback=_ints,
+                     help="Channel counts C of the layouts (comma list; the search's --channels)."),
+        click.option("--cells", default="3", show_default=True, callback=_ints, help="Cell counts (comma list)."),
+        click.option("--nodes", type=click.IntRange(min=1), default=3, show_default=True),
+        click.option("--resolution", default="32", show_default=True, callback=_ints,
+                     help="Input sides (comma list)."),
+        click.option("--ops", default=",".join(DEFAULT_OPS), show_default=True, callback=_ops,
+                     help="Candidate ops of the space."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _layouts(channels, cells, nodes, resolution):
+    from edgenas.lut import Layout
+
+    layouts = []
+    for r in resolution:
+        for c in channels:
+            for n in cells:
+                layout = Layout(channels=c, cells=n, nodes=nodes, resolution=r)
+                try:
+                    layout.template(*_dummy(nodes))
+                except Exception as exc:  # noqa: BLE001 - the spec's own message
+                    raise ConfigError(f"layout C={c} cells={n} resolution={r}: {exc}") from None
+                layouts.append(layout)
+    return layouts
+
+
+def _dummy(nodes):
+    from edgenas.space.spec import CellGenotype, Edge
+
+    g = CellGenotype(tuple((Edge("identity", 0), Edge("identity", 1)) for _ in range(nodes)))
+    return g, g
+
+
+def _progress():
+    if not sys.stderr.isatty():
+        return (lambda what, done, total: None), (lambda: None)
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    bar = Progress(TextColumn("{task.description:<32}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=Console(stderr=True), transient=True)
+    bar.start()
+    task = bar.add_task("", total=None)
+    return (lambda what, done, total: bar.update(task, description=what, completed=done, total=total)), bar.stop
+
+
+@click.group("lut")
+def lut() -> None:
+    """Per-device latency tables of the search space and the latency predictor."""
+
+
+@lut.command("build")
+@transport_options
+@layout_options
+@click.option("--runtime", type=click.Choice(["ort", "litert", "openvino"]), default=None,
+              help="[default: the device profile's]")
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="[default: the device profile's]")
+@click.option("--calibration-networks", type=click.IntRange(min=2), default=12, show_default=True,
+              help="Whole random networks measured to calibrate the predictor.")
+@click.option("--runs", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=30, show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=1), default=600.0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default="luts", show_default=True)
+def build(device, host, key, known_hosts, python, channels, cells, nodes, resolution, ops, runtime, precision,
+          threads, calibration_networks, runs, warmup, timeout, seed, out) -> None:
+    """Measure every block of the space on a device: OUT/<device>-<runtime>-<precision>.json.
+
+    Every op at every position and shape it can take (channels, stride, input
+    size, cell type), the stem and head, and an empty model per input shape are
+    exported as small models and measured on the device; then a few whole random
+    networks calibrate the sum. Interrupted builds resume.
+    """
+    from edgenas.cli.bench import open_device
+    from edgenas.lut import build_table
+
+    layouts = _layouts(channels, cells, nodes, resolution)
+    profile, transport = open_device(device, host, key, known_hosts, python)
+    update, stop = _progress()
+    try:
+        probe = transport.probe()
+        path = build_table(layouts, ops, transport.run_job, profile, probe.get("fingerprint", {}),
+                           runtime=runtime or profile.runtime, precision=precision,
+                           threads=threads or profile.threads, out=out, calibration_networks=calibration_networks,
+                           seed=seed, warmup=warmup, runs=runs, timeout=timeout, progress=update)
+    finally:
+        stop()
+        transport.close()
+    from bench.lut import LatencyTable
+
+    table = LatencyTable.load(path)
+    cal = table.calibration
+    click.echo(f"{path}: {len(table.entries)} entries, {table.label}; calibration on {cal['networks']} networks: "
+               f"a={cal['a']:.3f} b={cal['b'] * 1e3:.2f} us/block c={cal['c']:.4f} ms, fit MAPE {cal['mape_pct']:.1f}%")
+
+
+@lut.command("predict")
+@click.option("--lut", "lut_path", type=click.Path(dir_okay=False), required=True, help="Latency table file.")
+@click.argument("archs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def predict(lut_path, archs, as_json) -> None:
+    """Predicted latency of each ARCH_JSON (no torch needed)."""
+    from bench.lut import LatencyTable
+    from edgenas.lut import arch_keys
+    from edgenas.space.spec import ArchSpec
+
+    table = LatencyTable.load(lut_path)
+    rows = []
+    for arch in archs:
+        spec = ArchSpec.load(arch)
+        table.check(space=spec.space, space_version=spec.space_version)
+        rows.append({"arch": arch, "predicted_ms": table.predict(arch_keys(spec)), "table": table.label,
+                     "estimated": table.estimated})
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for row in rows:
+        click.echo(f"{row['predicted_ms']:.4f} ms  {row['arch']}  ({row['table']})")
+
+
+@lut.command("validate")
+@transport_options
+@click.option("--lut", "lut_path", type=click.Path(dir_okay=False), default=None,
+              help="[default: luts/<device>-<runtime>-<precision>.json]")
+@click.option("--runtime", type=click.Choice(["ort", "litert", "openvino"]), default=None)
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
+@click.option("--samples", type=click.IntRange(min=2), default=100, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Seed of the held-out architectures (the calibration used another).")
+@click.option("--runs", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=30, show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=1), default=600.0, show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Scatter plot PNG. [default: next to the table]")
+@click.option("--json", "as_json", is_flag=True)
+def validate(device, host, key, known_hosts, python, lut_path, runtime, precision, samples, seed, runs, warmup,
+             timeout, plot, as_json) -> None:
+    """Random held-out architectures: predicted vs measured latency (MAPE, within 10%, Spearman)."""
+    from bench.lut import LatencyTable, table_name
+    from edgenas.cli.bench import open_device
+    from edgenas.lut import Layout, sample_specs, validate_table
+
+    profile, transport = open_device(device, host, key, known_hosts, python)
+    path = Path(lut_path or Path("luts") / table_name(profile.name, runtime or profile.runtime, precision))
+    table = LatencyTable.load(path)
+    table.check(device=profile.name, runtime=runtime, precision=precision)
+    layouts = [Layout(**d) for d in table.data.get("layouts") or [{}]]
+    specs = sample_specs(samples, seed, layouts, table.data.get("ops") or ())
+    update, stop = _progress()
+    done = [0]
+
+    def step():
+        done[0] += 1
+        update("held-out networks", done[0], samples)
+    try:
+        result = validate_table(table, specs, transport.run_job, warmup, runs, timeout, step)
+    finally:
+        stop()
+        transport.close()
+    result.update(table=str(path), estimated=table.estimated, device=profile.name, runtime=table.runtime)
+    plot = Path(plot) if plot else path.with_suffix(".validate.png")
+    _scatter(result, plot, table.label)
+    result["plot"] = str(plot)
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"{table.label}: {result['n']} held-out networks, MAPE {result['mape_pct']:.1f}%, "
+                   f"{100 * result['within_10pct']:.0f}% within +/-10%, Spearman {result['spearman']:.3f}; "
+                   f"plot {plot}")
+
+
+def _scatter(result: dict, path: Path, label: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    m, p = result["measured_ms"], result["predicted_ms"]
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(m, p, s=12, alpha=0.7)
+    lo, hi = min(m + p), max(m + p)
+    ax.plot([lo, hi], [lo, hi], "k-", lw=1)
+    ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="gray", alpha=0.2, label="+/-10%")
+    ax.set(xlabel="measured p50 (ms)", ylabel="predicted (ms)",
+           title=f"{label}\nMAPE {result['mape_pct']:.1f}%, {100 * result['within_10pct']:.0f}% within 10%, "
+                 f"Spearman {result['spearman']:.3f}")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+@click.group("space")
+def space() -> None:
+    """The search space: random architectures."""
+
+
+@space.command("sample")
+@click.option("--n", "n", type=click.IntRange(min=1), required=True, help="How many architectures.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True)
+@layout_options
+def sample(n, seed, out, channels, cells, nodes, resolution, ops) -> None:
+    """Write N random arch.json files of the space (also the random-search baseline)."""
+    from bench.files import atomic_write_text
+    from edgenas.lut import sample_specs
+
+    specs = sample_specs(n, seed, _layouts(channels, cells, nodes, resolution), ops)
+    out = Path(out)
+    width = len(str(n - 1))
+    for i, spec in enumerate(specs):
+        atomic_write_text(out / f"arch-{i:0{width}d}.json", json.dumps(spec.to_dict(), indent=1))
+    click.echo(f"{n} architectures in {out}")
