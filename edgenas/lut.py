@@ -30,7 +30,8 @@ from typing import Any
 from edgenas.errors import ConfigError
 from edgenas.space.spec import ArchSpec, CellGenotype, Edge
 
-__all__ = ["Layout", "arch_keys", "build_table", "layout_keys", "measure_specs", "sample_specs", "validate_table"]
+__all__ = ["Layout", "arch_keys", "build_table", "find_table", "layout_keys", "measure_specs", "sample_specs",
+           "validate_table"]
 
 _FORMAT = {"ort": "onnx", "litert": "tflite", "openvino": "openvino"}
 
@@ -328,3 +329,30 @@ def validate_table(table, specs: Sequence[ArchSpec], run_job, warmup: int = 30, 
             "mape_pct": 100 * sum(errors) / len(errors),
             "within_10pct": sum(e <= 0.10 for e in errors) / len(errors),
             "spearman": spearman(predicted, measured) if len(specs) > 1 else None}
+
+
+def find_table(device: str, runtime: str, precision: str = "fp32", dirs: Sequence[str | Path] | None = None
+               ) -> Path | None:
+    """The first ``<device>-<runtime>-<precision>.json`` on the table search path, or None.
+
+    Search path (first match wins, so a measured table of the user's beats a shipped prior):
+    each directory of ``$EDGENAS_LUTS_DIR`` (``os.pathsep``-separated), ``./luts`` (where ``edgenas lut
+    build`` writes), ``~/.cache/edgenas/luts``, then the estimated prior tables shipped in ``devices/luts/``.
+
+    Args:
+        dirs: directories to search instead of that path (tests).
+    """
+    import os
+
+    import devices
+    from bench.lut import table_name
+
+    if dirs is None:
+        dirs = [p for p in os.environ.get("EDGENAS_LUTS_DIR", "").split(os.pathsep) if p]
+        dirs += ["luts", Path("~/.cache/edgenas/luts").expanduser(), Path(devices.__file__).resolve().parent / "luts"]
+    name = table_name(device, runtime, precision)
+    for directory in dirs:
+        path = Path(directory).expanduser() / name
+        if path.is_file():
+            return path
+    return None
