@@ -196,7 +196,14 @@ def load_data(source: ExportSource, data: DataOptions, calib: int, parity_sample
     Raises:
         ConfigError, DataError, UnknownNameError: from :func:`edgenas.data.load_dataset`.
     """
-    from edgenas.data import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD, load_dataset, normalize_batch
+    from edgenas.data import (
+        CIFAR10_MEAN,
+        CIFAR10_STD,
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        load_dataset,
+        normalize_batch,
+    )
 
     if source.mean is not None and source.std is not None:
         mean, std = source.mean, source.std

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from edgenas.errors import ConfigError
 

@@ -7,7 +7,12 @@ import torch
 from torch import nn
 
 from edgenas.errors import ConfigError, UnknownNameError
-from edgenas.models.baselines import BASELINES, SMALL_INPUT_MAX, build_baseline, resolve_baseline
+from edgenas.models.baselines import (
+    BASELINES,
+    SMALL_INPUT_MAX,
+    build_baseline,
+    resolve_baseline,
+)
 from edgenas.profiler import profile_model
 
 NAMES = ["mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0"]

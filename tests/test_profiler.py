@@ -7,7 +7,13 @@ import torch
 from torch import nn
 
 from edgenas.errors import ConfigError
-from edgenas.profiler import Profile, count_macs, count_params, input_shape, profile_model
+from edgenas.profiler import (
+    Profile,
+    count_macs,
+    count_params,
+    input_shape,
+    profile_model,
+)
 
 
 def test_conv_macs_match_hand_computation():

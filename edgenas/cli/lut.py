@@ -184,7 +184,13 @@ def validate(device, host, key, known_hosts, python, lut_path, runtime, precisio
     from edgenas.lut import Layout, sample_specs, validate_table
 
     profile, transport = open_device(device, host, key, known_hosts, python)
-    path = Path(lut_path or Path("luts") / table_name(profile.name, runtime or profile.runtime, precision))
+    from edgenas.lut import find_table
+
+    runtime = runtime or profile.runtime
+    path = Path(lut_path) if lut_path else find_table(profile.name, runtime, precision)
+    if path is None:
+        raise ConfigError(f"no latency table {table_name(profile.name, runtime, precision)} found; "
+                          f"edgenas lut build --device {profile.name} measures one")
     table = LatencyTable.load(path)
     table.check(device=profile.name, runtime=runtime, precision=precision)
     layouts = [Layout(**d) for d in table.data.get("layouts") or [{}]]

@@ -51,6 +51,9 @@ def _ints(value: str) -> tuple[int, ...]:
 @click.option("--warmup-epochs", type=int, default=D.warmup_epochs, help="Epochs training weights only, alphas frozen.")
 @click.option("--max-params", type=int, default=D.max_params, help="Parameter budget of the derived network (without the SSL head).")
 @click.option("--max-macs", type=int, default=D.max_macs, help="MAC budget of the derived network at --resolution.")
+@click.option("--latency-ms", type=float, default=None, help="Latency budget (ms) on --target, predicted from its latency table (edgenas lut build). [default: none; the table still reports]")
+@click.option("--latency-margin", type=float, default=D.latency_margin, help="Share of --latency-ms kept free for prediction error: the predicted latency must meet latency-ms x (1 - margin).")
+@click.option("--lut", default=None, help="Latency table file. [default: the --target's, from ./luts, ~/.cache/edgenas/luts or the shipped estimates]")
 @click.option("--cost-weight", type=float, default=D.cost_weight, help="Weight of the budget term in the architecture loss.")
 @click.option("--seed", type=int, default=D.seed, help="Seed of data, initialisation and augmentation.")
 @click.option("--device", default=D.device, help="auto (CUDA when present), cpu, cuda or cuda:N.")
@@ -109,6 +112,11 @@ def search(ctx: click.Context, config_file, as_json, no_progress, **options) -> 
     s = result.summary
     state = "resumed and finished" if result.resumed else "finished"
     click.echo(f"search {state}: {result.run_dir}")
+    if s.get("predicted_latency_ms") is not None:
+        budget = f" / {s['latency_budget_ms']:g}" if s.get("latency_budget_ms") else ""
+        measured = f", measured {s['measured_latency_ms']:.4f} ms" if s.get("measured_latency_ms") else ""
+        click.echo(f"  latency predicted {s['predicted_latency_ms']:.4f}{budget} ms{measured} "
+                   f"({s['latency_table']})")
     click.echo(f"  params {s['params']:,} / {s['max_params']:,}   MACs {s['macs'] / 1e6:.2f}M / {s['max_macs'] / 1e6:.1f}M"
                f" at {cfg.resolution}x{cfg.resolution}")
     click.echo(f"  {s['elapsed_s']:.1f} s on {s['device']}, {s['images_per_s_median'] or 0:.0f} images/s;"

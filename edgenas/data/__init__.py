@@ -14,8 +14,19 @@ torchvision is imported only by the loaders and the reference pipeline that use 
 
 from __future__ import annotations
 
-from edgenas.data.datasets import DATASETS, DEFAULT_DATA_ROOT, LabelledImages, load_dataset, resize_images
-from edgenas.data.splits import halves, stratified_count, stratified_fraction, train_val_split
+from edgenas.data.datasets import (
+    DATASETS,
+    DEFAULT_DATA_ROOT,
+    LabelledImages,
+    load_dataset,
+    resize_images,
+)
+from edgenas.data.splits import (
+    halves,
+    stratified_count,
+    stratified_fraction,
+    train_val_split,
+)
 from edgenas.data.synthetic import LEVELS, SyntheticConfig, SyntheticShapes, materialize
 from edgenas.data.views import (
     CIFAR10_MEAN,

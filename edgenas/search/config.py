@@ -57,6 +57,9 @@ class SearchConfig:
     # budgets
     max_params: int = 1_000_000
     max_macs: int = 100_000_000
+    latency_ms: float | None = None
+    latency_margin: float = 0.05
+    lut: str | None = None
     cost_weight: float = 1.0
     # run
     seed: int = 0
@@ -106,6 +109,12 @@ class SearchConfig:
             raise ConfigError(f"--threads must be >= 0 (0: PyTorch's default), got {self.threads}")
         if self.seed < 0:
             raise ConfigError(f"--seed must be >= 0, got {self.seed}")
+        if not 0 <= self.latency_margin < 1:
+            raise ConfigError(f"--latency-margin must be in [0, 1), got {self.latency_margin}")
+        if self.latency_ms is not None and not self.latency_ms > 0:
+            raise ConfigError(f"--latency-ms must be > 0, got {self.latency_ms}")
+        if self.latency_ms is not None and self.target is None and self.lut is None:
+            raise ConfigError("--latency-ms needs --target (whose latency table is used) or --lut FILE")
 
     # --- serialisation -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

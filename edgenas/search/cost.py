@@ -150,6 +150,95 @@ def _op_cost(name: str, C: int, stride: int, size: int) -> tuple[int, int]:
     return count_params(op), count_macs(op, (1, C, size, size))
 
 
+class LatencyModel:
+    """Expected and exact latency of networks of one supernet layout, from a device's latency table.
+
+    The table's calibrated law, ``a * sum(net_ms) + b * blocks + c`` (see
+    :mod:`bench.lut`), is linear in the blocks, so its expectation under the op
+    distributions is the same law over alpha-softmax-weighted table entries:
+    differentiable, like :meth:`CostModel.expected`. The exact latency of a
+    genotype is :meth:`bench.lut.LatencyTable.predict` of its keys.
+
+    Raises (constructor):
+        MissingEntryError: the table lacks a block this layout can hold.
+    """
+
+    def __init__(self, template: ArchSpec, op_names: tuple[str, ...], table) -> None:
+        from edgenas.lut import arch_keys
+
+        self.template, self.op_names, self.table = template, op_names, table
+        cal = table.calibration or {"a": 1.0, "b": 0.0, "c": 0.0}
+        self.a, self.b, self.c = float(cal["a"]), float(cal["b"]), float(cal["c"])
+        self.nodes = template.nodes
+        # fixed blocks (stem, pre-processing, head) and the number of blocks, the same for every genotype
+        keys = arch_keys(template)
+        op_keys = [k for k in keys if k.startswith("op/")]
+        self.fixed_ms, self.blocks = table.raw_sum([k for k in keys if not k.startswith("op/")])
+        self.blocks += len(op_keys)
+        self.tables: list[torch.Tensor] = []
+        size = template.resolution
+        for reduction, C in template.cell_channels():
+            t = torch.zeros(num_edges(self.nodes), len(op_names), dtype=torch.float64)
+            out = size // 2 if reduction else size
+            for i in range(self.nodes):
+                for j in range(i + 2):
+                    stride = 2 if reduction and j < 2 else 1
+                    for k, name in enumerate(op_names):
+                        if name != "zero":
+                            key = f"op/{name}/c{C}/s{stride}/r{size if j < 2 else out}"
+                            t[edge_index(i, j), k] = table.raw_sum([key])[0]
+            self.tables.append(t)
+            size = out
+
+    def expected(self, w_normal: torch.Tensor, w_reduce: torch.Tensor) -> torch.Tensor:
+        """Expected latency (ms) under the op distributions ``w_* [E, K]`` (differentiable)."""
+        edge_weight = torch.tensor([min(2, i + 2) / (i + 2) for i in range(self.nodes) for _ in range(i + 2)],
+                                   dtype=torch.float64, device=w_normal.device)
+        total = torch.tensor(self.fixed_ms, dtype=torch.float64, device=w_normal.device)
+        for c, (reduction, _) in enumerate(self.template.cell_channels()):
+            w = (w_reduce if reduction else w_normal).double()
+            total = total + (edge_weight[:, None] * w * self.tables[c].to(w.device)).sum()
+        return self.a * total + self.b * self.blocks + self.c
+
+    def genotype_latency(self, normal: CellGenotype, reduce: CellGenotype) -> float:
+        """Predicted latency (ms) of the deployable network with these genotypes."""
+        from edgenas.lut import arch_keys
+
+        return self.table.predict(arch_keys(dataclasses.replace(self.template, normal=normal, reduce=reduce)))
+
+    def fastest(self) -> tuple[CellGenotype, CellGenotype, float]:
+        """The genotypes of least predicted latency (each node: its 2 cheapest input edges)."""
+        kinds = [reduction for reduction, _ in self.template.cell_channels()]
+
+        def per_kind(reduction: bool) -> CellGenotype:
+            nodes = []
+            for i in range(self.nodes):
+                options = []
+                for j in range(i + 2):
+                    best = min((sum(float(self.tables[c][edge_index(i, j), k]) for c in range(len(kinds))
+                                    if kinds[c] == reduction), name)
+                               for k, name in enumerate(self.op_names) if name != "zero")
+                    options.append((best[0], j, best[1]))
+                kept = sorted(options)[: min(2, i + 2)]
+                nodes.append(tuple(Edge(op, j) for _, j, op in sorted(kept, key=lambda t: t[1])))
+            return CellGenotype(tuple(nodes))
+
+        normal, reduce = per_kind(False), per_kind(True)
+        return normal, reduce, self.genotype_latency(normal, reduce)
+
+
+def check_latency_feasible(model: LatencyModel, latency_ms: float, where: str) -> float:
+    """Raise :class:`BudgetError` when even the fastest network of the space is predicted over budget."""
+    _, _, fastest = model.fastest()
+    if fastest > latency_ms:
+        raise BudgetError(
+            f"no network in this space meets {latency_ms:.4g} ms (--latency-ms less its margin) on {where}: "
+            f"the fastest is predicted "
+            f"at {fastest:.4f} ms; lower --channels/--cells/--resolution or raise --latency-ms"
+        )
+    return fastest
+
+
 def check_feasible(model: CostModel, max_params: int, max_macs: int) -> Cost:
     """Raise :class:`BudgetError` when even the cheapest network of the space breaks the budget."""
     _, _, cost = model.cheapest(max_params, max_macs)
@@ -163,13 +252,15 @@ def check_feasible(model: CostModel, max_params: int, max_macs: int) -> Cost:
 
 
 def repair(model: CostModel, normal: CellGenotype, reduce: CellGenotype,
-           w_normal: torch.Tensor, w_reduce: torch.Tensor, max_params: int, max_macs: int
+           w_normal: torch.Tensor, w_reduce: torch.Tensor, max_params: int, max_macs: int,
+           latency: tuple[LatencyModel, float] | None = None
            ) -> tuple[CellGenotype, CellGenotype, list[str]]:
     """Make a derived genotype fit the budget with the least loss of architecture weight.
 
     Greedy: while over budget, apply the single change (a kept edge's op replaced by a
     cheaper op on the same edge) with the best ratio of budget saved to alpha weight
-    given up. Returns the new genotypes and a log of the changes.
+    given up. Returns the new genotypes and a log of the changes. ``latency``:
+    ``(model, budget_ms)`` adds the predicted latency as a third budget.
 
     Raises:
         BudgetError: no sequence of such changes reaches the budget.
@@ -177,9 +268,15 @@ def repair(model: CostModel, normal: CellGenotype, reduce: CellGenotype,
     geno = {"normal": normal, "reduce": reduce}
     weights = {"normal": w_normal.detach().cpu(), "reduce": w_reduce.detach().cpu()}
     log: list[str] = []
+    lat_model, max_ms = latency if latency is not None else (None, None)
+
+    def lat(g) -> float:
+        return lat_model.genotype_latency(g["normal"], g["reduce"]) if lat_model is not None else 0.0
+
     for _ in range(1000):
         cost = model.genotype_cost(geno["normal"], geno["reduce"])
-        if cost.within(max_params, max_macs):
+        ms = lat(geno)
+        if cost.within(max_params, max_macs) and (max_ms is None or ms <= max_ms):
             return geno["normal"], geno["reduce"], log
         best = None
         for kind in ("normal", "reduce"):
@@ -192,6 +289,8 @@ def repair(model: CostModel, normal: CellGenotype, reduce: CellGenotype,
                         new = model.genotype_cost(trial["normal"], trial["reduce"])
                         saved = (max(cost.params - max_params, 0) and (cost.params - new.params) / max_params) + \
                                 (max(cost.macs - max_macs, 0) and (cost.macs - new.macs) / max_macs)
+                        if max_ms is not None and ms > max_ms:
+                            saved += (ms - lat(trial)) / max_ms
                         if saved <= 0:
                             continue
                         w = weights[kind][edge_index(i, e.input)]
@@ -204,9 +303,10 @@ def repair(model: CostModel, normal: CellGenotype, reduce: CellGenotype,
         geno = best[1]
         log.append(best[2])
     cost = model.genotype_cost(geno["normal"], geno["reduce"])
+    over_ms = f", {lat(geno):.4f} ms predicted vs {max_ms:g} ms" if max_ms is not None else ""
     raise BudgetError(
         f"the derived network cannot be brought within budget ({cost.params:,} params, "
-        f"{cost.macs / 1e6:.1f}M MACs vs {max_params:,} / {max_macs / 1e6:.1f}M)"
+        f"{cost.macs / 1e6:.1f}M MACs vs {max_params:,} / {max_macs / 1e6:.1f}M{over_ms})"
     )
 
 

@@ -31,6 +31,7 @@ def write_report(run_dir: Path, spec: ArchSpec, summary: dict[str, Any]) -> Path
         f"| epochs / steps | {summary['epochs']} / {summary['steps']} |",
         f"| wall time | {summary['elapsed_s']:.1f} s on {summary['device']} |",
         f"| search throughput | {summary['images_per_s_median'] or 0:.0f} images/s (median step) |",
+        *_latency_lines(summary),
         f"| arch sha256 | `{summary['arch_sha256'][:16]}` |", "",
         "## Architecture", "",
         f"C = {spec.channels}, {spec.num_cells} cells (reductions at {list(spec.reduction_cells)}), "
@@ -43,6 +44,21 @@ def write_report(run_dir: Path, spec: ArchSpec, summary: dict[str, Any]) -> Path
     if plots:
         lines += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
     return atomic_write_text(run_dir / "report.md", "\n".join(lines))
+
+
+def _latency_lines(summary: dict[str, Any]) -> list[str]:
+    if summary.get("predicted_latency_ms") is None:
+        return []
+    budget = f" (budget {summary['latency_budget_ms']:g} ms)" if summary.get("latency_budget_ms") else ""
+    estimated = ", **estimated** table: measure a real one with `edgenas lut build`" \
+        if summary.get("latency_table_estimated") else ""
+    lines = [f"| latency predicted | {summary['predicted_latency_ms']:.4f} ms{budget}, "
+             f"{summary['latency_table']}{estimated} |"]
+    if summary.get("measured_latency_ms") is not None:
+        error = 100 * (summary["predicted_latency_ms"] / summary["measured_latency_ms"] - 1)
+        lines.append(f"| latency measured | {summary['measured_latency_ms']:.4f} ms on "
+                     f"{summary['latency_measured_on']} (prediction {error:+.1f}%) |")
+    return lines
 
 
 def write_plots(run_dir: Path) -> list[Path]:

@@ -22,7 +22,13 @@ import numpy as np
 import torch
 
 from edgenas.errors import BudgetError, CheckpointError, ConfigError, EdgenasError
-from edgenas.rundir import append_jsonl, atomic_torch_save, atomic_write_text, read_jsonl, rewrite_jsonl
+from edgenas.rundir import (
+    append_jsonl,
+    atomic_torch_save,
+    atomic_write_text,
+    read_jsonl,
+    rewrite_jsonl,
+)
 from edgenas.search.config import SearchConfig
 from edgenas.space.spec import ArchSpec
 
@@ -140,6 +146,7 @@ class DartsSearch:
         self.template = spec_from_supernet(self.net, resolution=cfg.resolution, num_classes=self.num_classes)
         self.cost_model = CostModel(self.template, self.net.op_names)
         self.min_cost = check_feasible(self.cost_model, cfg.max_params, cfg.max_macs)
+        self.latency_model = self._latency_model()
 
         self.images = data.images  # uint8 [N, 3, R, R], labels unused: the search is label-free
         self.data_name = data.name
@@ -162,10 +169,66 @@ class DartsSearch:
         self.steps_per_epoch = min(len(self.w_idx), len(self.a_idx)) // per_step
         self.total_steps = self.steps_per_epoch * cfg.epochs
 
+    def _latency_model(self):
+        """The latency model of the target's table (None without --target/--lut); checks the budget can be met.
+
+        Raises:
+            ConfigError: --latency-ms without a table for the target.
+            LutError: a table for another device, runtime or space version; a missing entry.
+            BudgetError: even the fastest network is predicted over --latency-ms.
+        """
+        from bench.lut import LatencyTable, MissingEntryError
+        from edgenas.search.cost import LatencyModel, check_latency_feasible
+
+        cfg = self.cfg
+        self.latency_table = None
+        if cfg.lut:
+            table = LatencyTable.load(cfg.lut)
+            if self.profile is not None:
+                table.check(device=self.profile.name)
+        elif self.profile is not None:
+            from edgenas.lut import find_table
+
+            path = find_table(self.profile.name, self.profile.runtime, "fp32")
+            if path is None:
+                if cfg.latency_ms is not None:
+                    raise ConfigError(
+                        f"no latency table for {self.profile.name}/{self.profile.runtime}/fp32: measure one with "
+                        f"edgenas lut build --device {self.profile.name} --channels {cfg.channels} --cells "
+                        f"{cfg.cells} --nodes {cfg.nodes} --resolution {cfg.resolution}, or pass --lut FILE")
+                return None
+            table = LatencyTable.load(path)
+            table.check(device=self.profile.name, runtime=self.profile.runtime)
+        else:
+            return None
+        table.check(space=self.template.space, space_version=self.template.space_version)
+        try:
+            model = LatencyModel(self.template, self.net.op_names, table)
+        except MissingEntryError as exc:
+            if cfg.latency_ms is not None:
+                raise
+            # without a latency budget the table only reports: a layout it does not cover is a note, not an error
+            self.console.print(f"[yellow]no latency prediction: {exc}[/]")
+            return None
+        self.latency_table = table
+        if table.estimated:
+            self.console.print(f"[yellow]latency table {table.source} is estimated from an analytic model of "
+                               f"{table.device}, not measured; replace it: {table.data.get('replace_with', '')}[/]")
+        if cfg.latency_ms is not None:
+            check_latency_feasible(model, self.latency_target, table.label)
+        return model
+
+    @property
+    def latency_target(self) -> float | None:
+        """What the predicted latency must meet: the budget less the prediction margin (--latency-margin)."""
+        return None if self.cfg.latency_ms is None else self.cfg.latency_ms * (1 - self.cfg.latency_margin)
+
     def penalty(self) -> torch.Tensor:
         """Budget hinge on the expected cost: zero while within budget, linear past it."""
         params, macs = self.cost_model.expected(*self.net.arch_weights())
         over = torch.relu(params / self.cfg.max_params - 1) + torch.relu(macs / self.cfg.max_macs - 1)
+        if self.latency_model is not None and self.cfg.latency_ms is not None:
+            over = over + torch.relu(self.latency_model.expected(*self.net.arch_weights()) / self.latency_target - 1)
         return (self.cfg.cost_weight * over).float()
 
     def _batch_views(self, idx: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -203,7 +266,13 @@ class DartsSearch:
     # --- the loop ---------------------------------------------------------------------
     def train(self) -> tuple[float, bool]:
         """Run (or resume) the bilevel optimisation; returns (elapsed seconds, resumed)."""
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         from edgenas.search.bilevel import ssl_loss, unrolled_arch_grads
 
@@ -288,10 +357,13 @@ class DartsSearch:
                     images = 2 * per * cfg.accum_steps * (2 if search_alpha else 1)
                     with torch.no_grad():
                         e_params, e_macs = self.cost_model.expected(*self.net.arch_weights())
+                        e_ms = (float(self.latency_model.expected(*self.net.arch_weights()))
+                                if self.latency_model is not None else None)
                     append_jsonl(self.run_dir / "metrics.jsonl", {
                         "event": "step", "epoch": epoch, "step": step, "global_step": global_step,
                         "train_loss": train_loss, "arch_loss": arch_loss, "lr": lr,
                         "expected_params": float(e_params), "expected_macs": float(e_macs),
+                        "expected_latency_ms": e_ms,
                         "step_s": dt, "images_per_s": images / dt, "elapsed_s": time.perf_counter() - t0,
                     })
                     progress.update(task, advance=1, info=f"loss {train_loss:8.2f}  {images / dt:6.0f} img/s")
@@ -318,18 +390,51 @@ class DartsSearch:
             "expected_params": float(e_params), "expected_macs": float(e_macs),
         })
 
+    def _latency_summary(self, normal, reduce, spec) -> dict:
+        """Predicted latency of the derived network and, on a device reachable without a host, measured."""
+        if self.latency_model is None:
+            return {}
+        table = self.latency_table
+        predicted = self.latency_model.genotype_latency(normal, reduce)
+        out = {"predicted_latency_ms": round(predicted, 5), "latency_budget_ms": self.cfg.latency_ms,
+               "latency_table": table.label, "latency_table_estimated": table.estimated,
+               "measured_latency_ms": None, "latency_measured_on": None}
+        if self.cfg.latency_ms is not None and predicted > self.latency_target:  # repair guarantees this; a guard
+            raise BudgetError(f"derived network is predicted at {predicted:.4f} ms, over --latency-ms "
+                              f"{self.cfg.latency_ms:g} less its {self.cfg.latency_margin:.0%} margin")
+        reachable = self.profile is not None and (self.profile.transport == "local" or self.profile.ssh.host)
+        if reachable:
+            from devices.errors import DevicesError
+            from devices.transport import open_transport
+            from edgenas.lut import measure_specs
+
+            try:
+                with open_transport(self.profile) as transport:
+                    (measured,) = measure_specs([spec], transport.run_job, table.runtime, table.precision,
+                                                int(table.threads))
+                out.update(measured_latency_ms=round(measured, 5), latency_measured_on=self.profile.name)
+            except (DevicesError, ConfigError) as exc:  # the search result stands; say why nothing was measured
+                self.console.print(f"[yellow]could not measure the derived network on {self.profile.name}: {exc}[/]")
+        return out
+
     # --- result -----------------------------------------------------------------------
     def finish(self, elapsed: float, resumed: bool) -> SearchResult:
         from edgenas.profiler import count_macs, count_params
         from edgenas.search.cost import repair
-        from edgenas.search.derive import derive_genotype, spec_from_supernet, transfer_weights
+        from edgenas.search.derive import (
+            derive_genotype,
+            spec_from_supernet,
+            transfer_weights,
+        )
 
         cfg = self.cfg
         self.net.eval()
         wn, wr = (w.detach().cpu() for w in self.net.arch_weights())
         normal = derive_genotype(wn, self.net.op_names, self.net.nodes)
         reduce = derive_genotype(wr, self.net.op_names, self.net.nodes)
-        normal, reduce, changes = repair(self.cost_model, normal, reduce, wn, wr, cfg.max_params, cfg.max_macs)
+        latency = (self.latency_model, self.latency_target) if self.latency_model and cfg.latency_ms else None
+        normal, reduce, changes = repair(self.cost_model, normal, reduce, wn, wr, cfg.max_params, cfg.max_macs,
+                                         latency=latency)
         spec = spec_from_supernet(self.net.cpu(), resolution=cfg.resolution, num_classes=self.num_classes,
                                   normal=normal, reduce=reduce)
         spec = dataclasses.replace(spec, extra=(("classes", ",".join(self.classes)),
@@ -340,6 +445,7 @@ class DartsSearch:
         params, macs = count_params(deploy), count_macs(deploy, cfg.resolution)
         if params > cfg.max_params or macs > cfg.max_macs:  # the cost tables are exact; this is a guard
             raise BudgetError(f"derived network has {params:,} params / {macs / 1e6:.1f}M MACs, over budget")
+        latency = self._latency_summary(normal, reduce, spec)
         spec.save(self.run_dir / "arch.json")
         atomic_torch_save(derived.state_dict(), self.run_dir / "weights.pt")
         steps = [r for r in read_jsonl(self.run_dir / "metrics.jsonl") if r.get("event") == "step"]
@@ -354,6 +460,7 @@ class DartsSearch:
             "images_per_s_median": float(np.median(ips)) if ips else None,
             "final_train_loss": steps[-1]["train_loss"] if steps else None,
             "device": str(self.device), "torch": torch.__version__, "arch_sha256": spec.sha256(),
+            **latency,
         }
         atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         from edgenas.search.report import write_report

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import CLASSES, RES
 
 from exporters.api import export, validate_request
-from exporters.errors import ArtifactsFailedError, ConversionError, ParityError, UnsupportedError
+from exporters.errors import (
+    ArtifactsFailedError,
+    ConversionError,
+    ParityError,
+    UnsupportedError,
+)
 from exporters.manifest import Source, read_manifest
 from exporters.spec import InputSpec
-
-from conftest import CLASSES, RES
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")

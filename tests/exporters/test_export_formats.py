@@ -11,12 +11,11 @@ import importlib.util
 
 import numpy as np
 import pytest
+from conftest import CLASSES, RES
 
 from exporters.base import FORMATS
 from exporters.manifest import sha256_of
 from exporters.spec import PRECISIONS, InputSpec
-
-from conftest import CLASSES, RES
 
 #: packages each format needs to convert and to run its artifacts
 PACKAGES = {"onnx": ("onnx", "onnxruntime"), "tflite": ("litert_torch", "ai_edge_litert"),

@@ -6,7 +6,12 @@ import torch
 
 from edgenas.errors import ArchSpecError, ConfigError
 from edgenas.models import build, load
-from edgenas.search.derive import derive_genotype, one_hot_alphas, spec_from_supernet, transfer_weights
+from edgenas.search.derive import (
+    derive_genotype,
+    one_hot_alphas,
+    spec_from_supernet,
+    transfer_weights,
+)
 from edgenas.space import ArchSpec, Edge
 from edgenas.space.cells import edge_index, num_edges
 from edgenas.space.network import DARTSAutoSSL, reduction_positions
