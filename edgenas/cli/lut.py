@@ -10,6 +10,7 @@ import click
 
 from edgenas.cli.bench import transport_options
 from edgenas.errors import ConfigError
+from edgenas.space.spec import SPACE_NAME
 
 
 def _ints(ctx, param, value):
@@ -26,6 +27,12 @@ def _ops(ctx, param, value):
     return tuple(v.strip() for v in str(value).split(",") if v.strip())
 
 
+def _space(ctx, param, value):
+    if value != SPACE_NAME:
+        raise click.BadParameter(f"unknown space {value!r} (known: {SPACE_NAME})")
+    return value
+
+
 def layout_options(f):
     from edgenas.space.ops import DEFAULT_OPS
 
@@ -38,6 +45,8 @@ def layout_options(f):
                      help="Input sides (comma list)."),
         click.option("--ops", default=",".join(DEFAULT_OPS), show_default=True, callback=_ops,
                      help="Candidate ops of the space."),
+        click.option("--space", "space_name", default=SPACE_NAME, show_default=True, callback=_space,
+                     help="Search space (one ships: the DARTS cell space of light ops)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -105,7 +114,8 @@ def lut() -> None:
 @click.option("--timeout", type=click.FloatRange(min=1), default=600.0, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), default="luts", show_default=True)
-def build(device, host, key, known_hosts, python, channels, cells, nodes, resolution, ops, runtime, precision,
+def build(device, host, key, known_hosts, python, channels, cells, nodes, resolution, ops, space_name, runtime,
+          precision,
           threads, calibration_networks, runs, warmup, timeout, seed, out) -> None:
     """Measure every block of the space on a device: OUT/<device>-<runtime>-<precision>.json.
 
@@ -253,7 +263,7 @@ def space() -> None:
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), required=True)
 @layout_options
-def sample(n, seed, out, channels, cells, nodes, resolution, ops) -> None:
+def sample(n, seed, out, channels, cells, nodes, resolution, ops, space_name) -> None:
     """Write N random arch.json files of the space (also the random-search baseline)."""
     from bench.files import atomic_write_text
     from edgenas.lut import sample_specs
