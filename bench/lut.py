@@ -21,7 +21,7 @@ Table fields: ``schema``, ``device``, ``runtime``, ``runtime_version``,
 for tables computed from an analytic device model rather than measured, with
 ``estimated_by`` and ``replace_with``: the command that measures the real one),
 ``fingerprint``, ``created``, ``entries`` (key -> {p50_ms, net_ms, ...}) and
-``calibration`` ({a, b, c, networks, mape_pct}).
+``calibration`` ({a, b, c, networks, mape_pct, points}: see :func:`fit_calibration`).
 """
 
 from __future__ import annotations
@@ -71,6 +71,14 @@ class LatencyTable:
             raise LutError(f"{where}table schema {data['schema']} is newer than this edgenas ({SCHEMA_VERSION})")
         if not isinstance(data["entries"], dict):
             raise LutError(f"{where}'entries' must be an object")
+        bad = [k for k, e in data["entries"].items()
+               if not (isinstance(e, dict) and all(isinstance(e.get(f), (int, float)) for f in ("p50_ms", "net_ms")))]
+        if bad:
+            raise LutError(f"{where}entry {bad[0]!r} lacks a numeric p50_ms and net_ms")
+        cal = data.get("calibration")
+        if cal is not None and not (isinstance(cal, dict)
+                                    and all(isinstance(cal.get(f), (int, float)) for f in ("a", "b", "c"))):
+            raise LutError(f"{where}'calibration' must hold numbers a, b and c")
 
     @classmethod
     def load(cls, path: str | Path) -> LatencyTable:
@@ -163,14 +171,19 @@ class LatencyTable:
 
 
 def _solve(rows: list[list[float]], ys: list[float]) -> list[float]:
-    """Least squares via the normal equations (3 unknowns; Gauss-Jordan with partial pivoting)."""
+    """Least squares via the normal equations (<= 3 unknowns; Gauss-Jordan with partial pivoting).
+
+    Raises:
+        LutError: the columns are (nearly) linearly dependent.
+    """
     n = len(rows[0])
     ata = [[sum(r[i] * r[j] for r in rows) for j in range(n)] for i in range(n)]
     aty = [sum(r[i] * y for r, y in zip(rows, ys)) for i in range(n)]
+    scale = max(abs(ata[i][i]) for i in range(n)) or 1.0
     m = [ata[i] + [aty[i]] for i in range(n)]
     for col in range(n):
         pivot = max(range(col, n), key=lambda r: abs(m[r][col]))
-        if abs(m[pivot][col]) < 1e-12:
+        if abs(m[pivot][col]) < 1e-12 * scale:
             raise LutError("calibration is singular: measure networks that differ in size")
         m[col], m[pivot] = m[pivot], m[col]
         for r in range(n):
@@ -180,24 +193,69 @@ def _solve(rows: list[list[float]], ys: list[float]) -> list[float]:
     return [m[i][n] / m[i][i] for i in range(n)]
 
 
+def _nnls(rows: list[list[float]], ys: list[float]) -> list[float]:
+    """Non-negative least squares, exactly: the best feasible fit over every subset of free unknowns.
+
+    With three unknowns there are seven subsets; the optimum of an NNLS problem
+    is the unconstrained optimum on the subset of its non-zero coefficients, so
+    the least residual among the feasible subset solutions is the answer.
+    """
+    n = len(rows[0])
+    best: tuple[float, list[float]] | None = None
+    for mask in range(1, 2**n):
+        free = [i for i in range(n) if mask >> i & 1]
+        try:
+            coef = _solve([[r[i] for i in free] for r in rows], ys)
+        except LutError:
+            continue
+        if any(c < 0 for c in coef):
+            continue
+        full = [0.0] * n
+        for i, c in zip(free, coef):
+            full[i] = c
+        residual = sum((sum(f * x for f, x in zip(full, r)) - y) ** 2 for r, y in zip(rows, ys))
+        if best is None or residual < best[0] - 1e-15:
+            best = (residual, full)
+    if best is None:
+        raise LutError("calibration is singular: measure networks that differ in size")
+    return best[1]
+
+
 def fit_calibration(sums: list[tuple[float, int]], measured_ms: list[float]) -> dict[str, Any]:
-    """Fit ``measured = a * sum + b * count + c`` on whole networks (relative least squares).
+    """Fit ``measured = a * sum + b * count + c`` on whole networks (relative, non-negative least squares).
 
     Rows are weighted by 1/measured so that small and large networks count
-    alike (the goal is a relative error). With networks that all have the same
-    number of blocks, ``b`` is fixed at 0 (it could not be told from ``c``).
+    alike (the goal is a relative error). The coefficients are constrained to
+    be >= 0: each is a cost (per ms of blocks, per block, per call), and an
+    unconstrained fit on a few noisy networks can turn one negative and then
+    predict a negative latency for networks outside the fitting set. With
+    ``net_ms >= 0`` every prediction is then >= 0. With networks that all have
+    the same number of blocks, ``b`` is fixed at 0 (it could not be told from
+    ``c``); with networks whose sums do not differ either, ``a`` is 1 and only
+    the offset ``c`` is fitted (or, were that negative, only ``a``).
 
     Returns:
-        ``{"a", "b", "c", "networks", "mape_pct"}`` (MAPE on the fitting networks).
+        ``{"a", "b", "c", "networks", "mape_pct", "points"}``: MAPE on the fitting
+        networks, and their ``[sum, count, measured_ms]`` so that a fit can be checked or redone.
+
+    Raises:
+        LutError: fewer than 2 networks, or non-positive measured latencies.
     """
     if len(sums) != len(measured_ms) or len(sums) < 2:
         raise LutError("calibration needs at least 2 measured networks")
-    same_count = len({c for _, c in sums}) == 1
-    rows = [[s / y, 1 / y] if same_count else [s / y, c / y, 1 / y] for (s, c), y in zip(sums, measured_ms)]
-    coef = _solve(rows, [1.0] * len(rows))
-    a, b, c = (coef[0], 0.0, coef[1]) if same_count else coef
+    if any(y <= 0 for y in measured_ms):
+        raise LutError("calibration needs positive measured latencies")
+    if len({s for s, _ in sums}) == 1:  # networks alike: keep the sum's law, fit what is left as one term
+        offset = sum(y - s for (s, _), y in zip(sums, measured_ms)) / len(sums)
+        a, b, c = (1.0, 0.0, offset) if offset >= 0 else (sum(y for y in measured_ms) / len(sums) / sums[0][0], 0.0, 0.0)
+    else:
+        with_count = len({n for _, n in sums}) > 1  # else b could not be told from c
+        rows = [[s / y, n / y, 1 / y] if with_count else [s / y, 1 / y] for (s, n), y in zip(sums, measured_ms)]
+        coef = _nnls(rows, [1.0] * len(rows))
+        a, b, c = coef if with_count else (coef[0], 0.0, coef[1])
     errors = [abs(a * s + b * n + c - y) / y for (s, n), y in zip(sums, measured_ms)]
-    return {"a": a, "b": b, "c": c, "networks": len(sums), "mape_pct": 100 * sum(errors) / len(errors)}
+    return {"a": a, "b": b, "c": c, "networks": len(sums), "mape_pct": 100 * sum(errors) / len(errors),
+            "points": [[s, n, y] for (s, n), y in zip(sums, measured_ms)]}
 
 
 def _ranks(values: list[float]) -> list[float]:

@@ -70,6 +70,13 @@ def test_predict_check_and_missing_entries():
     assert _table(calibration=None).predict(["x", "y"]) == pytest.approx(0.07)  # uncalibrated: sum of p50
 
 
+@pytest.mark.parametrize("change, match", [({"entries": {"x": {"p50_ms": "fast"}}}, "entry 'x' lacks"),
+                                           ({"calibration": {"a": 1.0}}, "'calibration' must hold")])
+def test_malformed_entries_and_calibration(change, match):
+    with pytest.raises(LutError, match=match):
+        _table(**change)
+
+
 @pytest.mark.parametrize("text, match", [("{", "not a readable"), ("[]", "not a JSON object"),
                                          ('{"device": "x"}', "missing")])
 def test_corrupt_tables(tmp_path, text, match):
@@ -88,6 +95,15 @@ def test_calibration_recovers_a_linear_law():
     assert cal["mape_pct"] < 1e-6
     same = fit_calibration([(0.1, 20), (0.3, 20)], [0.2, 0.4])  # one block count: b cannot be told from c
     assert same["b"] == 0 and same["a"] == pytest.approx(1.0) and same["c"] == pytest.approx(0.1)
+
+
+def test_calibration_never_predicts_a_negative_latency():
+    """A few noisy networks once fitted c < 0 and predicted -0.19 ms for the fastest net: costs stay >= 0."""
+    sums = [(0.06, 12), (0.09, 14), (0.05, 12), (0.12, 16)]
+    measured = [0.05, 0.049, 0.08, 0.06]  # noise: larger sums are not slower
+    cal = fit_calibration(sums, measured)
+    assert min(cal["a"], cal["b"], cal["c"]) >= 0
+    assert cal["a"] * 0.0 + cal["b"] * 10 + cal["c"] > 0 or cal["a"] > 0
 
 
 def test_spearman():
@@ -167,3 +183,25 @@ def test_bad_input(tmp_path, args, message):
     result = run(*[a.format(tmp=tmp_path, arch=tmp_path / "arch.json") for a in args])
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_int8_table_is_its_own_table(tmp_path):
+    """An INT8 table (blocks quantized with the export tools) never stands in for an FP32 one."""
+    pytest.importorskip("onnxruntime")
+    from devices.profiles import load_profile
+    from devices.transports.local import LocalTransport
+    from edgenas.lut import build_table
+
+    tiny = Layout(channels=4, cells=1, nodes=1, resolution=8)
+    path = build_table([tiny], ("ds_conv", "identity"), LocalTransport().run_job, load_profile("local"), {},
+                       runtime="ort", precision="int8", threads=1, out=tmp_path, calibration_networks=2,
+                       warmup=1, runs=5)
+    table = LatencyTable.load(path)
+    assert path.name == "local-ort-int8.json" and table.precision == "int8"
+    with pytest.raises(LutError, match="precision 'int8', not 'fp32'"):
+        table.check(precision="fp32")
+
+
+def test_calibration_of_identical_networks_fits_the_offset():
+    cal = fit_calibration([(0.1, 20), (0.1, 20)], [0.3, 0.32])
+    assert cal["a"] == 1 and cal["b"] == 0 and cal["c"] == pytest.approx(0.21)

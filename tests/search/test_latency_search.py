@@ -46,8 +46,16 @@ def test_expected_latency_is_differentiable_and_bounded(table_path, tiny_search_
     expected = model.expected(wn, wr)
     expected.backward()
     assert net.alpha_normal.grad is not None and net.alpha_normal.grad.abs().sum() > 0
-    normal, reduce, fastest = model.fastest()
-    assert 0 < fastest <= float(expected.detach())
+    assert float(expected.detach()) > 0
+    # fastest() is exact: the law is a sum over edges, so no genotype of the space is predicted faster
+    # (a comparison with the uniform expectation would hang on measurement noise: it averages in zero ops)
+    from edgenas.lut import Layout, sample_specs
+
+    layout = Layout(channels=tiny_search_options["channels"], cells=tiny_search_options["cells"],
+                    nodes=tiny_search_options["nodes"], resolution=tiny_search_options["resolution"])
+    _, _, fastest = model.fastest()
+    others = [model.genotype_latency(s.normal, s.reduce) for s in sample_specs(30, 0, [layout], DEFAULT_OPS)]
+    assert 0 < fastest <= min(others) + 1e-9
 
 
 def test_search_meets_the_latency_budget(tmp_path, table_path, tiny_search_options):
