@@ -18,8 +18,11 @@
   The graph is rewritten so that XNNPACK runs all of it in int8, in one
   partition (see :mod:`exporters.formats.tflite_graph`). Inputs and outputs are
   int8; their scale and zero point are the tensors' quantization parameters.
-* Dynamic batch: passed to litert-torch, which fails to lower e.g. ``flatten``
-  with a symbolic batch (MobileNetV3, our searched nets); the error says so.
+* Dynamic batch: litert-torch lowers reshapes and slices with the traced
+  batch size, so the graph is first rewritten without them, exactly
+  (:func:`~exporters.formats.tflite_graph.for_dynamic_batch`: pooled features
+  flattened by a mean, DARTS' offset slice folded into a conv). A model with
+  another reshape on the batch still fails, with a one-line error that says so.
 
 Every artifact carries a flatbuffer metadata entry ``edgenas`` (JSON: layout,
 mean, std, scale, labels, names, precision): :func:`read_metadata` reads it
@@ -182,7 +185,7 @@ class TFLiteExporter(Exporter):
                 else:
                     flat = self._float(litert_torch, model, spec)
         except _CONVERT_ERRORS as exc:
-            hint = " (with a dynamic batch: litert-torch cannot lower e.g. flatten on one)" if spec.dynamic_batch \
+            hint = " (with a dynamic batch: litert-torch cannot lower a reshape on it)" if spec.dynamic_batch \
                 else ""
             raise ConversionError(f"{out.name}: litert-torch conversion failed{hint}: {_first_line(exc)}") from None
         if precision == "fp16":
@@ -198,6 +201,10 @@ class TFLiteExporter(Exporter):
             from exporters.formats.tflite_graph import rewrite_avg_pools
 
             model = rewrite_avg_pools(model, spec.shape, as_conv=as_conv)
+        if spec.dynamic_batch:
+            from exporters.formats.tflite_graph import for_dynamic_batch
+
+            model = for_dynamic_batch(model, spec.shape)
         # torch.export specializes a size-1 dimension: a dynamic batch needs a sample of 2
         batch = max(2, spec.shape[0]) if spec.dynamic_batch else spec.shape[0]
         kwargs = {spec.name: torch.zeros((batch, *spec.shape[1:]), dtype=torch.float32)}

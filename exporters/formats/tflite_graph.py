@@ -40,7 +40,8 @@ from litert_torch.quantize import pt2e_quantizer as pq
 from torch import fx, nn
 from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, SharedQuantizationSpec
 
-__all__ = ["ExplicitAvgPool2d", "WidePT2EQuantizer", "calibrated_graph", "make_quantizer", "rewrite_avg_pools"]
+__all__ = ["ExplicitAvgPool2d", "WidePT2EQuantizer", "calibrated_graph", "for_dynamic_batch", "make_quantizer",
+           "rewrite_avg_pools"]
 
 aten = torch.ops.aten
 
@@ -113,6 +114,112 @@ def rewrite_avg_pools(model: nn.Module, shape: tuple[int, ...], as_conv: bool = 
     if isinstance(model, fx.GraphModule):
         model.recompile()
     return model
+
+
+_FLATTENS = {torch.flatten, torch.reshape, "flatten", "reshape", "view"}
+
+
+def for_dynamic_batch(model: nn.Module, shape: tuple[int, ...]) -> nn.Module:
+    """A copy of ``model`` that litert-torch can convert with a symbolic batch; exact.
+
+    litert-torch lowers ``flatten``/``reshape``/``view`` and tensor slicing with
+    the sizes of the sample it traced, batch included (a ``RESHAPE`` or
+    ``SLICE`` to ``[2, ...]`` that fails once the batch changes). Two rewrites
+    remove every such op from the networks here:
+
+    * flattening pooled ``[N, C, 1, 1]`` features (every classifier) becomes
+      ``mean(dim=(2, 3))`` of the pool's input, which gives the same ``[N, C]``;
+    * a 1x1 stride-2 conv of ``x[:, :, 1:, 1:]`` (DARTS' factorized reduction)
+      becomes a 2x2 stride-2 conv of ``x`` whose only non-zero tap is (1, 1):
+      both read the pixels ``(2i + 1, 2j + 1)``.
+
+    Only ``torch.fx.GraphModule`` models (what :func:`exporters.freeze.freeze`
+    returns) are rewritten; others, or graphs with nothing to rewrite, are
+    returned as they are. Shapes come from one run at ``shape``.
+    """
+    if not isinstance(model, fx.GraphModule):
+        return model
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    model = copy.deepcopy(model)
+    ShapeProp(model).propagate(torch.zeros(shape))
+    changed = _offset_slices_as_convs(model)
+    for node in list(model.graph.nodes):
+        if node.op not in ("call_function", "call_method") or node.target not in _FLATTENS or not node.args:
+            continue
+        src = node.args[0]
+        meta_in, meta_out = (getattr(n, "meta", {}).get("tensor_meta") for n in (src, node))
+        if meta_in is None or meta_out is None or not hasattr(meta_in, "shape") or not hasattr(meta_out, "shape"):
+            continue
+        n_in, n_out = tuple(meta_in.shape), tuple(meta_out.shape)
+        if len(n_in) != 4 or n_in[2:] != (1, 1) or n_out != n_in[:2]:
+            continue
+        pooled = _global_pool_input(model, src)
+        if pooled is not None and len(src.users) == 1:
+            src = pooled  # pool + flatten in one mean: a keepdim pool lowers to MEAN + a fixed-shape RESHAPE
+        with model.graph.inserting_before(node):
+            mean = model.graph.call_function(torch.mean, (src, (2, 3)))
+        node.replace_all_uses_with(mean)
+        model.graph.erase_node(node)
+        changed = True
+    if changed:
+        model.graph.eliminate_dead_code()  # e.g. the x.size(0) of x.view(x.size(0), -1), or a replaced pool
+        model.graph.lint()
+        model.recompile()
+    return model
+
+
+_OFFSET = (slice(None), slice(None), slice(1, None), slice(1, None))
+
+
+def _offset_slices_as_convs(model: fx.GraphModule) -> bool:
+    """``conv1x1_s2(x[:, :, 1:, 1:])`` -> ``conv2x2_s2(x)`` with the weights at tap (1, 1); see :func:`for_dynamic_batch`."""
+    import operator
+
+    changed = False
+    for node in list(model.graph.nodes):
+        if not (node.op == "call_function" and node.target is operator.getitem and len(node.args) == 2
+                and node.args[1] == _OFFSET and node.users):
+            continue
+        convs = [u for u in node.users if u.op == "call_module"]
+        if len(convs) != len(node.users) or not all(_is_pointwise_s2(model.get_submodule(u.target)) for u in convs):
+            continue
+        for user in convs:
+            conv = model.get_submodule(user.target)
+            wide = nn.Conv2d(conv.in_channels, conv.out_channels, 2, stride=2, bias=conv.bias is not None)
+            with torch.no_grad():
+                wide.weight.zero_()
+                wide.weight[:, :, 1, 1] = conv.weight[:, :, 0, 0]
+                if conv.bias is not None:
+                    wide.bias.copy_(conv.bias)
+            wide.requires_grad_(False)
+            parent, _, child = user.target.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, child, wide)
+            user.replace_input_with(node, node.args[0])
+        model.graph.erase_node(node)
+        changed = True
+    return changed
+
+
+def _is_pointwise_s2(m: nn.Module) -> bool:
+    return (type(m) is nn.Conv2d and m.kernel_size == (1, 1) and m.stride == (2, 2) and m.padding == (0, 0)
+            and m.dilation == (1, 1) and m.groups == 1)
+
+
+def _global_pool_input(model: fx.GraphModule, node: fx.Node) -> fx.Node | None:
+    """The input of ``node`` when ``node`` is a global average pool to ``[N, C, 1, 1]``, else None."""
+    output_one = (1, (1, 1), [1, 1])
+    if node.op == "call_module" and isinstance(model.get_submodule(node.target), nn.AdaptiveAvgPool2d):
+        pooled = model.get_submodule(node.target).output_size in output_one
+    elif node.op == "call_function" and node.target is F.adaptive_avg_pool2d:
+        pooled = (node.args[1] if len(node.args) > 1 else node.kwargs.get("output_size")) in output_one
+    elif node.op in ("call_function", "call_method") and node.target in (torch.mean, "mean"):
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        keep = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
+        pooled = keep and dims is not None and tuple(dims) in ((2, 3), (-2, -1))
+    else:
+        return None
+    return node.args[0] if pooled and isinstance(node.args[0], fx.Node) else None
 
 
 #: ops whose int8 output may keep the input's scale and zero point (no requantization)

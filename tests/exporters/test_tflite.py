@@ -192,3 +192,43 @@ def test_unknown_precision(tmp_path, model):
 def test_tool_versions():
     versions = TFLiteExporter().tool_versions()
     assert {"torch", "litert-torch", "ai-edge-litert"} <= set(versions)
+
+
+def _tiny_derived() -> nn.Module:
+    """A frozen 1-cell searched network with a reduction (factorized reduce) and pooled-feature classifier."""
+    from edgenas.lut import Layout, sample_specs
+    from edgenas.models import build
+
+    torch.manual_seed(0)
+    spec = sample_specs(1, 0, [Layout(channels=4, cells=3, nodes=2, resolution=16)], ("ds_conv", "identity"))[0]
+    return freeze(build(spec).deployable().eval())
+
+
+def test_dynamic_batch_rewrite_is_exact_and_leaves_no_batch_sized_op():
+    import operator
+
+    from exporters.formats.tflite_graph import for_dynamic_batch
+
+    net = _tiny_derived()
+    rewritten = for_dynamic_batch(net, (1, 3, 16, 16))
+    assert rewritten is not net
+    x = torch.randn(5, 3, 16, 16)
+    torch.testing.assert_close(rewritten(x), net(x), rtol=1e-5, atol=1e-6)
+    targets = {n.target for n in rewritten.graph.nodes}
+    assert operator.getitem not in targets and not targets & {torch.flatten, "flatten", "view", "reshape"}
+    assert operator.getitem in {n.target for n in net.graph.nodes}  # the input is untouched
+    plain = nn.Sequential(nn.Conv2d(3, 4, 1))
+    assert for_dynamic_batch(plain, (1, 3, 8, 8)) is plain  # not a graph: nothing to do
+
+
+def test_dynamic_batch_runs_any_batch(tmp_path):
+    net = _tiny_derived()
+    spec = InputSpec(shape=(1, 3, 16, 16), dynamic_batch=True)
+    path = TFLiteExporter().export(net, spec, "fp32", tmp_path, "dyn")[0]
+    x = np.random.default_rng(1).standard_normal((6, 3, 16, 16)).astype(np.float32)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    with open_runner(path, options=RunnerOptions(threads=1)) as r:
+        assert r.input_shape == (-1, 3, 16, 16)
+        np.testing.assert_allclose(r.run(x)[0], ref, atol=1e-4)
+        np.testing.assert_allclose(r.run(x[:1])[0], ref[:1], atol=1e-4)
