@@ -28,6 +28,10 @@ RUNTIMES: dict[str, str] = {
 
 EXTENSIONS = {".onnx": "ort", ".tflite": "litert", ".xml": "openvino"}
 
+#: runtime name -> the file suffixes it can load (OpenVINO also reads ONNX); a runtime not listed here
+#: (registered without extensions) is trusted with any file
+OPENS: dict[str, set[str]] = {"ort": {".onnx"}, "litert": {".tflite"}, "openvino": {".xml", ".onnx"}}
+
 
 @dataclass(frozen=True)
 class RunnerOptions:
@@ -121,6 +125,7 @@ def register_runtime(name: str, target: str, extensions: tuple[str, ...] = ()) -
     RUNTIMES[name] = target
     for ext in extensions:
         EXTENSIONS[ext.lower()] = name
+        OPENS.setdefault(name, set()).add(ext.lower())
 
 
 def runtime_for(path: str | Path) -> str:
@@ -140,13 +145,17 @@ def open_runner(path: str | Path, runtime: str | None = None, options: RunnerOpt
     Raises:
         UnknownRuntimeError: ``runtime`` is not registered (close matches listed).
         RuntimeMissingError: the runtime's package is not installed.
-        ArtifactError: the file is missing, corrupt or not loadable.
+        ArtifactError: the file is missing, corrupt, not loadable, or of a format ``runtime`` does not run.
     """
     name = runtime or runtime_for(path)
     if name not in RUNTIMES:
         close = difflib.get_close_matches(name, list(RUNTIMES), n=2)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UnknownRuntimeError(f"unknown runtime {name!r}{hint} (known: {', '.join(sorted(RUNTIMES))})")
+    suffix = Path(path).suffix.lower()
+    if OPENS.get(name) and suffix in EXTENSIONS and suffix not in OPENS[name]:
+        raise ArtifactError(f"runtime {name} does not run {suffix} files "
+                            f"(it runs {', '.join(sorted(OPENS[name]))}; {suffix} runs in {EXTENSIONS[suffix]})")
     module, cls = RUNTIMES[name].split(":")
     return getattr(importlib.import_module(module), cls)(path, options)
 

@@ -144,7 +144,7 @@ def test_providers_option(tmp_path):
 
 
 def test_register_runtime(tmp_path):
-    from bench.runtimes.base import EXTENSIONS, RUNTIMES, register_runtime, runtime_for
+    from bench.runtimes.base import EXTENSIONS, OPENS, RUNTIMES, register_runtime, runtime_for
 
     register_runtime("ort-copy", "bench.runtimes.ort:OrtRunner", extensions=(".onnxcopy",))
     try:
@@ -153,3 +153,10 @@ def test_register_runtime(tmp_path):
     finally:
         RUNTIMES.pop("ort-copy")
         EXTENSIONS.pop(".onnxcopy")
+        OPENS.pop("ort-copy")
+
+
+def test_a_runtime_refuses_a_format_it_does_not_run(tmp_path):
+    path = _model(tmp_path / "m.onnx")
+    with pytest.raises(ArtifactError, match="runtime litert does not run .onnx files"):
+        open_runner(path, runtime="litert")
