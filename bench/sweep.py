@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.files import atomic_write_text, read_jsonl
 
-__all__ = ["CSV_COLUMNS", "KEY_FIELDS", "done_keys", "key", "plot_records", "write_csv"]
+__all__ = ["CSV_COLUMNS", "KEY_FIELDS", "done_keys", "key", "pareto_front", "plot_records", "write_csv"]
 
 #: what makes two measurements the same measurement
 KEY_FIELDS = ("device", "model", "format", "precision", "resolution", "batch", "threads", "runtime",
@@ -58,7 +58,7 @@ def write_csv(records: Iterable[dict], path: str | Path) -> Path:
     return atomic_write_text(path, buffer.getvalue())
 
 
-def _pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """Points not beaten by another with lower latency and higher accuracy ((latency, accuracy) pairs)."""
     front, best = [], float("-inf")
     for lat, acc in sorted(points, key=lambda p: (p[0], -p[1])):
@@ -124,7 +124,7 @@ def plot_records(records: list[dict], out_dir: str | Path, title: str = "") -> l
             ax.scatter([r["p50_ms"] for r in rs], [r["accuracy"] for r in rs], label=name, alpha=0.8)
         for r in with_acc:
             ax.annotate(str(r.get("model")), (r["p50_ms"], r["accuracy"]), fontsize=7, alpha=0.8)
-        front = _pareto([(r["p50_ms"], r["accuracy"]) for r in with_acc])
+        front = pareto_front([(r["p50_ms"], r["accuracy"]) for r in with_acc])
         ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="k", lw=1, alpha=0.6,
                 label="Pareto front")
         ax.set(xscale="log", xlabel="p50 latency (ms)", ylabel="top-1 accuracy (%)",

@@ -89,14 +89,12 @@ def _run_config(run_dir: Path) -> DataOptions:
 
 
 def _load_weights(model, weights: Path) -> None:
-    import pickle
+    from edgenas.models import load_weights
 
-    import torch
-
+    state = load_weights(weights)
     try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
-    except (OSError, RuntimeError, EOFError, ValueError, KeyError, TypeError, pickle.UnpicklingError) as exc:
+    except (RuntimeError, KeyError, TypeError) as exc:
         raise CheckpointError(f"cannot load weights {weights}: {str(exc).strip().splitlines()[0]}") from None
 
 

@@ -18,6 +18,25 @@ def tiny_search_options() -> dict:
                 batch_size=8, checkpoint_every=2, progress=False, seed=3)
 
 
+@pytest.fixture(scope="session")
+def tiny_finetune_options() -> dict:
+    """Fine-tuning of the tiny run on 240 synthetic images at 16 px, 2 epochs (about a second)."""
+    return dict(synthetic_size=240, epochs=2, batch_size=16, warmup_epochs=1, eval_samples=100, progress=False,
+                checkpoint_every=2, fraction=0.5, threads=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A finished tiny search run directory (arch.json, weights.pt, config.yaml), made once per session."""
+    from edgenas.search.config import SearchConfig
+    from edgenas.search.runner import run_search
+
+    out = tmp_path_factory.mktemp("tiny-run") / "run"
+    run_search(SearchConfig(subset=96, resolution=16, channels=4, cells=2, nodes=2, projector=(16, 16), epochs=2,
+                            batch_size=8, checkpoint_every=2, progress=False, seed=3, out=str(out)))
+    return out
+
+
 # --- a real OpenSSH server on loopback, for the SSH transport (devices) and bench tests -------------------
 
 SSHD = "/usr/sbin/sshd"

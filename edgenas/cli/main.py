@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "compare": ("edgenas.cli.sweep", "compare", "The searched network next to MobileNet/EfficientNet on one device."),
     "lut": ("edgenas.cli.lut", "lut", "Per-device latency tables of the search space and the latency predictor."),
     "space": ("edgenas.cli.lut", "space", "The search space: random architectures."),
+    "finetune": ("edgenas.cli.finetune", "finetune", "Fine-tune a searched network or a baseline on few labels."),
+    "evaluate": ("edgenas.cli.finetune", "evaluate",
+                 "Data efficiency, few-shot and baselines under one protocol (resumable grid)."),
+    "report": ("edgenas.cli.report", "report", "A run's tables (md, latex, csv, json) and plots."),
 }
 
 

@@ -73,28 +73,13 @@ def search(ctx: click.Context, config_file, as_json, no_progress, **options) -> 
     """
     import json
 
-    import yaml
     from rich.console import Console
 
-    from edgenas.errors import ConfigError
+    from edgenas.cli.yamlfile import merge_options, read_yaml_options
     from edgenas.search.runner import run_search
 
-    values: dict = {}
-    if config_file:
-        try:
-            with open(config_file) as fh:
-                loaded = yaml.safe_load(fh) or {}
-        except OSError as exc:
-            raise ConfigError(f"cannot read --config {config_file}: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--config {config_file} is not valid YAML: {str(exc).splitlines()[0]}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"--config {config_file} must hold a mapping of option: value")
-        values.update(SearchConfig.from_dict(loaded).to_dict())
-    for name, value in options.items():
-        explicit = ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
-        if explicit or name not in values:
-            values[name] = value
+    from_file = SearchConfig.from_dict(read_yaml_options(config_file)).to_dict() if config_file else {}
+    values = merge_options(ctx, from_file, options)
     values["ops"] = _csv(values["ops"]) if isinstance(values["ops"], str) else tuple(values["ops"])
     values["projector"] = _ints(values["projector"]) if isinstance(values["projector"], str) else tuple(values["projector"])
     values["plugins"] = tuple(values.get("plugins") or ())

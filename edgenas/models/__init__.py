@@ -23,6 +23,32 @@ def build(spec: ArchSpec):
     return DerivedNet(spec)
 
 
+def load_weights(path: str | os.PathLike) -> dict:
+    """The state dict in ``path`` (read with ``weights_only``: no code runs).
+
+    Raises:
+        CheckpointError: the file is missing or is not a PyTorch state dict (one line).
+    """
+    from pathlib import Path
+
+    import torch
+
+    from edgenas.errors import CheckpointError
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no weights at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    # a corrupt file fails anywhere inside unpickling (seen: IndexError, UnpicklingError, EOFError)
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"cannot load weights {path}: not a readable PyTorch state dict "
+                              f"({type(exc).__name__})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"cannot load weights {path}: it holds a {type(state).__name__}, not a state dict")
+    return state
+
+
 def load(run_dir_or_arch: str | os.PathLike, weights: str | os.PathLike | None = None):
     """Rebuild a network from a run directory (``arch.json`` + ``weights.pt``) or an arch.json.
 
@@ -30,8 +56,6 @@ def load(run_dir_or_arch: str | os.PathLike, weights: str | os.PathLike | None =
         ArchSpecError: no or malformed arch.json; CheckpointError: weights do not fit.
     """
     from pathlib import Path
-
-    import torch
 
     from edgenas.errors import CheckpointError
 
@@ -41,11 +65,7 @@ def load(run_dir_or_arch: str | os.PathLike, weights: str | os.PathLike | None =
     if weights is None and path.is_dir() and (path / "weights.pt").is_file():
         weights = path / "weights.pt"
     if weights is not None:
-        try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-        # a corrupt file fails anywhere inside unpickling (seen: IndexError, UnpicklingError, EOFError)
-        except Exception as exc:  # noqa: BLE001
-            raise CheckpointError(f"cannot load weights {weights}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'corrupt file'}") from None
+        state = load_weights(weights)
         try:
             model.load_state_dict(state)
         except (RuntimeError, TypeError, AttributeError) as exc:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
+from edgenas.configs import config_from_dict, config_to_dict
 from edgenas.errors import ConfigError
 from edgenas.space.ops import DEFAULT_OPS
 
@@ -118,11 +119,7 @@ class SearchConfig:
 
     # --- serialisation -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        for k, v in d.items():
-            if isinstance(v, tuple):
-                d[k] = list(v)
-        return d
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SearchConfig":
@@ -131,25 +128,7 @@ class SearchConfig:
         Raises:
             ConfigError: unknown keys (with close matches) or invalid values.
         """
-        import difflib
-
-        if not isinstance(data, dict):
-            raise ConfigError("a search config must be a mapping of option: value")
-        names = {f.name: f for f in fields(cls)}
-        d: dict[str, Any] = {}
-        for key, value in data.items():
-            k = str(key).replace("-", "_")
-            if k not in names:
-                close = difflib.get_close_matches(k, list(names), n=2)
-                hint = f" (did you mean {', '.join(close)}?)" if close else ""
-                raise ConfigError(f"unknown search option {key!r}{hint}")
-            if isinstance(value, list):
-                value = tuple(value)
-            d[k] = value
-        try:
-            return cls(**d)
-        except TypeError as exc:
-            raise ConfigError(str(exc)) from None
+        return config_from_dict(cls, data, "search")
 
     def replace(self, **changes: Any) -> "SearchConfig":
         return dataclasses.replace(self, **changes)

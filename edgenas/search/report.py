@@ -21,8 +21,15 @@ def _genotype_lines(name: str, genotype) -> list[str]:
 def write_report(run_dir: Path, spec: ArchSpec, summary: dict[str, Any]) -> Path:
     """Write ``report.md`` (and ``plots/*.png`` when matplotlib is installed)."""
     plots = write_plots(run_dir)
+    lines = [f"# Search report: {run_dir.name}", "", *search_section(spec, summary)]
+    if plots:
+        lines += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
+    return atomic_write_text(run_dir / "report.md", "\n".join(lines))
+
+
+def search_section(spec: ArchSpec, summary: dict[str, Any]) -> list[str]:
+    """Markdown lines: the search's summary table, the architecture and any budget repairs."""
     lines = [
-        f"# Search report: {run_dir.name}", "",
         "| | |", "|---|---|",
         f"| target | {summary.get('target') or '-'} |",
         f"| data | {summary['data']} ({summary['images']} images, labels unused) |",
@@ -41,9 +48,7 @@ def write_report(run_dir: Path, spec: ArchSpec, summary: dict[str, Any]) -> Path
     if summary.get("budget_repairs"):
         lines += ["## Budget repairs", "", "The argmax architecture broke the budget; these changes fixed it:", ""]
         lines += [f"- {c}" for c in summary["budget_repairs"]] + [""]
-    if plots:
-        lines += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
-    return atomic_write_text(run_dir / "report.md", "\n".join(lines))
+    return lines
 
 
 def _latency_lines(summary: dict[str, Any]) -> list[str]:

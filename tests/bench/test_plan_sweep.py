@@ -10,7 +10,7 @@ import pytest
 from bench.errors import ArtifactError
 from bench.files import append_jsonl
 from bench.plan import resolve_targets
-from bench.sweep import _pareto, done_keys, key, plot_records, write_csv
+from bench.sweep import pareto_front, done_keys, key, plot_records, write_csv
 
 
 def _manifest(directory, entries):
@@ -86,5 +86,5 @@ def test_csv_and_plots(tmp_path):
     assert all(p.stat().st_size > 5000 for p in written)
 
 
-def test_pareto_front():
-    assert _pareto([(1, 50), (2, 40), (2, 60), (3, 55), (4, 70)]) == [(1, 50), (2, 60), (4, 70)]
+def testpareto_front_front():
+    assert pareto_front([(1, 50), (2, 40), (2, 60), (3, 55), (4, 70)]) == [(1, 50), (2, 60), (4, 70)]

@@ -1,0 +1,173 @@
+"""``edgenas finetune`` and ``edgenas evaluate``: few-label training and the evaluation grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgenas.train.config import INITS, FinetuneConfig
+
+D = FinetuneConfig(model="-")
+
+
+def _list(kind, what: str):
+    def convert(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            return tuple(kind(v.strip()) for v in str(value).split(",") if v.strip())
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a comma-separated list of {what}") from None
+    return convert
+
+
+def protocol_options(f):
+    """The options every fine-tuning of a protocol shares (finetune and evaluate)."""
+    options = [
+        click.option("--data", type=click.Choice(["synthetic", "cifar10", "imagefolder"]), default=D.data,
+                     help="Labelled data: the synthetic set, CIFAR-10 (cifar-10-batches-py) or an ImageFolder tree."),
+        click.option("--data-root", default=None, help="Folder of the data set (cifar10, imagefolder)."),
+        click.option("--level", type=int, default=D.level, help="Synthetic difficulty 1-4."),
+        click.option("--synthetic-size", type=int, default=D.synthetic_size, help="Synthetic training images."),
+        click.option("--resolution", type=int, default=None,
+                     help="Input side [default: the run's; 32 for a baseline alone]."),
+        click.option("--select-fraction", type=float, default=D.select_fraction,
+                     help="Share of the labelled images held out to pick the best epoch (0: none)."),
+        click.option("--eval-samples", type=int, default=None,
+                     help="Measure on this many hold-out images (stratified) [default: all]."),
+        click.option("--epochs", type=int, default=D.epochs, help="Fine-tuning epochs."),
+        click.option("--batch-size", type=int, default=D.batch_size, help="Images per step."),
+        click.option("--lr", type=float, default=D.lr, help="Peak learning rate (SGD, Nesterov momentum)."),
+        click.option("--lr-min", type=float, default=D.lr_min, help="Final learning rate of the cosine schedule."),
+        click.option("--warmup-epochs", type=int, default=D.warmup_epochs, help="Linear warm-up epochs."),
+        click.option("--momentum", type=float, default=D.momentum),
+        click.option("--weight-decay", type=float, default=D.weight_decay,
+                     help="L2 on weights (not on biases and norm parameters)."),
+        click.option("--label-smoothing", type=float, default=D.label_smoothing),
+        click.option("--linear-probe", is_flag=True, help="Train the classifier only, the backbone frozen."),
+        click.option("--no-augment", is_flag=True, help="No random crop and flip."),
+        click.option("--device", default=D.device, help="auto (CUDA when present), cpu, cuda or cuda:N."),
+        click.option("--threads", type=int, default=D.threads, help="CPU threads (0: PyTorch's default)."),
+        click.option("--checkpoint-every", type=int, default=D.checkpoint_every,
+                     help="Steps between checkpoints (and at every epoch end)."),
+        click.option("--no-progress", is_flag=True, help="No progress bars."),
+        click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+                     help="YAML file of these options; command-line options override it."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _protocol(ctx, options: dict, **fixed) -> FinetuneConfig:
+    from edgenas.cli.yamlfile import merge_options, read_yaml_options
+
+    config_file = options.pop("config_file")
+    values = merge_options(ctx, read_yaml_options(config_file) if config_file else {}, options)
+    values["augment"] = not values.pop("no_augment", False) and values.get("augment", True)
+    values["progress"] = not values.pop("no_progress", False)
+    values.update(fixed)
+    return FinetuneConfig.from_dict(values)
+
+
+@click.command(context_settings={"show_default": True})
+@click.argument("model")
+@click.option("--init", type=click.Choice(INITS), default=None,
+              help="Start of a searched network: the search's weights, from scratch, or a separate SSL "
+                   "pre-training (two-stage). [default: preserved; random for a baseline, the only start it has]")
+@click.option("--fraction", type=float, default=None, help="Share of the labels (stratified, seeded). [default: 0.1]")
+@click.option("--samples", type=int, default=None, help="Labelled images in total, instead of --fraction.")
+@click.option("--classes", "class_subset", default=None, callback=_list(int, "class indices"),
+              help="Train on these classes only (comma list of indices).")
+@click.option("--seed", type=int, default=D.seed, help="Seed of the labelled subset, initialisation and batches.")
+@click.option("--out", default=None, help="Output directory [default: RUN/finetune/<init>-<labels>-s<seed>, "
+                                          "or runs/finetune-<model>-<labels>-s<seed>]. Re-running resumes it.")
+@click.option("--json", "as_json", is_flag=True, help="Print result.json.")
+@protocol_options
+@click.pass_context
+def finetune(ctx, model, init, fraction, samples, class_subset, seed, out, as_json, **options) -> None:
+    """Fine-tune MODEL on a fraction of the labels; accuracy on the data set's fixed hold-out.
+
+    MODEL is a search run directory, an arch.json or a baseline name
+    (mobilenet_v2_035, mobilenet_v3_small, efficientnet_b0). Writes OUT/
+    (config.yaml, metrics.jsonl, finetune.ckpt, weights.pt, best.pt,
+    arch.json for a searched network, result.json).
+    """
+    import json
+
+    from edgenas.train import run_finetune
+    from edgenas.train.candidates import is_searched
+
+    if fraction is None and samples is None:
+        fraction = D.fraction
+    if init is None:
+        init = D.init if is_searched(model) else "random"
+    labels = f"f{fraction:g}" if samples is None else f"n{samples}"
+    if out is None:
+        out = (str(Path(model) / "finetune" / f"{init}-{labels}-s{seed}") if Path(model).is_dir()
+               else f"runs/finetune-{Path(model).stem if is_searched(model) else model}-{labels}-s{seed}")
+    cfg = _protocol(ctx, options, model=model, init=init, fraction=fraction, samples=samples,
+                    class_subset=class_subset, seed=seed, out=out)
+    result = run_finetune(cfg).result
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{result['model']} ({result['init']}), {result['labels']} ({result['n_labelled']:,} labelled images): "
+               f"final {result['final_acc']:.2f}%, best {result['best_acc']:.2f}% (epoch {result['best_epoch']}) "
+               f"on {result['n_eval']:,} held-out images")
+    click.echo(f"  {result['params']:,} params, {result['macs'] / 1e6:.2f}M MACs; {result['elapsed_s'] / 60:.1f} min, "
+               f"{result['cpu_s'] / 60:.1f} CPU min on {result['device']}; weights in {out}")
+
+
+@click.command(context_settings={"show_default": True})
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--models", default=",".join(("searched", "mobilenet_v2_035", "mobilenet_v3_small", "efficientnet_b0")),
+              callback=_list(str, "names"), help="'searched' (the run's network) and baselines.")
+@click.option("--inits", default="preserved", callback=_list(str, "inits"),
+              help="Initialisations of the searched network: preserved,random,pretrained is the ablation.")
+@click.option("--fractions", default="0.01,0.05,0.1,0.2", callback=_list(float, "numbers"),
+              help="Label fractions (stratified).")
+@click.option("--samples", default=None, callback=_list(int, "integers"),
+              help="Labelled images in total (e.g. 200,500,1000); alone, it replaces the default --fractions.")
+@click.option("--seeds", default="0", callback=_list(int, "integers"), help="Seeds; mean and std over them.")
+@click.option("--few-shot", "few_shot", default="5w1s,5w5s", callback=_list(str, "settings"),
+              help="N-way K-shot settings of the few-shot episodes.")
+@click.option("--no-few-shot", is_flag=True, help="Skip the few-shot episodes.")
+@click.option("--novel-classes", default=None, callback=_list(int, "class indices"),
+              help="Few-shot classes (never trained on) [default: the upper half of the class indices].")
+@click.option("--fewshot-fraction", type=float, default=0.1,
+              help="Share of the base classes' labels the few-shot backbones are fine-tuned on.")
+@click.option("--episodes", type=int, default=600)
+@click.option("--queries", type=int, default=15, help="Query images per class and episode.")
+@click.option("--fewshot-method", type=click.Choice(["prototypical", "matching"]), default="prototypical")
+@protocol_options
+@click.pass_context
+def evaluate(ctx, run_dir, models, inits, fractions, samples, seeds, few_shot, no_few_shot, novel_classes,
+             fewshot_fraction, episodes, queries, fewshot_method, **options) -> None:
+    """Fine-tune the searched network and the baselines under one protocol, then few-shot episodes.
+
+    Every (model, label budget, seed) is one fine-tuning with the same data,
+    epochs, augmentation and optimiser, in RUN_DIR/eval/<protocol>/jobs/;
+    results go to RUN_DIR/eval/results.jsonl and fewshot.jsonl. Running the
+    same command again skips what is done and resumes what was interrupted.
+    Then `edgenas report RUN_DIR` writes the tables and plots.
+    """
+    from rich.console import Console
+
+    from edgenas.evaluate import EvalPlan, run_evaluation
+    from edgenas.report.formats import to_markdown
+    from edgenas.report.tables import accuracy_table
+
+    if samples and ctx.get_parameter_source("fractions") == click.core.ParameterSource.DEFAULT:
+        fractions = ()
+    plan = EvalPlan(models=models, inits=inits, fractions=fractions, samples=samples or (), seeds=seeds,
+                    few_shot=() if no_few_shot else few_shot, novel_classes=novel_classes,
+                    fewshot_fraction=fewshot_fraction, episodes=episodes, queries=queries,
+                    fewshot_method=fewshot_method)
+    protocol = _protocol(ctx, options, model=run_dir, out=str(Path(run_dir) / "eval"))
+    out = run_evaluation(run_dir, plan, protocol, Console(stderr=True))
+    table = accuracy_table(out["results"])
+    if table is not None:
+        click.echo(to_markdown(table))
+    click.echo(f"records in {Path(run_dir) / 'eval'}; tables and plots: edgenas report {run_dir}")

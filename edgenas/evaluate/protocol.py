@@ -1,0 +1,253 @@
+"""``edgenas evaluate``: the searched network and the baselines under one protocol, resumable.
+
+A plan is a grid: models (the run's searched network with each of its
+initialisations, and the baselines) x label budgets (fractions of the labels,
+or numbers of labelled images) x seeds. Every cell is one fine-tuning with the
+same protocol (:class:`~edgenas.train.config.FinetuneConfig`: data, epochs,
+augmentation, optimiser, schedule), in ``RUN/eval/<protocol>/jobs/<job>/``;
+its result is one line of ``RUN/eval/results.jsonl``. Few-shot episodes run on
+the features of networks fine-tuned on the *base* classes, over the *novel*
+classes no label of which was seen (``RUN/eval/fewshot.jsonl``); the searched
+network is also evaluated on its self-supervised features alone (no labels at
+all). Running the same command again skips finished cells and resumes the
+interrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgenas.errors import ConfigError
+from edgenas.rundir import append_jsonl, read_jsonl
+from edgenas.train.config import INITS, FinetuneConfig
+
+__all__ = ["DEFAULT_BASELINES", "EvalPlan", "protocol_id", "run_evaluation"]
+
+#: the baselines of the product brief, at their published widths
+DEFAULT_BASELINES = ("mobilenet_v2_035", "mobilenet_v3_small", "efficientnet_b0")
+SEARCHED = "searched"
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """The grid of an evaluation.
+
+    Attributes:
+        models: ``searched`` (the run's network) and baseline names.
+        inits: initialisations of the searched network (the ablation: preserved, random, pretrained).
+        fractions, samples: label budgets; each is a column of the data-efficiency table.
+        seeds: every cell is repeated per seed (label subset and initialisation change with it).
+        few_shot: N-way K-shot settings (``5w1s``); empty to skip the episodes.
+        novel_classes: the few-shot classes (default: the upper half of the class indices);
+            the backbones are fine-tuned on the others with ``fewshot_fraction`` of their labels.
+        episodes, queries, fewshot_method: the episodes (600, 15 queries per class, prototypical).
+    """
+
+    models: tuple[str, ...] = (SEARCHED, *DEFAULT_BASELINES)
+    inits: tuple[str, ...] = ("preserved",)
+    fractions: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2)
+    samples: tuple[int, ...] = ()
+    seeds: tuple[int, ...] = (0,)
+    few_shot: tuple[str, ...] = ("5w1s", "5w5s")
+    novel_classes: tuple[int, ...] | None = None
+    fewshot_fraction: float = 0.1
+    episodes: int = 600
+    queries: int = 15
+    fewshot_method: str = "prototypical"
+
+    def __post_init__(self) -> None:
+        from edgenas.evaluate.fewshot import METHODS, parse_shots
+
+        if not self.models or len(set(self.models)) != len(self.models):
+            raise ConfigError(f"--models must list distinct names, got {list(self.models)}")
+        bad = [i for i in self.inits if i not in INITS]
+        if bad or not self.inits:
+            raise ConfigError(f"unknown --inits {bad or '(none)'} (known: {', '.join(INITS)})")
+        for f in self.fractions:
+            if not 0 < f <= 1:
+                raise ConfigError(f"--fractions must lie in (0, 1], got {f}")
+        if any(not isinstance(n, int) or n < 1 for n in self.samples):
+            raise ConfigError(f"--samples must be positive integers, got {list(self.samples)}")
+        if not self.fractions and not self.samples:
+            raise ConfigError("give --fractions or --samples (or both)")
+        if not self.seeds or any(s < 0 for s in self.seeds):
+            raise ConfigError(f"--seeds must be non-negative, got {list(self.seeds)}")
+        for setting in self.few_shot:
+            parse_shots(setting)
+        if self.fewshot_method not in METHODS:
+            raise ConfigError(f"unknown --fewshot-method {self.fewshot_method!r} (known: {', '.join(METHODS)})")
+        if not 0 < self.fewshot_fraction <= 1:
+            raise ConfigError(f"--fewshot-fraction must lie in (0, 1], got {self.fewshot_fraction}")
+        if self.episodes < 1 or self.queries < 1:
+            raise ConfigError("--episodes and --queries must be >= 1")
+
+
+def protocol_id(protocol: FinetuneConfig) -> str:
+    """A short hash of everything the protocol fixes (not the model, labels, seed or output)."""
+    d = protocol.identity()
+    for k in ("model", "init", "fraction", "samples", "seed", "class_subset"):
+        d.pop(k, None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def _slug(model: str, init: str, fraction: float | None, samples: int | None, seed: int) -> str:
+    labels = f"f{fraction:g}" if fraction is not None else f"n{samples}"
+    return f"{model}-{init}-{labels}-s{seed}"
+
+
+def _features(model: torch.nn.Module, images: torch.Tensor, mean, std, device) -> torch.Tensor:
+    """Penultimate features (the classifier's input) of uint8 ``images``, in eval mode."""
+    from edgenas.data.views import normalize_batch
+    from edgenas.train.candidates import without_classifier
+
+    net = without_classifier(model).to(device).eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(images), 256):
+            x = normalize_batch(images[start:start + 256], mean, std).to(device, memory_format=torch.channels_last)
+            out.append(net(x).float().cpu())
+    return torch.cat(out)
+
+
+def _trained(job: Path, source: str, num_classes: int, resolution: int) -> torch.nn.Module:
+    """The network a finished job trained (its ``weights.pt``)."""
+    from edgenas.models import build, load_weights
+    from edgenas.space.spec import ArchSpec
+    from edgenas.train.candidates import load_candidate
+
+    if (job / "arch.json").is_file():
+        net = build(ArchSpec.load(job / "arch.json"))
+    else:
+        net = load_candidate(source, "random", num_classes, resolution).model
+    net.load_state_dict(load_weights(job / "weights.pt"))
+    return net
+
+
+def run_evaluation(run: str | Path, plan: EvalPlan, protocol: FinetuneConfig, console=None) -> dict[str, list]:
+    """Fine-tune every cell of ``plan`` not yet recorded, then run the few-shot episodes.
+
+    Args:
+        run: a search run directory (its ``arch.json`` and ``weights.pt``).
+        protocol: the options every fine-tuning shares; its model, init, labels,
+            seed and output are set per cell.
+
+    Returns:
+        ``{"results": [...], "fewshot": [...]}``: the records of this protocol.
+
+    Raises:
+        ConfigError, DataError, CheckpointError, UnknownNameError: as ``edgenas finetune``,
+            before any training where they can be told up front.
+    """
+    from rich.console import Console
+
+    from edgenas.models.baselines import resolve_baseline
+    from edgenas.space.spec import ArchSpec
+    from edgenas.train.data import load_protocol_data
+    from edgenas.train.finetune import run_finetune
+
+    console = console or Console(stderr=True)
+    run = Path(run)
+    spec = ArchSpec.load(run)  # a one-line error without arch.json
+    if "preserved" in plan.inits and SEARCHED in plan.models and not (run / "weights.pt").is_file():
+        raise ConfigError(f"{run} has no weights.pt: --inits preserved needs a finished search run")
+    for m in plan.models:
+        if m != SEARCHED:
+            resolve_baseline(m)
+    resolution = protocol.resolution or spec.resolution
+    protocol = protocol.replace(resolution=resolution)
+    pid = protocol_id(protocol)
+    root = run / "eval"
+    jobs = root / pid / "jobs"
+    data = load_protocol_data(protocol.data, protocol.data_root, resolution, protocol.level, protocol.synthetic_size)
+    num_classes = len(data.pool.classes)
+    for n in plan.samples:
+        if n > len(data.pool):
+            raise ConfigError(f"--samples {n} is more than the {len(data.pool)} training images")
+
+    cells = []
+    for model in plan.models:
+        for init in (plan.inits if model == SEARCHED else ("random",)):
+            budgets = [(f, None) for f in plan.fractions] + [(None, n) for n in plan.samples]
+            for fraction, samples in budgets:
+                for seed in plan.seeds:
+                    cells.append((model, init, fraction, samples, seed))
+    done = {r["job"] for r in read_jsonl(root / "results.jsonl") if r.get("protocol") == pid}
+    todo = [c for c in cells if _slug(*c) not in done]
+    console.print(f"evaluate {run}: {len(cells)} fine-tunings ({len(cells) - len(todo)} done), protocol {pid}")
+    for i, (model, init, fraction, samples, seed) in enumerate(todo, 1):
+        slug = _slug(model, init, fraction, samples, seed)
+        console.print(f"[{i}/{len(todo)}] {slug}")
+        cfg = protocol.replace(model=str(run) if model == SEARCHED else model, init=init, fraction=fraction,
+                               samples=samples, seed=seed, out=str(jobs / slug))
+        result = run_finetune(cfg, console, data).result
+        append_jsonl(root / "results.jsonl", {"job": slug, "protocol": pid, "protocol_options": protocol.identity(),
+                                              **result, "model": model if model != SEARCHED else SEARCHED})
+
+    fewshot = _few_shot(run, plan, protocol, pid, data, num_classes, resolution, console) if plan.few_shot else []
+    results = [r for r in read_jsonl(root / "results.jsonl") if r.get("protocol") == pid]
+    return {"results": results, "fewshot": fewshot}
+
+
+def _few_shot(run: Path, plan: EvalPlan, protocol: FinetuneConfig, pid: str, data, num_classes: int,
+              resolution: int, console) -> list[dict[str, Any]]:
+    from edgenas.evaluate.fewshot import parse_shots, run_episodes
+    from edgenas.search.runner import resolve_device
+    from edgenas.train.candidates import load_candidate
+    from edgenas.train.data import only_classes
+    from edgenas.train.finetune import run_finetune
+
+    novel = plan.novel_classes if plan.novel_classes is not None else tuple(range(num_classes // 2, num_classes))
+    bad = [c for c in novel if not 0 <= c < num_classes]
+    if bad:
+        raise ConfigError(f"novel class {bad[0]} does not exist ({num_classes} classes)")
+    base = tuple(c for c in range(num_classes) if c not in novel)
+    if len(base) < 2:
+        raise ConfigError("the few-shot split leaves fewer than 2 base classes to fine-tune on")
+    settings = [parse_shots(s) for s in plan.few_shot]
+    for n_way, _ in settings:
+        if n_way > len(novel):
+            raise ConfigError(f"{n_way}-way episodes need {n_way} novel classes; there are {len(novel)}")
+    holdout = only_classes(data.holdout, novel)
+    path = run / "eval" / "fewshot.jsonl"
+    done = {(r["job"], r["n_way"], r["k_shot"], r["method"]) for r in read_jsonl(path) if r.get("protocol") == pid}
+    device = resolve_device(protocol.device)
+    backbones: list[tuple[str, str, str, int, bool]] = []  # (job, model, init, seed, fine-tuned on base classes)
+    for seed in plan.seeds:
+        if SEARCHED in plan.models and "preserved" in plan.inits:
+            backbones.append((f"{SEARCHED}-preserved-ssl-s{seed}", SEARCHED, "preserved", seed, False))
+        for model in plan.models:
+            for init in (plan.inits if model == SEARCHED else ("random",)):
+                job = f"{_slug(model, init, plan.fewshot_fraction, None, seed)}-base"
+                backbones.append((job, model, init, seed, True))
+    for job, model, init, seed, tuned in backbones:
+        missing = [(n, k) for n, k in settings if (job, n, k, plan.fewshot_method) not in done]
+        if not missing:
+            continue
+        source = str(run) if model == SEARCHED else model
+        backbone_acc = None
+        if not tuned:  # the search's own features: no label used at all
+            net = load_candidate(source, "preserved", len(base), resolution, seed).model
+            labels_used = "none (self-supervised only)"
+        else:
+            cfg = protocol.replace(model=source, init=init, fraction=plan.fewshot_fraction, samples=None, seed=seed,
+                                   class_subset=base, out=str(run / "eval" / pid / "jobs" / job))
+            console.print(f"few-shot backbone {job}: fine-tuned on base classes {list(base)}")
+            backbone_acc = run_finetune(cfg, console, data).result["final_acc"]
+            net = _trained(Path(cfg.out), source, len(base), resolution)
+            labels_used = f"{100 * plan.fewshot_fraction:g}% of base classes {list(base)}"
+        features = _features(net, holdout.images, data.mean, data.std, device)
+        for n_way, k_shot in missing:
+            record = run_episodes(features, holdout.labels, n_way, k_shot, plan.queries, plan.episodes,
+                                  seed, plan.fewshot_method)
+            record.update(job=job, protocol=pid, model=model, init=init, labels_used=labels_used,
+                          base_acc=backbone_acc,
+                          novel_classes=list(novel), feature_dim=int(features.shape[1]))
+            append_jsonl(path, record)
+            console.print(f"  {n_way}-way {k_shot}-shot: {record['acc']:.2f} +/- {record['ci95']:.2f}%")
+    return [r for r in read_jsonl(path) if r.get("protocol") == pid]

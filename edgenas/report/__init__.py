@@ -1,0 +1,112 @@
+"""``edgenas report``: a run's tables (Markdown, LaTeX, CSV, JSON) and plots, from its run directory.
+
+``write_reports(run, ("md", "latex", "csv", "json"))`` reads ``summary.json``,
+``arch.json``, ``alpha.jsonl``, ``eval/results.jsonl``, ``eval/fewshot.jsonl``,
+``pretrain/summary.json`` and ``compare/records.jsonl`` and writes
+``report.md``, ``report/report.tex``, ``report/<table>.csv``,
+``report/report.json`` and ``plots/*.png``. Nothing is recomputed: the report
+shows what the run's commands measured.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from edgenas.errors import ConfigError
+from edgenas.report.formats import FORMATS, to_csv, to_json, to_latex, to_markdown
+from edgenas.report.tables import (
+    Table,
+    ablation_table,
+    accuracy_table,
+    architecture_table,
+    compute_table,
+    fewshot_table,
+    load_records,
+)
+from edgenas.rundir import atomic_write_text
+
+__all__ = ["FORMATS", "build_tables", "write_reports"]
+
+
+def build_tables(run: str | Path, protocol: str | None = None) -> tuple[object, list[Table]]:
+    """(the run's records, its tables in report order)."""
+    records = load_records(run, protocol)
+    pretrain_path = records.run / "pretrain" / "summary.json"
+    pretrain = json.loads(pretrain_path.read_text()) if pretrain_path.is_file() else None
+    tables = [architecture_table(records), accuracy_table(records.results),
+              ablation_table(records.results, pretrain), fewshot_table(records.fewshot),
+              compute_table(records.results)]
+    return records, [t for t in tables if t is not None]
+
+
+def _markdown(records, tables: list[Table], plots: list[Path]) -> str:
+    from edgenas.compare import BEGIN, END, comparison_markdown
+    from edgenas.search.report import search_section
+
+    run = records.run
+    lines = [f"# Report: {run.name}", ""]
+    if records.summary:
+        lines += ["## Search", "", *search_section(records.spec, records.summary)]
+    if records.protocol:
+        options = next((r.get("protocol_options") for r in records.results if r.get("protocol_options")), {})
+        lines += [f"## Evaluation (protocol `{records.protocol}`)", ""]
+        if options:
+            keys = ("data", "epochs", "batch_size", "lr", "warmup_epochs", "weight_decay", "label_smoothing",
+                    "select_fraction", "augment", "linear_probe")
+            lines += ["Fine-tuning protocol: " + ", ".join(f"{k}={options.get(k)}" for k in keys) + ".", ""]
+        if len(records.protocols) > 1:
+            lines += [f"Other recorded protocols: {', '.join(p for p in records.protocols if p != records.protocol)} "
+                      "(`edgenas report --protocol ID`).", ""]
+    lines += [to_markdown(t, 3 if records.protocol and t.name != "architecture" else 2) for t in tables]
+    if plots:
+        lines += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
+    report = run / "report.md"
+    old = report.read_text() if report.is_file() else ""
+    section = re.search(re.escape(BEGIN) + r".*?" + re.escape(END), old, re.S)
+    if records.compare:
+        device = ", ".join(sorted({str(r.get("device")) for r in records.compare}))
+        plot = run / "compare" / "plots" / "accuracy_vs_latency.png"
+        lines.append(comparison_markdown(records.compare, device,
+                                         plot.relative_to(run).as_posix() if plot.is_file() else None))
+    elif section:
+        lines.append(section.group(0) + "\n")
+    return "\n".join(lines)
+
+
+_PREAMBLE = "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage[margin=2cm]{geometry}\n\\begin{document}\n"
+
+
+def write_reports(run: str | Path, formats: tuple[str, ...] = FORMATS, protocol: str | None = None) -> list[Path]:
+    """Write the run's report in ``formats``; returns the files written.
+
+    Raises:
+        ConfigError: an unknown format, or a protocol id the run has not recorded.
+        ArchSpecError: ``run`` has no (valid) ``arch.json``.
+    """
+    from edgenas.report.plots import write_plots
+    from edgenas.search.report import write_plots as search_plots
+
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise ConfigError(f"unknown report format {bad[0] if bad else '(none)'!r} (known: {', '.join(FORMATS)})")
+    run = Path(run)
+    records, tables = build_tables(run, protocol)
+    out = run / "report"
+    written: list[Path] = []
+    plots = (search_plots(run) + write_plots(records)) if "md" in formats else []
+    if "md" in formats:
+        written.append(atomic_write_text(run / "report.md", _markdown(records, tables, plots)))
+    if {"latex", "csv", "json"} & set(formats):
+        out.mkdir(exist_ok=True)
+    if "latex" in formats:
+        body = "\n".join(to_latex(t) for t in tables)
+        written.append(atomic_write_text(out / "report.tex", _PREAMBLE + body + "\\end{document}\n"))
+    if "csv" in formats:
+        written += [atomic_write_text(out / f"{t.name}.csv", to_csv(t)) for t in tables]
+    if "json" in formats:
+        written.append(atomic_write_text(out / "report.json", to_json(
+            tables, run=str(run), protocol=records.protocol, summary=records.summary,
+            results=records.results, fewshot=records.fewshot)))
+    return written

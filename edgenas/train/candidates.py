@@ -1,0 +1,145 @@
+"""The networks a fine-tuning starts from: a searched network (three initialisations) or a baseline.
+
+A *candidate* is the deployable network (no SSL projector) with a fresh
+classifier for the fine-tuning data's classes, plus what tables need about it
+(params, MACs). Every candidate exposes the same two hooks the protocol uses:
+its classifier (the last ``nn.Linear``, trained alone by a linear probe) and
+its features (the input of that layer, used by the few-shot episodes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgenas.errors import CheckpointError, ConfigError
+from edgenas.models import load_weights
+from edgenas.space.spec import ArchSpec
+
+__all__ = ["Candidate", "classifier_of", "is_searched", "load_candidate", "without_classifier"]
+
+
+@dataclass
+class Candidate:
+    """A network ready to fine-tune.
+
+    Attributes:
+        name: ``searched`` or the baseline's name as given.
+        kind: ``searched`` or ``baseline``.
+        init: where the weights come from (``preserved``, ``random``, ``pretrained``).
+        model: ``[B, 3, R, R] -> [B, classes]`` logits.
+        spec: the ArchSpec of a searched network (its classifier sized to the data), else None.
+        params, macs: of the deployable network at the fine-tuning resolution.
+    """
+
+    name: str
+    kind: str
+    init: str
+    model: nn.Module
+    spec: ArchSpec | None
+    params: int
+    macs: int
+
+
+def is_searched(model: str) -> bool:
+    """A run directory or an ``arch.json``, or what is written as a path (as opposed to a baseline name)."""
+    path = Path(model)
+    return path.is_dir() or path.suffix == ".json" or "/" in model or "\\" in model
+
+
+def classifier_of(model: nn.Module) -> tuple[str, nn.Linear]:
+    """(name, module) of the last ``nn.Linear``: the classifier of every network here.
+
+    Raises:
+        ConfigError: the network has no linear layer.
+    """
+    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ConfigError(f"{type(model).__name__} has no nn.Linear classifier")
+    return linears[-1]
+
+
+def without_classifier(model: nn.Module) -> nn.Module:
+    """The network with its classifier replaced by identity: ``[B, 3, R, R] -> [B, F]`` features (a copy)."""
+    import copy
+
+    net = copy.deepcopy(model)
+    name, _ = classifier_of(net)
+    parent, _, child = name.rpartition(".")
+    setattr(net.get_submodule(parent) if parent else net, child, nn.Identity())
+    return net
+
+
+def _searched(model: str, init: str, num_classes: int, resolution: int, seed: int,
+              pretrained: Path | None) -> tuple[nn.Module, ArchSpec]:
+    from edgenas.models import build
+
+    path = Path(model)
+    spec = ArchSpec.load(path)
+    if resolution != spec.resolution:
+        raise ConfigError(f"{model} was searched at {spec.resolution} px; fine-tune it at that resolution, "
+                          f"not {resolution}")
+    # the fine-tuned network: the data's classes, no SSL projector
+    tuned = dataclasses.replace(spec, num_classes=num_classes, projector=())
+    torch.manual_seed(seed)
+    net = build(tuned)
+    if init == "random":
+        return net, tuned
+    if init == "preserved":
+        weights = path / "weights.pt" if path.is_dir() else path.with_name("weights.pt")
+        if not weights.is_file():
+            raise CheckpointError(f"{model} has no weights.pt: --init preserved needs the weights the search "
+                                  "kept (a finished search run directory); use --init random for a bare arch.json")
+    else:
+        if pretrained is None:
+            raise ConfigError("--init pretrained needs the SSL pre-training of the run (edgenas.train.pretrain)")
+        weights = pretrained
+    state = load_weights(weights)
+    own = net.state_dict()
+    kept = {k: v for k, v in state.items() if k in own and not k.startswith("classifier.")}
+    wrong = [k for k, v in kept.items() if v.shape != own[k].shape]
+    missing = [k for k in own if not k.startswith("classifier.") and k not in kept]
+    if wrong or missing:
+        raise CheckpointError(f"{weights} does not fit {model}'s arch.json "
+                              f"({'shape of ' + wrong[0] if wrong else 'no ' + missing[0]})")
+    net.load_state_dict(kept, strict=False)  # the classifier stays new: the data's classes
+    return net, tuned
+
+
+def load_candidate(model: str, init: str, num_classes: int, resolution: int, seed: int = 0,
+                   pretrained: Path | None = None) -> Candidate:
+    """The network to fine-tune, with a freshly initialised classifier of ``num_classes``.
+
+    Args:
+        model: run directory / arch.json (searched) or baseline name.
+        init: ``preserved`` (the search's weights), ``random``, or ``pretrained``
+            (the weights file ``pretrained``); baselines take ``random`` only.
+        seed: seeds the initialisation of everything new.
+
+    Raises:
+        ConfigError: an init a baseline cannot take, a resolution the run was not searched at.
+        CheckpointError: missing, corrupt or mismatched weights.
+        UnknownNameError: an unknown baseline (close names listed).
+        ArchSpecError: a malformed arch.json.
+    """
+    from edgenas.profiler import count_macs, count_params
+
+    if is_searched(model):
+        net, spec = _searched(model, init, num_classes, resolution, seed, pretrained)
+        name, kind = "searched", "searched"
+    else:
+        from edgenas.models.baselines import build_baseline, resolve_baseline
+
+        resolve_baseline(model)  # unknown names fail here, with close matches
+        if init != "random":
+            raise ConfigError(f"{model} is a baseline: it starts from --init random (no pretrained weights are "
+                              f"downloaded); --init {init} applies to a search run")
+        torch.manual_seed(seed)
+        net, spec, name, kind = build_baseline(model, num_classes=num_classes, resolution=resolution), None, \
+            model, "baseline"
+    net.eval()
+    return Candidate(name, kind, init, net, spec, count_params(net), count_macs(net, resolution))

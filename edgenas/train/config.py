@@ -1,0 +1,150 @@
+"""The fine-tuning configuration: one frozen dataclass, validated on construction."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from edgenas.configs import config_from_dict, config_to_dict
+from edgenas.errors import ConfigError
+
+__all__ = ["INITS", "RESUMABLE_CHANGES", "FinetuneConfig"]
+
+#: where a searched network's weights start: the search's own (weight preservation), a fresh
+#: initialisation, or a separate SSL pre-training of the derived network (the two-stage method)
+INITS = ("preserved", "random", "pretrained")
+
+#: fields that may differ between a checkpoint and the command that resumes it
+RESUMABLE_CHANGES = frozenset({"out", "device", "threads", "checkpoint_every", "progress"})
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Every option of ``edgenas finetune`` (written to ``config.yaml`` as used).
+
+    Attributes:
+        model: a search run directory, an ``arch.json``, or a baseline name
+            (``mobilenet_v2_035``, ``mobilenet_v3_small``, ``efficientnet_b0``).
+        init: for a searched network, one of :data:`INITS`; baselines start from ``random``
+            (no pretrained weights are downloaded).
+        fraction / samples: the labelled share of the training images (stratified,
+            seeded), or the number of labelled images in total; give one.
+        class_subset: train on these classes only (the base classes of a few-shot split).
+        select_fraction: share of the labelled images held out to pick the best epoch
+            (0: no selection, "best" is the last epoch). Accuracies are always measured
+            on the data set's fixed hold-out, which no training or selection sees.
+        eval_samples: size of the (stratified, fixed) part of the hold-out to measure on (None: all).
+        epochs, batch_size, lr, lr_min, warmup_epochs, momentum, weight_decay, label_smoothing:
+            SGD with Nesterov momentum, a linear warm-up then a cosine schedule per step;
+            no weight decay on biases and batch-norm parameters.
+        linear_probe: train the classifier only, the backbone frozen in eval mode.
+        augment: random crop (reflection padding) and horizontal flip.
+    """
+
+    model: str
+    out: str = "runs/finetune"
+    init: str = "preserved"
+    # data
+    data: str = "synthetic"
+    data_root: str | None = None
+    level: int = 2
+    synthetic_size: int = 10_000
+    resolution: int | None = None
+    fraction: float | None = 0.1
+    samples: int | None = None
+    class_subset: tuple[int, ...] | None = None
+    select_fraction: float = 0.1
+    eval_samples: int | None = None
+    # optimisation
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 0.05
+    lr_min: float = 0.0
+    warmup_epochs: int = 1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    linear_probe: bool = False
+    augment: bool = True
+    # run
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0
+    checkpoint_every: int = 50
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "checkpoint_every", "synthetic_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        if self.init not in INITS:
+            raise ConfigError(f"unknown --init {self.init!r} (known: {', '.join(INITS)})")
+        if (self.fraction is None) == (self.samples is None):
+            raise ConfigError("give one of --fraction and --samples")
+        if self.fraction is not None and not (isinstance(self.fraction, (int, float)) and 0 < self.fraction <= 1):
+            raise ConfigError(f"--fraction must be in (0, 1], got {self.fraction!r}")
+        if self.samples is not None and (not isinstance(self.samples, int) or self.samples < 1):
+            raise ConfigError(f"--samples must be a positive integer, got {self.samples!r}")
+        if not 0 <= self.select_fraction < 1:
+            raise ConfigError(f"--select-fraction must be in [0, 1), got {self.select_fraction}")
+        if self.eval_samples is not None and self.eval_samples < 1:
+            raise ConfigError(f"--eval-samples must be >= 1, got {self.eval_samples}")
+        if not self.lr > 0:
+            raise ConfigError(f"--lr must be > 0, got {self.lr}")
+        for name in ("lr_min", "momentum", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise ConfigError(f"--warmup-epochs must be in 0..epochs ({self.epochs}), got {self.warmup_epochs}")
+        if self.batch_size < 2:
+            raise ConfigError("--batch-size must be >= 2 (batch norm needs more than one image)")
+        if self.data not in ("synthetic", "cifar10", "imagefolder"):
+            raise ConfigError(f"unknown --data {self.data!r} (synthetic, cifar10, imagefolder)")
+        if self.data != "synthetic" and not self.data_root:
+            raise ConfigError(f"--data {self.data} needs --data-root")
+        if not 1 <= self.level <= 4:
+            raise ConfigError(f"--level must be 1..4, got {self.level}")
+        if self.resolution is not None and not 8 <= self.resolution <= 512:
+            raise ConfigError(f"--resolution must be in [8, 512], got {self.resolution}")
+        if self.class_subset is not None and (len(self.class_subset) < 2 or len(set(self.class_subset))
+                                              != len(self.class_subset) or min(self.class_subset) < 0):
+            raise ConfigError(f"--classes must name at least 2 distinct class indices, got {self.class_subset}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"--device must be auto, cpu or cuda[:N], got {self.device!r}")
+        if self.threads < 0:
+            raise ConfigError(f"--threads must be >= 0 (0: PyTorch's default), got {self.threads}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"--seed must be >= 0, got {self.seed}")
+
+    @property
+    def labels_label(self) -> str:
+        """``10% labels`` or ``500 labels``: how much supervision, for tables."""
+        if self.fraction is not None:
+            return f"{100 * self.fraction:g}% labels"
+        return f"{self.samples} labels"
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FinetuneConfig":
+        """Build from a plain dict (``config.yaml``).
+
+        Raises:
+            ConfigError: unknown keys (with close matches) or invalid values.
+        """
+        return config_from_dict(cls, data, "finetune")
+
+    def replace(self, **changes: Any) -> "FinetuneConfig":
+        return dataclasses.replace(self, **changes)
+
+    def identity(self) -> dict[str, Any]:
+        """The options that define the training (what a resume must match)."""
+        d = self.to_dict()
+        for k in RESUMABLE_CHANGES:
+            d.pop(k, None)
+        return d

@@ -1,0 +1,352 @@
+"""``edgenas finetune``: supervised training on few labels, resumable, into its own directory.
+
+Layout of ``out/``: ``config.yaml`` (every option), ``metrics.jsonl`` (one line
+per epoch), ``finetune.ckpt`` (to resume), ``weights.pt`` (the last epoch),
+``best.pt`` (the epoch the selection split liked best), ``arch.json`` (a
+searched network, with its classes and normalisation), ``result.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edgenas.errors import CheckpointError, ConfigError, EdgenasError
+from edgenas.rundir import append_jsonl, atomic_torch_save, atomic_write_text, read_jsonl, rewrite_jsonl
+from edgenas.train.config import FinetuneConfig
+
+__all__ = ["CKPT_VERSION", "FinetuneResult", "Finetuner", "evaluate_accuracy", "lr_at", "run_finetune"]
+
+CKPT_VERSION = 1
+EVAL_BATCH = 256
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    """What a finished fine-tuning produced: its directory and ``result.json``."""
+
+    out: Path
+    result: dict[str, Any]
+    resumed: bool
+
+
+def lr_at(step: int, total: int, warmup: int, lr: float, lr_min: float) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine from ``lr`` to ``lr_min`` (Loshchilov and Hutter, 2017)."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def _seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+@torch.no_grad()
+def evaluate_accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, mean, std,
+                      device: torch.device, memory_format=torch.channels_last) -> tuple[float, float]:
+    """(top-1 accuracy in %, mean cross-entropy) of ``model`` on uint8 ``images [N, 3, R, R]`` (eval mode)."""
+    from edgenas.data.views import normalize_batch
+
+    if len(images) == 0:
+        return float("nan"), float("nan")
+    was_training = model.training
+    model.eval()
+    correct, loss = 0, 0.0
+    for start in range(0, len(images), EVAL_BATCH):
+        x = normalize_batch(images[start:start + EVAL_BATCH], mean, std).to(device, memory_format=memory_format)
+        y = labels[start:start + EVAL_BATCH].to(device)
+        logits = model(x)
+        loss += float(F.cross_entropy(logits, y, reduction="sum"))
+        correct += int((logits.argmax(1) == y).sum())
+    model.train(was_training)
+    return 100.0 * correct / len(images), loss / len(images)
+
+
+class Finetuner:
+    """State and loop of one fine-tuning; :func:`run_finetune` drives it.
+
+    Args:
+        data: the protocol's data already in memory (``edgenas evaluate`` shares one
+            load among its jobs); loaded from the config when None.
+    """
+
+    def __init__(self, cfg: FinetuneConfig, console=None, data=None,
+                 on_step: Callable[[int], None] | None = None) -> None:
+        from rich.console import Console
+
+        self.cfg = cfg
+        self.console = console or Console(stderr=True)
+        self.data = data
+        self.on_step = on_step
+        self.out = Path(cfg.out)
+        self.ckpt_path = self.out / "finetune.ckpt"
+
+    # --- set-up -----------------------------------------------------------------------
+    def prepare(self) -> None:
+        from edgenas.data.splits import stratified_count
+        from edgenas.search.runner import resolve_device
+        from edgenas.space.spec import ArchSpec
+        from edgenas.train.candidates import is_searched, load_candidate
+        from edgenas.train.data import labelled_split, load_protocol_data, only_classes
+
+        cfg = self.cfg
+        self.device = resolve_device(cfg.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        searched = is_searched(cfg.model)
+        if searched and not Path(cfg.model).exists():
+            raise ConfigError(f"{cfg.model} does not exist")
+        resolution = cfg.resolution or (ArchSpec.load(cfg.model).resolution if searched else 32)
+        data = self.data or load_protocol_data(cfg.data, cfg.data_root, resolution, cfg.level, cfg.synthetic_size)
+        if data.pool.resolution != resolution:
+            raise ConfigError(f"the data is at {data.pool.resolution} px, the model at {resolution} px")
+        self.pool = only_classes(data.pool, cfg.class_subset)
+        self.holdout = only_classes(data.holdout, cfg.class_subset)
+        self.mean, self.std = data.mean, data.std
+        self.fit_idx, self.select_idx = labelled_split(self.pool.labels, cfg.fraction, cfg.samples,
+                                                       cfg.select_fraction, cfg.seed)
+        self.eval_idx = torch.arange(len(self.holdout))
+        if cfg.eval_samples is not None and cfg.eval_samples < len(self.holdout):
+            self.eval_idx = stratified_count(self.holdout.labels, cfg.eval_samples, 0)
+        pretrained = None
+        if searched and cfg.init == "pretrained":
+            from edgenas.train.pretrain import ensure_pretrained
+
+            pretrained = ensure_pretrained(cfg.model, cfg.device, cfg.threads, cfg.progress, self.console)
+        self.candidate = load_candidate(cfg.model, cfg.init, len(self.pool.classes), resolution, cfg.seed, pretrained)
+        self.resolution = resolution
+        self.memory_format = torch.channels_last  # 1.3-1.7x faster on CPU for these nets (search benchmark)
+        self.model = self.candidate.model.to(self.device, memory_format=self.memory_format)
+        from edgenas.train.candidates import classifier_of
+
+        self.head_name, head = classifier_of(self.model)
+        if cfg.linear_probe:
+            for p in self.model.parameters():
+                p.requires_grad_(False)
+            for p in head.parameters():
+                p.requires_grad_(True)
+        trainable = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        # no weight decay on biases and normalisation parameters (1-d tensors), as in most CIFAR recipes
+        groups = [{"params": [p for n, p in trainable if p.ndim > 1], "weight_decay": cfg.weight_decay},
+                  {"params": [p for n, p in trainable if p.ndim <= 1], "weight_decay": 0.0}]
+        self.optimizer = torch.optim.SGD([g for g in groups if g["params"]], lr=cfg.lr, momentum=cfg.momentum,
+                                         nesterov=cfg.momentum > 0)
+        self.batch = min(cfg.batch_size, len(self.fit_idx))
+        self.steps_per_epoch = max(1, len(self.fit_idx) // self.batch)
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        self.warmup_steps = self.steps_per_epoch * cfg.warmup_epochs
+
+    def _train_mode(self) -> None:
+        if self.cfg.linear_probe:  # the backbone keeps its batch-norm statistics
+            self.model.eval()
+            self.model.get_submodule(self.head_name).train()
+        else:
+            self.model.train()
+
+    def _batch(self, idx: torch.Tensor, seed: int) -> torch.Tensor:
+        from edgenas.data.views import normalize_batch
+        from edgenas.train.augment import crop_flip
+
+        images = self.pool.images[idx]
+        if self.cfg.augment:
+            x = crop_flip(images, torch.Generator().manual_seed(seed), self.mean, self.std)
+        else:
+            x = normalize_batch(images, self.mean, self.std)
+        return x.to(self.device, memory_format=self.memory_format, non_blocking=True)
+
+    # --- checkpoints ------------------------------------------------------------------
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        atomic_torch_save({"version": CKPT_VERSION, "config": self.cfg.identity(), **state,
+                           "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()},
+                          self.ckpt_path)
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        if not self.ckpt_path.exists():
+            return None
+        try:
+            ckpt = torch.load(self.ckpt_path, map_location="cpu", weights_only=False)
+        except (OSError, RuntimeError, EOFError, ValueError) as exc:
+            raise CheckpointError(f"{self.ckpt_path} is unreadable ({exc}); delete it to start over") from None
+        if ckpt.get("version") != CKPT_VERSION:
+            raise CheckpointError(f"{self.ckpt_path} is from another edgenas version; use a new --out")
+        if ckpt["config"] != self.cfg.identity():
+            mine = self.cfg.identity()
+            diff = sorted(k for k in set(ckpt["config"]) | set(mine) if ckpt["config"].get(k) != mine.get(k))
+            raise CheckpointError(f"{self.out} holds a fine-tuning with other options ({', '.join(diff)}); "
+                                  "use the same options to resume, or another --out")
+        return ckpt
+
+    # --- the loop ---------------------------------------------------------------------
+    def train(self) -> tuple[dict[str, Any], bool]:
+        """Run (or resume) the epochs; returns (the final position and best epoch, resumed)."""
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        cfg = self.cfg
+        ckpt = self.load_checkpoint()
+        state = {"epoch": 0, "step": 0, "global_step": 0, "elapsed_s": 0.0, "cpu_s": 0.0,
+                 "best_select_acc": -1.0, "best_epoch": None, "best_state": None, "done": False}
+        resumed = ckpt is not None
+        if ckpt is not None:
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            state.update({k: ckpt[k] for k in state})
+            path = self.out / "metrics.jsonl"
+            rewrite_jsonl(path, [r for r in read_jsonl(path) if r.get("global_step", 0) <= state["global_step"]])
+            if state["done"]:
+                return state, True
+            self.console.print(f"resuming {self.out} at epoch {state['epoch'] + 1}, step {state['step']}")
+        wall0, cpu0 = time.perf_counter() - state["elapsed_s"], time.process_time() - state["cpu_s"]
+
+        def clocks() -> dict[str, float]:
+            return {"elapsed_s": time.perf_counter() - wall0, "cpu_s": time.process_time() - cpu0}
+
+        label = f"{self.candidate.name}/{cfg.init}" if self.candidate.kind == "searched" else self.candidate.name
+        progress = Progress(TextColumn(f"[bold]finetune[/] {label} {cfg.labels_label} {{task.description}}"),
+                            BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                            console=self.console, disable=not cfg.progress)
+        with progress:
+            task = progress.add_task(f"epoch {state['epoch'] + 1}/{cfg.epochs}", total=self.total_steps,
+                                     completed=state["global_step"], info="")
+            for epoch in range(state["epoch"], cfg.epochs):
+                self._train_mode()
+                g = torch.Generator().manual_seed(_seed(cfg.seed, epoch, 7))
+                order = self.fit_idx[torch.randperm(len(self.fit_idx), generator=g)]
+                first = state["step"] if epoch == state["epoch"] else 0
+                seen, loss_sum, correct = 0, 0.0, 0
+                progress.update(task, description=f"epoch {epoch + 1}/{cfg.epochs}")
+                for step in range(first, self.steps_per_epoch):
+                    lr = lr_at(state["global_step"], self.total_steps, self.warmup_steps, cfg.lr, cfg.lr_min)
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = lr
+                    idx = order[step * self.batch:(step + 1) * self.batch]
+                    x = self._batch(idx, _seed(cfg.seed, epoch, step, 8))
+                    y = self.pool.labels[idx].to(self.device)
+                    logits = self.model(x)
+                    loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    self.optimizer.step()
+                    value = float(loss.detach())
+                    if not math.isfinite(value):
+                        raise EdgenasError(f"the loss diverged at step {state['global_step']} (lr {lr:.4g}); "
+                                           "lower --lr")
+                    seen += len(idx)
+                    loss_sum += value * len(idx)
+                    correct += int((logits.detach().argmax(1) == y).sum())
+                    state["global_step"] += 1
+                    state["step"] = step + 1
+                    progress.update(task, advance=1, info=f"loss {value:6.3f}")
+                    if state["global_step"] % cfg.checkpoint_every == 0 and step + 1 < self.steps_per_epoch:
+                        self.save_checkpoint({**state, **clocks()})
+                    if self.on_step is not None:
+                        self.on_step(state["global_step"])
+                select_acc, select_loss = evaluate_accuracy(self.model, self.pool.images[self.select_idx],
+                                                            self.pool.labels[self.select_idx], self.mean, self.std,
+                                                            self.device, self.memory_format)
+                if len(self.select_idx) and select_acc > state["best_select_acc"]:
+                    state.update(best_select_acc=select_acc, best_epoch=epoch + 1,
+                                 best_state={k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()})
+                state.update(epoch=epoch + 1, step=0)
+                append_jsonl(self.out / "metrics.jsonl", {
+                    "event": "epoch", "epoch": epoch + 1, "global_step": state["global_step"], "lr": lr,
+                    # a resumed epoch counts only the steps after the resume
+                    "train_loss": loss_sum / seen if seen else None,
+                    "train_acc": 100.0 * correct / seen if seen else None,
+                    "select_acc": None if not len(self.select_idx) else select_acc,
+                    "select_loss": None if not len(self.select_idx) else select_loss, **clocks()})
+                self.save_checkpoint({**state, **clocks()})
+        state.update(clocks())
+        return state, resumed
+
+    # --- result -----------------------------------------------------------------------
+    def finish(self, state: dict[str, Any], resumed: bool) -> FinetuneResult:
+        import dataclasses
+
+        import torch as _torch
+
+        from edgenas.profiler import count_macs
+
+        cfg = self.cfg
+        h_images, h_labels = self.holdout.images[self.eval_idx], self.holdout.labels[self.eval_idx]
+        final_acc, final_loss = evaluate_accuracy(self.model, h_images, h_labels, self.mean, self.std, self.device,
+                                                  self.memory_format)
+        final_state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        best_acc, best_epoch = final_acc, cfg.epochs
+        if state["best_state"] is not None and state["best_epoch"] != cfg.epochs:
+            best_model = copy.deepcopy(self.model)
+            best_model.load_state_dict(state["best_state"])
+            best_acc, _ = evaluate_accuracy(best_model, h_images, h_labels, self.mean, self.std, self.device,
+                                            self.memory_format)
+            best_epoch = state["best_epoch"]
+        elif state["best_epoch"] is not None:
+            best_epoch = state["best_epoch"]
+        atomic_torch_save(final_state, self.out / "weights.pt")
+        atomic_torch_save(state["best_state"] or final_state, self.out / "best.pt")
+        classes = list(self.pool.classes)
+        if self.candidate.spec is not None:
+            spec = dataclasses.replace(self.candidate.spec, extra=tuple(sorted(
+                {**dict(self.candidate.spec.extra), "classes": ",".join(classes),
+                 "mean": ",".join(f"{m:.5f}" for m in self.mean),
+                 "std": ",".join(f"{s:.5f}" for s in self.std)}.items())))
+            spec.save(self.out / "arch.json")
+        c = self.candidate
+        result = {
+            "model": c.name, "kind": c.kind, "init": c.init, "source": cfg.model,
+            "params": c.params, "macs": c.macs or count_macs(self.model, self.resolution),
+            "resolution": self.resolution, "data": self.pool.name, "classes": classes,
+            "class_subset": None if cfg.class_subset is None else list(cfg.class_subset),
+            "fraction": cfg.fraction, "samples": cfg.samples, "labels": cfg.labels_label,
+            "n_pool": len(self.pool), "n_labelled": len(self.fit_idx) + len(self.select_idx),
+            "n_fit": len(self.fit_idx), "n_select": len(self.select_idx), "n_eval": len(self.eval_idx),
+            "linear_probe": cfg.linear_probe, "epochs": cfg.epochs, "steps": self.total_steps, "seed": cfg.seed,
+            "final_acc": round(final_acc, 3), "final_loss": round(final_loss, 5),
+            "best_acc": round(best_acc, 3), "best_epoch": best_epoch,
+            "best_select_acc": None if state["best_epoch"] is None else round(state["best_select_acc"], 3),
+            "elapsed_s": round(state["elapsed_s"], 2), "cpu_s": round(state["cpu_s"], 2),
+            "device": str(self.device), "threads": _torch.get_num_threads(), "torch": _torch.__version__,
+            "mean": list(self.mean), "std": list(self.std),
+        }
+        atomic_write_text(self.out / "result.json", json.dumps(result, indent=2) + "\n")
+        self.save_checkpoint({**state, "done": True})
+        return FinetuneResult(self.out, result, resumed)
+
+
+def write_config(cfg: FinetuneConfig, out: Path) -> None:
+    import yaml
+
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def run_finetune(cfg: FinetuneConfig, console=None, data=None,
+                 on_step: Callable[[int], None] | None = None) -> FinetuneResult:
+    """Run (or resume, or report an already finished) fine-tuning into ``cfg.out``.
+
+    Raises:
+        ConfigError, DataError, CheckpointError, UnknownNameError: bad options, data
+            or weights, or a directory holding another fine-tuning.
+    """
+    if not isinstance(cfg, FinetuneConfig):
+        raise ConfigError("run_finetune takes a FinetuneConfig")
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a directory")
+    tuner = Finetuner(cfg, console, data, on_step)
+    ckpt = tuner.load_checkpoint()
+    if ckpt is not None and ckpt.get("done") and (out / "result.json").is_file():
+        return FinetuneResult(out, json.loads((out / "result.json").read_text()), True)
+    tuner.prepare()
+    out.mkdir(parents=True, exist_ok=True)
+    write_config(cfg, out)
+    state, resumed = tuner.train()
+    return tuner.finish(state, resumed)

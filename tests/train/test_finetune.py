@@ -1,0 +1,129 @@
+"""`edgenas finetune`: the three initialisations, baselines, resume, linear probe, selection, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from edgenas.errors import CheckpointError, ConfigError
+from edgenas.train import FinetuneConfig, run_finetune
+from edgenas.train.candidates import classifier_of, load_candidate, without_classifier
+
+
+@pytest.fixture
+def run(tiny_run, tmp_path):
+    """A private copy of the tiny search run (tests write into it)."""
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_run, copy, ignore=shutil.ignore_patterns("eval", "finetune", "pretrain"))
+    return copy
+
+
+def test_preserved_init_loads_the_search_weights_and_a_new_classifier(run):
+    state = torch.load(run / "weights.pt", weights_only=True)
+    candidate = load_candidate(str(run), "preserved", num_classes=7, resolution=16, seed=0)
+    own = candidate.model.state_dict()
+    backbone = [k for k in own if not k.startswith("classifier.")]
+    assert backbone and all(torch.equal(own[k], state[k]) for k in backbone)
+    assert own["classifier.weight"].shape[0] == 7 and candidate.model.projector is None
+    fresh = load_candidate(str(run), "random", num_classes=7, resolution=16, seed=0).model.state_dict()
+    assert not all(torch.equal(fresh[k], state[k]) for k in backbone)
+    assert candidate.params == sum(p.numel() for p in candidate.model.parameters())
+
+
+def test_classifier_and_features_hooks():
+    candidate = load_candidate("mobilenet_v3_small", "random", num_classes=4, resolution=32)
+    name, head = classifier_of(candidate.model)
+    assert head.out_features == 4 and name == "classifier.3"
+    features = without_classifier(candidate.model).eval()(torch.zeros(2, 3, 32, 32))
+    assert features.shape == (2, head.in_features)
+
+
+@pytest.mark.parametrize("init", ["preserved", "random", "pretrained"])
+def test_finetune_writes_a_result(run, tiny_finetune_options, init):
+    result = run_finetune(FinetuneConfig(model=str(run), init=init, out=str(run / "ft"), **tiny_finetune_options))
+    r = result.result
+    assert r["model"] == "searched" and r["init"] == init and r["kind"] == "searched"
+    assert r["n_labelled"] == 120 and r["n_select"] == 10 and r["n_fit"] == 110 and r["n_eval"] == 100
+    assert 0 <= r["final_acc"] <= 100 and 0 <= r["best_acc"] <= 100 and r["cpu_s"] > 0 and r["steps"] == 12
+    for name in ("config.yaml", "metrics.jsonl", "weights.pt", "best.pt", "arch.json", "result.json"):
+        assert (run / "ft" / name).is_file()
+    epochs = [json.loads(line) for line in (run / "ft" / "metrics.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in epochs] == [1, 2] and all(e["select_acc"] is not None for e in epochs)
+    if init == "pretrained":  # the two-stage pre-training ran with the search's budget and is reused
+        summary = json.loads((run / "pretrain" / "summary.json").read_text())
+        assert summary["steps"] == json.loads((run / "summary.json").read_text())["steps"]
+
+
+def test_finished_directory_is_reported_not_recomputed(run, tiny_finetune_options):
+    cfg = FinetuneConfig(model=str(run), out=str(run / "ft"), **tiny_finetune_options)
+    first = run_finetune(cfg)
+    steps = []
+    again = run_finetune(cfg, on_step=steps.append)
+    assert again.result == first.result and again.resumed and steps == []
+
+
+def test_interrupted_finetuning_resumes_to_the_same_weights(run, tiny_finetune_options):
+    cfg = FinetuneConfig(model=str(run), init="random", out=str(run / "whole"), **tiny_finetune_options)
+    whole = run_finetune(cfg)
+
+    def stop(step):
+        if step == 9:  # mid-epoch, after the checkpoint at step 8
+            raise KeyboardInterrupt
+
+    cut = cfg.replace(out=str(run / "cut"))
+    with pytest.raises(KeyboardInterrupt):
+        run_finetune(cut, on_step=stop)
+    resumed = run_finetune(cut)
+    a = torch.load(run / "whole" / "weights.pt", weights_only=True)
+    b = torch.load(run / "cut" / "weights.pt", weights_only=True)
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+    assert resumed.resumed and resumed.result["final_acc"] == whole.result["final_acc"]
+
+
+def test_other_options_on_an_existing_directory_are_refused(run, tiny_finetune_options):
+    cfg = FinetuneConfig(model=str(run), out=str(run / "ft"), **tiny_finetune_options)
+    run_finetune(cfg)
+    with pytest.raises(CheckpointError, match="lr"):
+        run_finetune(cfg.replace(lr=0.3))
+
+
+def test_linear_probe_trains_only_the_classifier(run, tiny_finetune_options):
+    run_finetune(FinetuneConfig(model=str(run), out=str(run / "lp"), linear_probe=True, **tiny_finetune_options))
+    before = torch.load(run / "weights.pt", weights_only=True)
+    after = torch.load(run / "lp" / "weights.pt", weights_only=True)
+    backbone = [k for k in after if not k.startswith("classifier.")]
+    assert all(torch.equal(after[k], before[k]) for k in backbone)  # weights and BN statistics
+
+
+def test_baseline_and_class_subset(tmp_path, tiny_finetune_options):
+    options = {**tiny_finetune_options, "epochs": 1, "warmup_epochs": 0, "fraction": None, "samples": 30}
+    r = run_finetune(FinetuneConfig(model="mobilenet_v3_small", init="random", resolution=16, out=str(tmp_path / "b"),
+                                    class_subset=(0, 3, 5), **options)).result
+    assert r["kind"] == "baseline" and r["classes"] == ["circle", "star", "ring"]
+    assert r["n_labelled"] == 30 and r["params"] > 1_000_000 and r["n_eval"] <= 100
+
+
+@pytest.mark.parametrize("change, error, match", [
+    ({"fraction": 1.5}, ConfigError, r"--fraction must be in \(0, 1\]"),
+    ({"fraction": None, "samples": 10_000}, ConfigError, "more than the 240 training images"),
+    ({"model": "mobilenet_v3_small", "init": "preserved"}, ConfigError, "is a baseline"),
+    ({"model": "no/such/run"}, ConfigError, "does not exist"),
+])
+def test_bad_input(run, tiny_finetune_options, change, error, match):
+    options = {**tiny_finetune_options, "model": str(run), "out": str(run / "bad"), **change}
+    with pytest.raises(error, match=match):
+        run_finetune(FinetuneConfig(**options))
+    assert not (run / "bad").exists()
+
+
+def test_run_without_or_with_corrupt_weights(run, tiny_finetune_options):
+    (run / "weights.pt").unlink()
+    with pytest.raises(CheckpointError, match="has no weights.pt"):
+        run_finetune(FinetuneConfig(model=str(run), out=str(run / "x"), **tiny_finetune_options))
+    (run / "weights.pt").write_bytes(b"not a state dict")
+    with pytest.raises(CheckpointError, match="not a readable PyTorch state dict"):
+        run_finetune(FinetuneConfig(model=str(run), out=str(run / "x"), **tiny_finetune_options))
+    assert not (run / "x").exists()
