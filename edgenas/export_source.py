@@ -144,9 +144,9 @@ def resolve_source(target: str, weights: str | None = None, resolution: int | No
 
 def _from_arch(path: Path, weights: Path | None, resolution: int | None) -> ExportSource:
     from edgenas.models import build
-    from edgenas.space.spec import ArchSpec
+    from edgenas.space.evolved import load_spec
 
-    spec = ArchSpec.load(path)  # ArchSpecError for a run dir without arch.json
+    spec = load_spec(path)  # ArchSpecError for a run dir without arch.json
     if resolution is not None:
         spec = replace(spec, resolution=resolution)
     run_dir = path if path.is_dir() else None

@@ -94,9 +94,9 @@ def _profile_arch(path: Path, resolution: int | None) -> ProfileReport:
 
     from edgenas.models import build
     from edgenas.profiler import profile_model
-    from edgenas.space.spec import ArchSpec
+    from edgenas.space.evolved import load_spec
 
-    spec = ArchSpec.load(path)
+    spec = load_spec(path)
     # Count what gets deployed: the SSL projector is dropped before export.
     # Re-validating through the spec also rejects a resolution its reductions cannot divide.
     spec = replace(spec, projector=(), resolution=resolution if resolution is not None else spec.resolution)

@@ -14,6 +14,19 @@ def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
+def _weights(ctx, param, value: str) -> dict[str, float]:
+    out = {}
+    for item in _csv(value or ""):
+        name, sep, number = item.partition("=")
+        try:
+            out[name.strip()] = float(number)
+        except ValueError:
+            raise click.BadParameter(f"{item!r} is not NAME=NUMBER") from None
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not NAME=NUMBER")
+    return out
+
+
 def _ints(value: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in _csv(value))
@@ -39,7 +52,48 @@ def _ints(value: str) -> tuple[int, ...]:
 @click.option("--ops", default=",".join(DEFAULT_OPS), help="Candidate ops (registered names, comma-separated).")
 @click.option("--plugin", "plugins", multiple=True, help="Module or .py file to import first (registers custom ops); repeatable.")
 @click.option("--projector", default=",".join(map(str, D.projector)), help="SSL projection head widths.")
-@click.option("--ssl", default=D.ssl, help="Self-supervised objective.")
+@click.option("--strategy", type=click.Choice(["darts", "evolve"]), default=D.strategy,
+              help="darts: prune a supernet of cells; evolve: grow a seed network (GROW/WIDEN, sparse routing).")
+@click.option("--ssl", default=D.ssl,
+              help="Self-supervised objective: barlow, ntxent, dino (evolve), or several joined by '+', "
+                   "e.g. dino+rotation.")
+@click.option("--ssl-weights", default="", callback=_weights,
+              help="Weights of the combined objectives, e.g. rotation=0.5 (each 1 by default).")
+@click.option("--ntxent-temperature", type=float, default=D.ntxent_temperature, help="NT-Xent temperature.")
+@click.option("--dino-out-dim", type=int, default=D.dino_out_dim, help="DINO prototypes.")
+@click.option("--dino-teacher-temp", type=float, default=D.dino_teacher_temp)
+@click.option("--dino-student-temp", type=float, default=D.dino_student_temp)
+@click.option("--dino-momentum", type=float, default=D.dino_momentum, help="Teacher EMA momentum (start).")
+@click.option("--dino-momentum-schedule", type=click.Choice(["cosine", "constant"]), default=D.dino_momentum_schedule,
+              help="constant: the teacher momentum stays; cosine: it rises to 1 over the run (DINO's schedule).")
+@click.option("--local-crops", type=int, default=D.local_crops, help="DINO local crops per image (with 2 global).")
+@click.option("--evolution/--no-evolution", default=D.evolution,
+              help="evolve: mutate the network (off: train the seed network only, an ablation).")
+@click.option("--seed-channels", type=int, default=D.seed_channels, help="evolve: width of the seed network.")
+@click.option("--seed-blocks", type=int, default=D.seed_blocks, help="evolve: blocks of the seed network.")
+@click.option("--expansion", type=int, default=D.expansion, help="evolve: hidden = expansion x width of new blocks.")
+@click.option("--max-blocks", type=int, default=D.max_blocks, help="evolve: at most this many blocks.")
+@click.option("--max-channels", type=int, default=D.max_channels, help="evolve: at most this many channels per tensor.")
+@click.option("--widen-factor", type=float, default=D.widen_factor, help="evolve: WIDEN multiplies a width by this.")
+@click.option("--importance", type=click.Choice(["taylor", "gradient"]), default=D.importance,
+              help="evolve: gradient sensitivity (first-order Taylor or gradient magnitude).")
+@click.option("--plateau-window", type=int, default=D.plateau_window,
+              help="evolve: steps per window of the plateau test (last window vs the one before).")
+@click.option("--plateau-threshold", type=float, default=D.plateau_threshold,
+              help="evolve: relative improvement below which the loss has plateaued.")
+@click.option("--min-steps-between-mutations", type=int, default=D.min_steps_between_mutations)
+@click.option("--trial-steps", type=int, default=D.trial_steps, help="evolve: training steps of each candidate's trial.")
+@click.option("--trial-candidates", type=int, default=D.trial_candidates, help="evolve: candidates per round.")
+@click.option("--fitness-cost-weight", type=float, default=D.fitness_cost_weight,
+              help="evolve: weight of the cost (max of params, MACs, latency over budget) in the fitness.")
+@click.option("--sparse-routing/--no-sparse-routing", default=D.sparse_routing,
+              help="evolve: importance masks steer mutations; the pruned path is removed before the last epoch.")
+@click.option("--sparsity", type=float, default=D.sparsity, help="evolve: L1 on the hidden layers' BN scales.")
+@click.option("--importance-mass", type=float, default=D.importance_mass,
+              help="evolve: share of a layer's importance its important path carries.")
+@click.option("--curriculum/--no-curriculum", default=D.curriculum,
+              help="evolve: move through the four synthetic levels (mixed with --data when it is real).")
+@click.option("--curriculum-mode", type=click.Choice(["epochs", "plateau"]), default=D.curriculum_mode)
 @click.option("--bt-lambda", type=float, default=D.bt_lambda, help="Barlow Twins off-diagonal weight.")
 @click.option("--epochs", type=int, default=D.epochs, help="Search epochs.")
 @click.option("--batch-size", type=int, default=D.batch_size, help="Images per micro-batch (two views each).")
@@ -63,13 +117,16 @@ def _ints(value: str) -> tuple[int, ...]:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.pass_context
 def search(ctx: click.Context, config_file, as_json, no_progress, **options) -> None:
-    """Self-supervised, budget-constrained architecture search (DARTS + Barlow Twins).
+    """Self-supervised, budget-constrained architecture search (DARTS, or evolution).
 
-    Trains a supernet of light ops on unlabelled images, derives the discrete
-    network within the parameter and MAC budgets, and writes a run directory
-    (arch.json, weights.pt with the preserved search weights, config.yaml,
-    metrics.jsonl, alpha.jsonl, report.md, plots/). Interrupted runs resume
-    when the same command is run again.
+    darts trains a supernet of light ops on unlabelled images and derives the
+    discrete network within the parameter, MAC (and latency) budgets; evolve
+    grows a seed network by function-preserving GROW and WIDEN mutations
+    chosen by gradient sensitivity (DINO, NT-Xent, Barlow Twins, rotation,
+    curriculum). Both write a run directory (arch.json, weights.pt with the
+    preserved search weights, config.yaml, metrics.jsonl, alpha.jsonl or
+    evolution.jsonl, report.md, plots/). Interrupted runs resume when the same
+    command is run again.
     """
     import json
 
@@ -106,4 +163,7 @@ def search(ctx: click.Context, config_file, as_json, no_progress, **options) -> 
                f" at {cfg.resolution}x{cfg.resolution}")
     click.echo(f"  {s['elapsed_s']:.1f} s on {s['device']}, {s['images_per_s_median'] or 0:.0f} images/s;"
                f" target {s['target'] or '-'}")
+    if s.get("strategy") == "evolve":
+        click.echo(f"  {s['blocks']} blocks; {s['mutations_accepted']} of {s['mutation_rounds']} mutation rounds kept"
+                   " a mutation (evolution.jsonl)")
     click.echo(f"  arch.json, weights.pt, report.md in {result.run_dir}")

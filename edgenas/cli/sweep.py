@@ -162,13 +162,13 @@ def compare(run_dir, formats, precisions, baselines, weights, calib, device, hos
     """
     from devices.profiles import load_profile
     from edgenas.compare import write_comparison
-    from edgenas.space.spec import ArchSpec
+    from edgenas.space.evolved import load_spec
     from edgenas.sweep import SweepPlan
 
     profile = load_profile(device)
     fmt = {"ort": "onnx", "litert": "tflite", "openvino": "openvino"}[profile.runtime]
     run = Path(run_dir)
-    resolution = ArchSpec.load(run / "arch.json").resolution  # baselines at the run's input size
+    resolution = load_spec(run / "arch.json").resolution  # baselines at the run's input size
     plan = SweepPlan(models=(str(run), *baselines), formats=formats or (fmt,), precisions=precisions,
                      resolutions=(resolution,), batches=(batch or 1,), threads=(threads or profile.threads,),
                      weights=weights, calib=calib)

@@ -118,11 +118,11 @@ def _features(model: torch.nn.Module, images: torch.Tensor, mean, std, device) -
 def _trained(job: Path, source: str, num_classes: int, resolution: int) -> torch.nn.Module:
     """The network a finished job trained (its ``weights.pt``)."""
     from edgenas.models import build, load_weights
-    from edgenas.space.spec import ArchSpec
+    from edgenas.space.evolved import load_spec
     from edgenas.train.candidates import load_candidate
 
     if (job / "arch.json").is_file():
-        net = build(ArchSpec.load(job / "arch.json"))
+        net = build(load_spec(job / "arch.json"))
     else:
         net = load_candidate(source, "random", num_classes, resolution).model
     net.load_state_dict(load_weights(job / "weights.pt"))
@@ -147,13 +147,13 @@ def run_evaluation(run: str | Path, plan: EvalPlan, protocol: FinetuneConfig, co
     from rich.console import Console
 
     from edgenas.models.baselines import resolve_baseline
-    from edgenas.space.spec import ArchSpec
+    from edgenas.space.evolved import load_spec
     from edgenas.train.data import load_protocol_data
     from edgenas.train.finetune import run_finetune
 
     console = console or Console(stderr=True)
     run = Path(run)
-    spec = ArchSpec.load(run)  # a one-line error without arch.json
+    spec = load_spec(run)  # a one-line error without arch.json
     if "preserved" in plan.inits and SEARCHED in plan.models and not (run / "weights.pt").is_file():
         raise ConfigError(f"{run} has no weights.pt: --inits preserved needs a finished search run")
     for m in plan.models:

@@ -1,4 +1,5 @@
-"""Networks built from an :class:`~edgenas.space.spec.ArchSpec`.
+"""Networks built from a spec: an :class:`~edgenas.space.spec.ArchSpec` (DARTS cells) or an
+:class:`~edgenas.space.evolved.EvolvedSpec` (a grown chain of blocks).
 
 ``build(spec)`` is the one constructor of a searched network; it needs no
 supernet and no search code. Baselines (MobileNetV2/V3, EfficientNet) live in
@@ -9,15 +10,23 @@ from __future__ import annotations
 
 import os
 
-from edgenas.space.spec import ArchSpec
+from edgenas.space.evolved import load_spec
 
 
-def build(spec: ArchSpec):
-    """Build the (randomly initialised) network an ArchSpec describes.
+def build(spec):
+    """Build the (randomly initialised) network a spec describes: the one constructor of searched networks.
 
     Returns:
-        :class:`edgenas.models.derived.DerivedNet`; ``forward(x [B, C, R, R]) -> logits [B, num_classes]``.
+        :class:`edgenas.models.derived.DerivedNet` for an :class:`ArchSpec`,
+        :class:`edgenas.models.evolved.EvolvedNet` for an ``EvolvedSpec``;
+        ``forward(x [B, C, R, R]) -> logits [B, num_classes]``.
     """
+    from edgenas.space.evolved import EvolvedSpec
+
+    if isinstance(spec, EvolvedSpec):
+        from edgenas.models.evolved import EvolvedNet
+
+        return EvolvedNet(spec)
     from edgenas.models.derived import DerivedNet
 
     return DerivedNet(spec)
@@ -60,7 +69,7 @@ def load(run_dir_or_arch: str | os.PathLike, weights: str | os.PathLike | None =
     from edgenas.errors import CheckpointError
 
     path = Path(run_dir_or_arch)
-    spec = ArchSpec.load(path)
+    spec = load_spec(path)
     model = build(spec)
     if weights is None and path.is_dir() and (path / "weights.pt").is_file():
         weights = path / "weights.pt"

@@ -52,10 +52,10 @@ def load_records(run: str | Path, protocol: str | None = None) -> RunRecords:
         ConfigError: ``protocol`` names no recorded protocol.
     """
     from edgenas.errors import ConfigError
-    from edgenas.space.spec import ArchSpec
+    from edgenas.space.evolved import load_spec
 
     run = Path(run)
-    spec = ArchSpec.load(run)
+    spec = load_spec(run)
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
     results = read_jsonl(run / "eval" / "results.jsonl")
     fewshot = read_jsonl(run / "eval" / "fewshot.jsonl")

@@ -10,6 +10,11 @@ from edgenas.configs import config_from_dict, config_to_dict
 from edgenas.errors import ConfigError
 from edgenas.space.ops import DEFAULT_OPS
 
+#: search strategies: the DARTS supernet, or a seed network grown by evolution
+STRATEGIES = ("darts", "evolve")
+#: self-supervised objectives: two-view losses on the projector, DINO (multi-crop, EMA teacher), rotation
+SSL_PARTS = ("barlow", "ntxent", "dino", "rotation")
+
 #: Fields that may differ between a checkpoint and the command that resumes it.
 RESUMABLE_CHANGES = frozenset({"out", "device", "threads", "checkpoint_every", "progress"})
 
@@ -39,9 +44,37 @@ class SearchConfig:
     ops: tuple[str, ...] = DEFAULT_OPS
     plugins: tuple[str, ...] = ()
     projector: tuple[int, ...] = (128, 128)
-    # objective
+    # objective: one name, or several joined by "+" (e.g. "dino+rotation"), weighted by ssl_weights
     ssl: str = "barlow"
+    ssl_weights: tuple[tuple[str, float], ...] = ()
     bt_lambda: float = 0.005
+    ntxent_temperature: float = 0.1
+    dino_out_dim: int = 1024
+    dino_student_temp: float = 0.1
+    dino_teacher_temp: float = 0.04
+    dino_momentum: float = 0.996
+    dino_momentum_schedule: str = "constant"
+    local_crops: int = 6
+    # evolution strategy (--strategy evolve); evolution=False trains the seed only (an ablation)
+    evolution: bool = True
+    seed_channels: int = 32
+    seed_blocks: int = 2
+    expansion: int = 3
+    max_blocks: int = 6
+    max_channels: int = 256
+    widen_factor: float = 1.5
+    importance: str = "taylor"
+    plateau_window: int = 8
+    plateau_threshold: float = 0.01
+    min_steps_between_mutations: int = 16
+    trial_steps: int = 8
+    trial_candidates: int = 3
+    fitness_cost_weight: float = 0.05
+    sparse_routing: bool = True
+    sparsity: float = 1e-4
+    importance_mass: float = 0.9
+    curriculum: bool = False
+    curriculum_mode: str = "epochs"
     # optimisation
     epochs: int = 4
     batch_size: int = 32
@@ -90,8 +123,13 @@ class SearchConfig:
             raise ConfigError(f"--channels must be even, got {self.channels}")
         if self.order not in ("first", "second"):
             raise ConfigError(f"--order must be 'first' or 'second', got {self.order!r}")
-        if self.strategy != "darts":
-            raise ConfigError(f"unknown --strategy {self.strategy!r} (available: darts)")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"unknown --strategy {self.strategy!r} (available: {', '.join(STRATEGIES)})")
+        self._check_ssl()
+        if self.strategy == "evolve":
+            self._check_evolve()
+        elif self.curriculum:
+            raise ConfigError("--curriculum is part of the evolve strategy (--strategy evolve)")
         if self.data not in ("synthetic", "cifar10", "imagefolder"):
             raise ConfigError(f"unknown --data {self.data!r} (synthetic, cifar10, imagefolder)")
         if self.data != "synthetic" and not self.data_root:
@@ -117,9 +155,68 @@ class SearchConfig:
         if self.latency_ms is not None and self.target is None and self.lut is None:
             raise ConfigError("--latency-ms needs --target (whose latency table is used) or --lut FILE")
 
+    @property
+    def ssl_parts(self) -> dict[str, float]:
+        """``{objective: weight}`` of the combined SSL loss (weights default to 1)."""
+        weights = dict(self.ssl_weights)
+        return {name: float(weights.get(name, 1.0)) for name in self.ssl.split("+")}
+
+    def _check_ssl(self) -> None:
+        pairs = self.ssl_weights.items() if isinstance(self.ssl_weights, dict) else self.ssl_weights
+        try:
+            object.__setattr__(self, "ssl_weights", tuple(sorted((str(k), float(v)) for k, v in pairs)))
+        except (TypeError, ValueError):
+            raise ConfigError(f"--ssl-weights must map objectives to numbers, got {self.ssl_weights!r}") from None
+        parts = self.ssl.split("+")
+        unknown = [p for p in parts if p not in SSL_PARTS]
+        if unknown or len(set(parts)) != len(parts):
+            raise ConfigError(f"--ssl {self.ssl!r}: objectives are {', '.join(SSL_PARTS)}, joined by '+'")
+        if parts == ["rotation"]:
+            raise ConfigError("--ssl rotation is an auxiliary task: combine it, e.g. barlow+rotation")
+        stray = [k for k, _ in self.ssl_weights if k not in parts]
+        if stray:
+            raise ConfigError(f"--ssl-weights names {stray[0]!r}, which --ssl {self.ssl!r} does not use")
+        if any(w < 0 for _, w in self.ssl_weights):
+            raise ConfigError("--ssl-weights must be >= 0")
+        if self.strategy == "darts" and parts != ["barlow"] and parts != ["ntxent"]:
+            raise ConfigError(f"--ssl {self.ssl} needs --strategy evolve (DARTS searches with barlow or ntxent)")
+        if not self.ntxent_temperature > 0 or not self.dino_student_temp > 0 or not self.dino_teacher_temp > 0:
+            raise ConfigError("SSL temperatures must be > 0")
+        if not 0 <= self.dino_momentum < 1 or self.dino_momentum_schedule not in ("cosine", "constant"):
+            raise ConfigError("--dino-momentum must lie in [0, 1) and its schedule be cosine or constant")
+        if self.dino_out_dim < 2 or self.local_crops < 0:
+            raise ConfigError("--dino-out-dim must be >= 2 and --local-crops >= 0")
+
+    def _check_evolve(self) -> None:
+        from edgenas.evolve.importance import CRITERIA
+        from edgenas.evolve.schedule import CURRICULUM_MODES
+
+        for name in ("seed_channels", "seed_blocks", "expansion", "max_blocks", "max_channels", "plateau_window",
+                     "trial_steps", "trial_candidates"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        if self.seed_blocks > self.max_blocks:
+            raise ConfigError(f"--seed-blocks {self.seed_blocks} is more than --max-blocks {self.max_blocks}")
+        if self.seed_channels > self.max_channels:
+            raise ConfigError(f"--seed-channels {self.seed_channels} is more than --max-channels {self.max_channels}")
+        if not self.widen_factor > 1:
+            raise ConfigError(f"--widen-factor must be > 1, got {self.widen_factor}")
+        if self.importance not in CRITERIA:
+            raise ConfigError(f"unknown --importance {self.importance!r} (known: {', '.join(CRITERIA)})")
+        if self.curriculum_mode not in CURRICULUM_MODES:
+            raise ConfigError(f"unknown --curriculum-mode {self.curriculum_mode!r} "
+                              f"(known: {', '.join(CURRICULUM_MODES)})")
+        if not 0 < self.importance_mass <= 1 or self.sparsity < 0 or self.plateau_threshold < 0:
+            raise ConfigError("--importance-mass must lie in (0, 1], --sparsity and --plateau-threshold >= 0")
+        if self.min_steps_between_mutations < 0 or self.fitness_cost_weight < 0:
+            raise ConfigError("--min-steps-between-mutations and --fitness-cost-weight must be >= 0")
+
     # --- serialisation -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return config_to_dict(self)
+        d = config_to_dict(self)
+        d["ssl_weights"] = dict(self.ssl_weights)
+        return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SearchConfig":

@@ -117,7 +117,7 @@ class DartsSearch:
         from edgenas.search.cost import CostModel, check_feasible
         from edgenas.search.derive import spec_from_supernet
         from edgenas.space.network import DARTSAutoSSL
-        from edgenas.ssl import SSL_METHODS
+        from edgenas.ssl import SSL_METHODS, two_view_loss
 
         cfg = self.cfg
         import_plugins(cfg.plugins)
@@ -160,7 +160,7 @@ class DartsSearch:
         # measured in benchmarks/search_throughput.py; CUDA benefits too with cuDNN.
         self.memory_format = torch.channels_last
         self.net.to(self.device, memory_format=self.memory_format)
-        self.criterion = SSL_METHODS.get(cfg.ssl)(lambda_offdiag=cfg.bt_lambda)
+        self.criterion = two_view_loss(cfg.ssl, cfg)
         self.w_opt = torch.optim.SGD(self.net.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                      weight_decay=cfg.weight_decay)
         self.a_opt = torch.optim.Adam(self.net.arch_parameters(), lr=cfg.arch_lr, betas=(0.5, 0.999),
@@ -488,11 +488,18 @@ def run_search(cfg: SearchConfig, console=None, on_step: Callable[[int], None] |
     run_dir = Path(cfg.out)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--out {run_dir} exists and is not a directory")
-    search = DartsSearch(cfg, console, on_step)
+    if cfg.strategy == "evolve":
+        from edgenas.evolve.runner import EvolveSearch
+
+        search = EvolveSearch(cfg, console, on_step)
+    else:
+        search = DartsSearch(cfg, console, on_step)
     ckpt = search.load_checkpoint() if (run_dir / "search.ckpt").exists() else None
     if ckpt is not None and ckpt.get("done") and (run_dir / "summary.json").exists():
+        from edgenas.space.evolved import load_spec
+
         summary = json.loads((run_dir / "summary.json").read_text())
-        spec = ArchSpec.load(run_dir)
+        spec = load_spec(run_dir)
         return SearchResult(run_dir, spec, summary["params"], summary["macs"], summary["elapsed_s"], True, summary)
     search.prepare()
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from torch import nn
 
 from edgenas.errors import CheckpointError, ConfigError
 from edgenas.models import load_weights
+from edgenas.space.evolved import load_spec
 from edgenas.space.spec import ArchSpec
 
 __all__ = ["Candidate", "classifier_of", "is_searched", "load_candidate", "without_classifier"]
@@ -79,7 +80,7 @@ def _searched(model: str, init: str, num_classes: int, resolution: int, seed: in
     from edgenas.models import build
 
     path = Path(model)
-    spec = ArchSpec.load(path)
+    spec = load_spec(path)
     if resolution != spec.resolution:
         raise ConfigError(f"{model} was searched at {spec.resolution} px; fine-tune it at that resolution, "
                           f"not {resolution}")

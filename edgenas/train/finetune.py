@@ -95,7 +95,7 @@ class Finetuner:
     def prepare(self) -> None:
         from edgenas.data.splits import stratified_count
         from edgenas.search.runner import resolve_device
-        from edgenas.space.spec import ArchSpec
+        from edgenas.space.evolved import load_spec
         from edgenas.train.candidates import is_searched, load_candidate
         from edgenas.train.data import labelled_split, load_protocol_data, only_classes
 
@@ -106,7 +106,7 @@ class Finetuner:
         searched = is_searched(cfg.model)
         if searched and not Path(cfg.model).exists():
             raise ConfigError(f"{cfg.model} does not exist")
-        resolution = cfg.resolution or (ArchSpec.load(cfg.model).resolution if searched else 32)
+        resolution = cfg.resolution or (load_spec(cfg.model).resolution if searched else 32)
         data = self.data or load_protocol_data(cfg.data, cfg.data_root, resolution, cfg.level, cfg.synthetic_size)
         if data.pool.resolution != resolution:
             raise ConfigError(f"the data is at {data.pool.resolution} px, the model at {resolution} px")

@@ -58,7 +58,7 @@ def ensure_pretrained(run: str | Path, device: str = "auto", threads: int = 0, p
     from edgenas.models import build
     from edgenas.search.runner import _seed, cosine_lr, import_plugins, resolve_device
     from edgenas.space.spec import ArchSpec
-    from edgenas.ssl import SSL_METHODS
+    from edgenas.ssl import two_view_loss
 
     run = Path(run)
     if not run.is_dir():
@@ -79,7 +79,7 @@ def ensure_pretrained(run: str | Path, device: str = "auto", threads: int = 0, p
     w_idx, a_idx = (torch.as_tensor(h) for h in halves(torch.arange(len(data)), cfg.seed))
     mean, std = channel_stats(data.images)
     views = BarlowTwinsViews(resolution=cfg.resolution, mean=mean, std=std)
-    criterion = SSL_METHODS.get(cfg.ssl)(lambda_offdiag=cfg.bt_lambda)
+    criterion = two_view_loss(cfg.ssl, cfg)
     torch.manual_seed(_seed(cfg.seed, 99))  # another initialisation than the supernet's
     net = build(spec).to(dev, memory_format=torch.channels_last)
     params = [p for n, p in net.named_parameters() if not n.startswith("classifier.")]

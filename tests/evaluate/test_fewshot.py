@@ -78,3 +78,17 @@ def test_bad_input():
         run_episodes(features, labels, 3, 5, n_query=15)
     with pytest.raises(ConfigError, match="unknown few-shot method"):
         run_episodes(features, labels, 3, 1, n_query=2, method="relation")
+
+
+def test_knn_by_hand():
+    from edgenas.evaluate.knn import knn_accuracy
+
+    train = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    labels = torch.tensor([0, 0, 1])
+    test = torch.tensor([[1.0, 0.05], [0.1, 1.0], [0.6, 0.8]])
+    # k=1: nearest by cosine -> 0, 1, and (0.6, 0.8): cos to e1 0.6, to (0.9, 0.1) 0.685, to e2 0.8 -> 1
+    assert knn_accuracy(train, labels, test, torch.tensor([0, 1, 1]), k=1) == 100.0
+    # k=3, temperature 1: (0.6, 0.8) -> class 0 weight e^.6 + e^.685 = 3.81 > e^.8 = 2.23 -> 0
+    assert knn_accuracy(train, labels, test[2:], torch.tensor([0]), k=3, temperature=1.0) == 100.0
+    with pytest.raises(ConfigError):
+        knn_accuracy(train, labels, test, labels, k=4)
