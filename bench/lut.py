@@ -231,8 +231,9 @@ def fit_calibration(sums: list[tuple[float, int]], measured_ms: list[float]) -> 
     predict a negative latency for networks outside the fitting set. With
     ``net_ms >= 0`` every prediction is then >= 0. With networks that all have
     the same number of blocks, ``b`` is fixed at 0 (it could not be told from
-    ``c``); with networks whose sums do not differ either, ``a`` is 1 and only
-    the offset ``c`` is fitted (or, were that negative, only ``a``).
+    ``c``). With networks whose sums do not differ, or a fit that finds no slope
+    (``a = 0``: noise larger than the networks' differences), ``a`` is 1 and
+    only the offset ``c`` is fitted (or, were that negative, only ``a``).
 
     Returns:
         ``{"a", "b", "c", "networks", "mape_pct", "points"}``: MAPE on the fitting
@@ -245,14 +246,25 @@ def fit_calibration(sums: list[tuple[float, int]], measured_ms: list[float]) -> 
         raise LutError("calibration needs at least 2 measured networks")
     if any(y <= 0 for y in measured_ms):
         raise LutError("calibration needs positive measured latencies")
-    if len({s for s, _ in sums}) == 1:  # networks alike: keep the sum's law, fit what is left as one term
+    def own_law() -> tuple[float, float, float]:
+        """The sum's own law with one term fitted: ``sum + c`` (or ``a * sum`` were ``c`` negative)."""
         offset = sum(y - s for (s, _), y in zip(sums, measured_ms)) / len(sums)
-        a, b, c = (1.0, 0.0, offset) if offset >= 0 else (sum(y for y in measured_ms) / len(sums) / sums[0][0], 0.0, 0.0)
+        if offset >= 0:
+            return 1.0, 0.0, offset
+        return sum(y / s for (s, _), y in zip(sums, measured_ms) if s > 0) / max(1, sum(s > 0 for s, _ in sums)), \
+            0.0, 0.0
+
+    if len({s for s, _ in sums}) == 1:  # networks alike: nothing to fit a slope on
+        a, b, c = own_law()
     else:
         with_count = len({n for _, n in sums}) > 1  # else b could not be told from c
         rows = [[s / y, n / y, 1 / y] if with_count else [s / y, 1 / y] for (s, n), y in zip(sums, measured_ms)]
         coef = _nnls(rows, [1.0] * len(rows))
         a, b, c = coef if with_count else (coef[0], 0.0, coef[1])
+        if a <= 1e-9:
+            # the networks' measured differences are noise to the fit: a zero slope would make every op cost
+            # the same (no latency gradient for the search); keep the sum's own law instead
+            a, b, c = own_law()
     errors = [abs(a * s + b * n + c - y) / y for (s, n), y in zip(sums, measured_ms)]
     return {"a": a, "b": b, "c": c, "networks": len(sums), "mape_pct": 100 * sum(errors) / len(errors),
             "points": [[s, n, y] for (s, n), y in zip(sums, measured_ms)]}

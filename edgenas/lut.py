@@ -13,7 +13,9 @@
   baseline, and the held-out networks of :func:`validate_table`).
 
 Key format: ``stem/c3-24/r32``, ``pre/conv1x1/c24-8/r32``, ``pre/fr/c24-16/r32``,
-``op/ds_conv/c8/s1/r32``, ``head/c48-10/r8``, ``empty/c8/r32``.
+``op/ds_conv/c8/s1/r32``, ``head/c48-10/r8``, ``empty/c8/r32``; the evolved space's blocks are
+``estem/c3-32/r32`` and ``eblock/c<in>-<hidden>-<out>/k<kernel>/s<stride>/r<size>``
+(:mod:`edgenas.lut_evolved`).
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from typing import Any
 from edgenas.errors import ConfigError
 from edgenas.space.spec import ArchSpec, CellGenotype, Edge
 
-__all__ = ["Layout", "arch_keys", "build_table", "find_table", "layout_keys", "measure_specs", "sample_specs",
-           "validate_table"]
+__all__ = ["Layout", "arch_keys", "build_table", "empty_keys", "find_table", "layout_keys", "measure_blocks",
+           "measure_specs", "sample_specs", "table_entries", "validate_table"]
 
 _FORMAT = {"ort": "onnx", "litert": "tflite", "openvino": "openvino"}
 
@@ -62,8 +64,18 @@ def _block_keys(spec: ArchSpec, genotype_of: Callable[[bool], CellGenotype | Non
     return keys
 
 
-def arch_keys(spec: ArchSpec) -> list[str]:
-    """The table keys of every block of the network ``spec`` describes, in network order."""
+def arch_keys(spec) -> list[str]:
+    """The table keys of every block of the network ``spec`` describes, in network order.
+
+    Works for both spaces: an :class:`ArchSpec` (cells) and an ``EvolvedSpec``
+    (``estem/c3-32/r32``, ``eblock/c32-96-32/k3/s2/r32``, ..., ``head/...``).
+    """
+    if getattr(spec, "space", None) == "evolved-cnn":
+        size, keys = spec.resolution, [f"estem/c{spec.in_channels}-{spec.stem_channels}/r{spec.resolution}"]
+        for c_in, b in zip(spec.inputs(), spec.blocks):
+            keys.append(f"eblock/c{c_in}-{b.hidden}-{b.out}/k{b.kernel}/s{b.stride}/r{size}")
+            size //= b.stride
+        return keys + [f"head/c{spec.feature_dim}-{spec.num_classes}/r{size}"]
     return _block_keys(spec, lambda reduction: spec.reduce if reduction else spec.normal)
 
 
@@ -108,6 +120,10 @@ def _parse(key: str) -> dict[str, Any]:
         if part[0] == "c" and part[1:].replace("-", "").isdigit():
             ch = [int(v) for v in part[1:].split("-")]
             out["c_in"], out["c_out"] = ch[0], ch[-1]
+            if len(ch) == 3:
+                out["hidden"] = ch[1]
+        elif part[0] == "k" and part[1:].isdigit():
+            out["kernel"] = int(part[1:])
         elif part[0] == "s" and part[1:].isdigit():
             out["stride"] = int(part[1:])
         elif part[0] == "r" and part[1:].isdigit():
@@ -136,6 +152,15 @@ def key_module(key: str):
             ConvBN(k["c_in"], k["c_out"], 1, 1, True)
     elif k["kind"] == "op":
         module = build_op(k["name"], k["c_in"], k["stride"], affine=True)
+    elif k["kind"] == "estem":
+        from edgenas.models.evolved import make_evolved_stem
+
+        module = make_evolved_stem(k["c_in"], k["c_out"])
+    elif k["kind"] == "eblock":
+        from edgenas.models.evolved import EvoBlock
+        from edgenas.space.evolved import BlockSpec
+
+        module = EvoBlock(k["c_in"], BlockSpec(k["c_out"], k["hidden"], k["stride"], k.get("kernel", 3)))
     elif k["kind"] == "head":
         module = _Head(k["c_in"], k["c_out"])
     elif k["kind"] == "empty":
@@ -241,6 +266,51 @@ def sample_specs(n: int, seed: int, layouts: Sequence[Layout], ops: Sequence[str
     return specs
 
 
+def empty_keys(keys: Sequence[str]) -> list[str]:
+    """The ``empty/...`` entry of each input shape among ``keys`` (the cost of calling the runtime at all)."""
+    return sorted({f"empty/c{_parse(k)['c_in']}/r{_parse(k)['size']}" for k in keys})
+
+
+def measure_blocks(keys: Sequence[str], done: dict[str, dict], run_job, runtime: str, precision: str, threads: int,
+                   warmup: int, runs: int, timeout: float, partial: Path | None = None, settings: dict | None = None,
+                   progress: Callable[[str], None] = lambda key: None) -> dict[str, dict]:
+    """Measure each of ``keys`` not in ``done`` (each block exported alone, in a fresh worker); returns ``done``.
+
+    Every measurement is appended to ``partial`` (when given) as it finishes, so an interruption loses none.
+    """
+    from bench.files import append_jsonl
+
+    with tempfile.TemporaryDirectory(prefix="edgenas-lut-") as tmp:
+        for key in [k for k in keys if k not in done]:
+            progress(key)
+            module, shape = key_module(key)
+            artifact = _export_one(module, shape, _FORMAT[runtime], precision, Path(tmp), "block")
+            record = _measure(artifact, run_job, threads, warmup, runs, timeout, runtime)
+            row = {"key": key, "settings": settings, "p50_ms": record["p50_ms"], "mean_ms": record["mean_ms"],
+                   "min_ms": record["min_ms"], "cv": record["cv"], "runtime_version": record["runtime_version"]}
+            if partial is not None:
+                append_jsonl(partial, row)
+            done[key] = row
+            for f in Path(tmp).iterdir():
+                f.unlink()
+    return done
+
+
+def table_entries(keys: Sequence[str], done: dict[str, dict]) -> dict[str, dict]:
+    """Entries of measured ``keys`` (and their empty models): ``net_ms`` is the p50 less the empty model's."""
+    entries = {}
+    for key in keys:
+        k = _parse(key)
+        empty = done[f"empty/c{k['c_in']}/r{k['size']}"]["p50_ms"]
+        row = done[key]
+        entries[key] = {"p50_ms": row["p50_ms"], "net_ms": round(max(row["p50_ms"] - empty, 0.0), 6),
+                        "empty_ms": empty, "cv": row["cv"]}
+    for key in empty_keys(keys):
+        entries[key] = {"p50_ms": done[key]["p50_ms"], "net_ms": 0.0, "empty_ms": done[key]["p50_ms"],
+                        "cv": done[key]["cv"]}
+    return entries
+
+
 def build_table(layouts: Sequence[Layout], ops: Sequence[str], run_job, device, fingerprint: dict,
                 runtime: str = "ort", runtime_version: str = "", precision: str = "fp32", threads: int = 1,
                 out: str | Path = "luts", calibration_networks: int = 12, seed: int = 0, warmup: int = 30,
@@ -251,60 +321,50 @@ def build_table(layouts: Sequence[Layout], ops: Sequence[str], run_job, device, 
     Returns:
         The table's path, ``out/<device>-<runtime>-<precision>.json`` (written atomically).
     """
-    from bench.files import append_jsonl, atomic_write_text, read_jsonl
-    from bench.lut import SCHEMA_VERSION, LatencyTable, fit_calibration, table_name
     from edgenas.space.spec import SPACE_NAME, SPACE_VERSION
+
+    keys = sorted({k for layout in layouts for k in layout_keys(layout, ops)})
+    specs = sample_specs(calibration_networks, seed + 10_000, layouts, ops)
+    return _build(keys, specs, SPACE_NAME, SPACE_VERSION, {"ops": list(ops), "layouts": [
+        dataclasses.asdict(layout) for layout in layouts]}, run_job, device, fingerprint, runtime, runtime_version,
+        precision, threads, out, warmup, runs, timeout, progress)
+
+
+def _build(keys, specs, space: str, space_version: int, describe: dict, run_job, device, fingerprint, runtime,
+           runtime_version, precision, threads, out, warmup, runs, timeout, progress) -> Path:
+    """Measure ``keys`` (resumable) and the calibration networks ``specs``; write the table of ``space``."""
+    from bench.files import atomic_write_text, read_jsonl
+    from bench.lut import SCHEMA_VERSION, LatencyTable, fit_calibration, table_name
 
     if runtime not in _FORMAT:
         raise ConfigError(f"unknown runtime {runtime!r} (known: {', '.join(_FORMAT)})")
     out = Path(out)
-    path = out / table_name(device.name, runtime, precision)
+    path = out / table_name(device.name, runtime, precision) if space == "darts-light" else \
+        out / table_name(f"{device.name}-{space}", runtime, precision)
     partial = path.with_name(path.name + ".partial.jsonl")
     out.mkdir(parents=True, exist_ok=True)
     settings = {"runtime": runtime, "precision": precision, "threads": threads, "device": device.name}
     done = {r["key"]: r for r in read_jsonl(partial) if r.get("settings") == settings}
+    all_keys = [*empty_keys(keys), *keys]
+    total = len(all_keys) + len(specs)
+    count = [sum(k in done for k in all_keys)]
 
-    keys = sorted({k for layout in layouts for k in layout_keys(layout, ops)})
-    shapes = sorted({f"empty/c{_parse(k)['c_in']}/r{_parse(k)['size']}" for k in keys})
-    todo = [k for k in (*shapes, *keys) if k not in done]
-    total = len(shapes) + len(keys) + calibration_networks
-    count = total - len(todo) - calibration_networks
-    with tempfile.TemporaryDirectory(prefix="edgenas-lut-") as tmp:
-        for key in todo:
-            progress(key, count, total)
-            module, shape = key_module(key)
-            artifact = _export_one(module, shape, _FORMAT[runtime], precision, Path(tmp), "block")
-            record = _measure(artifact, run_job, threads, warmup, runs, timeout, runtime)
-            row = {"key": key, "settings": settings, "p50_ms": record["p50_ms"], "mean_ms": record["mean_ms"],
-                   "min_ms": record["min_ms"], "cv": record["cv"], "runtime_version": record["runtime_version"]}
-            append_jsonl(partial, row)
-            done[key] = row
-            for f in Path(tmp).iterdir():
-                f.unlink()
-            count += 1
+    def step(key: str) -> None:
+        progress(key, count[0], total)
+        count[0] += 1
 
-    entries = {}
-    for key in keys:
-        k = _parse(key)
-        empty = done[f"empty/c{k['c_in']}/r{k['size']}"]["p50_ms"]
-        row = done[key]
-        entries[key] = {"p50_ms": row["p50_ms"], "net_ms": round(max(row["p50_ms"] - empty, 0.0), 6),
-                        "empty_ms": empty, "cv": row["cv"]}
-    for key in shapes:
-        entries[key] = {"p50_ms": done[key]["p50_ms"], "net_ms": 0.0, "empty_ms": done[key]["p50_ms"],
-                        "cv": done[key]["cv"]}
+    measure_blocks(all_keys, done, run_job, runtime, precision, threads, warmup, runs, timeout, partial, settings,
+                   step)
     table = LatencyTable({
         "schema": SCHEMA_VERSION, "device": device.name, "runtime": runtime,
         "runtime_version": next((r["runtime_version"] for r in done.values()), runtime_version),
-        "precision": precision, "threads": threads, "space": SPACE_NAME, "space_version": SPACE_VERSION,
-        "ops": list(ops), "layouts": [dataclasses.asdict(layout) for layout in layouts], "estimated": False,
+        "precision": precision, "threads": threads, "space": space, "space_version": space_version,
+        **describe, "estimated": False,
         "fingerprint": fingerprint, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "entries": entries, "calibration": None})
-
-    specs = sample_specs(calibration_networks, seed + 10_000, layouts, ops)
-    progress("calibration networks", count, total)
+        "entries": table_entries(keys, done), "calibration": None})
+    progress("calibration networks", count[0], total)
     measured = measure_specs(specs, run_job, runtime, precision, threads, warmup, runs, timeout,
-                             progress=lambda: progress("calibration networks", count, total))
+                             progress=lambda: progress("calibration networks", count[0], total))
     table.data["calibration"] = fit_calibration([table.raw_sum(arch_keys(s)) for s in specs], measured)
     atomic_write_text(path, table.to_json())
     partial.unlink(missing_ok=True)

@@ -205,3 +205,10 @@ def test_int8_table_is_its_own_table(tmp_path):
 def test_calibration_of_identical_networks_fits_the_offset():
     cal = fit_calibration([(0.1, 20), (0.1, 20)], [0.3, 0.32])
     assert cal["a"] == 1 and cal["b"] == 0 and cal["c"] == pytest.approx(0.21)
+
+
+def test_calibration_without_a_slope_keeps_the_sums_law():
+    """Noise that hides the sums' spread must not flatten every op to the same cost (a = 0)."""
+    sums = [(0.05, 12), (0.10, 12), (0.15, 12)]
+    cal = fit_calibration(sums, [0.30, 0.28, 0.29])  # larger sums measured no slower
+    assert cal["a"] == 1 and cal["b"] == 0 and cal["c"] == pytest.approx((0.25 + 0.18 + 0.14) / 3)

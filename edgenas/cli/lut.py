@@ -10,6 +10,7 @@ import click
 
 from edgenas.cli.bench import transport_options
 from edgenas.errors import ConfigError
+from edgenas.space.evolved import EVOLVED_SPACE
 from edgenas.space.spec import SPACE_NAME
 
 
@@ -28,9 +29,31 @@ def _ops(ctx, param, value):
 
 
 def _space(ctx, param, value):
-    if value != SPACE_NAME:
-        raise click.BadParameter(f"unknown space {value!r} (known: {SPACE_NAME})")
+    if value not in (SPACE_NAME, EVOLVED_SPACE):
+        raise click.BadParameter(f"unknown space {value!r} (known: {SPACE_NAME}, {EVOLVED_SPACE})")
     return value
+
+
+def evolve_options(f):
+    """The limits of the evolved space's table (the evolve search's own options)."""
+    from edgenas.search.config import SearchConfig
+
+    D = SearchConfig()
+    options = [
+        click.option("--seed-channels", type=click.IntRange(min=1), default=D.seed_channels, show_default=True,
+                     help="evolved-cnn: the seed network's width."),
+        click.option("--seed-blocks", type=click.IntRange(min=1), default=D.seed_blocks, show_default=True),
+        click.option("--expansion", type=click.IntRange(min=1), default=D.expansion, show_default=True),
+        click.option("--max-blocks", type=click.IntRange(min=1), default=D.max_blocks, show_default=True),
+        click.option("--max-channels", type=click.IntRange(min=1), default=D.max_channels, show_default=True),
+        click.option("--widen-factor", type=float, default=D.widen_factor, show_default=True),
+        click.option("--depth", type=click.IntRange(min=0), default=2, show_default=True,
+                     help="evolved-cnn: measure every network this many mutations from the seed (the search "
+                          "measures what it reaches beyond, when the device is reachable)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
 
 
 def layout_options(f):
@@ -46,7 +69,7 @@ def layout_options(f):
         click.option("--ops", default=",".join(DEFAULT_OPS), show_default=True, callback=_ops,
                      help="Candidate ops of the space."),
         click.option("--space", "space_name", default=SPACE_NAME, show_default=True, callback=_space,
-                     help="Search space (one ships: the DARTS cell space of light ops)."),
+                     help="Search space: the DARTS cell space of light ops, or the evolved chain of blocks."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -114,28 +137,42 @@ def lut() -> None:
 @click.option("--timeout", type=click.FloatRange(min=1), default=600.0, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), default="luts", show_default=True)
+@evolve_options
 def build(device, host, key, known_hosts, python, channels, cells, nodes, resolution, ops, space_name, runtime,
-          precision,
-          threads, calibration_networks, runs, warmup, timeout, seed, out) -> None:
-    """Measure every block of the space on a device: OUT/<device>-<runtime>-<precision>.json.
+          precision, threads, calibration_networks, runs, warmup, timeout, seed, out, seed_channels, seed_blocks,
+          expansion, max_blocks, max_channels, widen_factor, depth) -> None:
+    """Measure every block of the space on a device: OUT/<device>[-evolved-cnn]-<runtime>-<precision>.json.
 
-    Every op at every position and shape it can take (channels, stride, input
-    size, cell type), the stem and head, and an empty model per input shape are
-    exported as small models and measured on the device; then a few whole random
-    networks calibrate the sum. Interrupted builds resume.
+    darts-light: every op at every position and shape it can take (channels,
+    stride, input size, cell type), the stem and head. evolved-cnn: the blocks of
+    every network within --depth mutations of the seed (an evolve search adds
+    what it reaches beyond). Each block and an empty model per input shape are
+    exported as small models and measured on the device; then a few whole
+    random networks calibrate the sum. Interrupted builds resume.
     """
     from edgenas.cli.bench import open_device
     from edgenas.lut import build_table
 
-    layouts = _layouts(channels, cells, nodes, resolution)
     profile, transport = open_device(device, host, key, known_hosts, python)
     update, stop = _progress()
     try:
         probe = transport.probe()
-        path = build_table(layouts, ops, transport.run_job, profile, probe.get("fingerprint", {}),
-                           runtime=runtime or profile.runtime, precision=precision,
-                           threads=threads or profile.threads, out=out, calibration_networks=calibration_networks,
-                           seed=seed, warmup=warmup, runs=runs, timeout=timeout, progress=update)
+        common = dict(runtime=runtime or profile.runtime, precision=precision, threads=threads or profile.threads,
+                      out=out, calibration_networks=calibration_networks, warmup=warmup, runs=runs, timeout=timeout,
+                      progress=update)
+        if space_name == EVOLVED_SPACE:
+            from edgenas.lut_evolved import build_evolved_table
+            from edgenas.search.config import SearchConfig
+
+            cfg = SearchConfig(strategy="evolve", resolution=resolution[0], seed_channels=seed_channels,
+                               seed_blocks=seed_blocks, expansion=expansion, max_blocks=max_blocks,
+                               max_channels=max_channels, widen_factor=widen_factor, seed=seed)
+            path = build_evolved_table(cfg, 10, transport.run_job, profile, probe.get("fingerprint", {}),
+                                       depth=depth, **common)
+        else:
+            layouts = _layouts(channels, cells, nodes, resolution)
+            path = build_table(layouts, ops, transport.run_job, profile, probe.get("fingerprint", {}), seed=seed,
+                               **common)
     finally:
         stop()
         transport.close()
@@ -155,12 +192,12 @@ def predict(lut_path, archs, as_json) -> None:
     """Predicted latency of each ARCH_JSON (no torch needed)."""
     from bench.lut import LatencyTable
     from edgenas.lut import arch_keys
-    from edgenas.space.spec import ArchSpec
+    from edgenas.space.evolved import load_spec
 
     table = LatencyTable.load(lut_path)
     rows = []
     for arch in archs:
-        spec = ArchSpec.load(arch)
+        spec = load_spec(arch)
         table.check(space=spec.space, space_version=spec.space_version)
         rows.append({"arch": arch, "predicted_ms": table.predict(arch_keys(spec)), "table": table.label,
                      "estimated": table.estimated})
@@ -185,9 +222,11 @@ def predict(lut_path, archs, as_json) -> None:
 @click.option("--timeout", type=click.FloatRange(min=1), default=600.0, show_default=True)
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Scatter plot PNG. [default: next to the table]")
+@click.option("--space", "space_name", default=SPACE_NAME, show_default=True, callback=_space,
+              help="Which table of the device: the cell space's, or the evolved space's.")
 @click.option("--json", "as_json", is_flag=True)
 def validate(device, host, key, known_hosts, python, lut_path, runtime, precision, samples, seed, runs, warmup,
-             timeout, plot, as_json) -> None:
+             timeout, plot, space_name, as_json) -> None:
     """Random held-out architectures: predicted vs measured latency (MAPE, within 10%, Spearman)."""
     from bench.lut import LatencyTable, table_name
     from edgenas.cli.bench import open_device
@@ -197,14 +236,18 @@ def validate(device, host, key, known_hosts, python, lut_path, runtime, precisio
     from edgenas.lut import find_table
 
     runtime = runtime or profile.runtime
-    path = Path(lut_path) if lut_path else find_table(profile.name, runtime, precision)
+    name = profile.name if space_name == SPACE_NAME else f"{profile.name}-{EVOLVED_SPACE}"
+    path = Path(lut_path) if lut_path else find_table(name, runtime, precision)
     if path is None:
-        raise ConfigError(f"no latency table {table_name(profile.name, runtime, precision)} found; "
-                          f"edgenas lut build --device {profile.name} measures one")
+        raise ConfigError(f"no latency table {table_name(name, runtime, precision)} found; "
+                          f"edgenas lut build --device {profile.name} --space {space_name} measures one")
     table = LatencyTable.load(path)
     table.check(device=profile.name, runtime=runtime, precision=precision)
-    layouts = [Layout(**d) for d in table.data.get("layouts") or [{}]]
-    specs = sample_specs(samples, seed, layouts, table.data.get("ops") or ())
+    if table.data.get("space") == EVOLVED_SPACE:
+        specs = _evolved_held_out(table, samples, seed, transport, Path(path), profile)
+    else:
+        layouts = [Layout(**d) for d in table.data.get("layouts") or [{}]]
+        specs = sample_specs(samples, seed, layouts, table.data.get("ops") or ())
     update, stop = _progress()
     done = [0]
 
@@ -226,6 +269,25 @@ def validate(device, host, key, known_hosts, python, lut_path, runtime, precisio
         click.echo(f"{table.label}: {result['n']} held-out networks, MAPE {result['mape_pct']:.1f}%, "
                    f"{100 * result['within_10pct']:.0f}% within +/-10%, Spearman {result['spearman']:.3f}; "
                    f"plot {plot}")
+
+
+def _evolved_held_out(table, samples: int, seed: int, transport, path: Path, profile) -> list:
+    """Random grown networks of the table's limits; blocks the table lacks are measured into it first."""
+    from edgenas.evolve.runner import seed_spec
+    from edgenas.lut import measure_blocks
+    from edgenas.lut_evolved import GrowingTable, sample_evolved
+    from edgenas.search.config import SearchConfig
+
+    cfg = SearchConfig(strategy="evolve", **table.data.get("evolve", {}))
+    import dataclasses
+
+    specs = sample_evolved(samples, seed, dataclasses.replace(seed_spec(cfg, 10), projector=()), cfg)
+    growing = GrowingTable(table, path, lambda keys: measure_blocks(keys, {}, transport.run_job, table.runtime,
+                                                                    table.precision, int(table.threads), 30, 200,
+                                                                    600), profile)
+    for spec in specs:
+        growing.predict(spec)
+    return specs
 
 
 def _scatter(result: dict, path: Path, label: str) -> None:

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "evaluate": ("edgenas.cli.finetune", "evaluate",
                  "Data efficiency, few-shot and baselines under one protocol (resumable grid)."),
     "report": ("edgenas.cli.report", "report", "A run's tables (md, latex, csv, json) and plots."),
+    "ablate": ("edgenas.cli.ablate", "ablate", "The evolution method with each component switched off, one table."),
 }
 
 

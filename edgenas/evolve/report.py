@@ -25,8 +25,9 @@ def evolution_section(run_dir: Path, spec: EvolvedSpec, summary: dict[str, Any])
         f"| epochs / steps | {summary['epochs']} / {summary['steps']} |",
         f"| wall time | {summary['elapsed_s']:.1f} s on {summary['device']} |",
     ]
-    if summary.get("predicted_latency_ms") is not None:
-        lines.append(f"| latency predicted | {summary['predicted_latency_ms']:.4f} ms |")
+    from edgenas.search.report import _latency_lines
+
+    lines += _latency_lines(summary)
     lines += [f"| arch sha256 | `{summary['arch_sha256'][:16]}` |", "", "## Network", "",
               f"Stem: 3x3 conv to {spec.stem_channels} channels.", "",
               "| block | in | hidden | out | stride | kernel | residual |", "|---:|---:|---:|---:|---:|---:|---|"]

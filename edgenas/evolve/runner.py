@@ -36,7 +36,7 @@ from edgenas.rundir import append_jsonl, atomic_torch_save, atomic_write_text, r
 from edgenas.search.config import SearchConfig
 from edgenas.space.evolved import BlockSpec, EvolvedSpec
 
-__all__ = ["EvolveSearch", "cost_of", "propose", "seed_spec"]
+__all__ = ["EvolveSearch", "cost_of", "propose", "seed_spec", "spec_after"]
 
 CKPT_VERSION = 1
 
@@ -100,6 +100,24 @@ def propose(spec: EvolvedSpec, tracker, cfg: SearchConfig) -> list[tuple[Mutatio
             out.append((Mutation("grow", t, widths[t] * cfg.expansion), tracker.sensitivity(unit(t),
                                                                                             cfg.importance_mass)))
     return sorted(out, key=lambda m: -m[1])
+
+
+def spec_after(spec: EvolvedSpec, mutation: Mutation) -> EvolvedSpec:
+    """The spec ``mutation`` turns ``spec`` into (what :func:`edgenas.evolve.mutations.apply_mutation` builds)."""
+    if mutation.kind == "grow":
+        width = spec.stem_channels if mutation.where == 0 else spec.blocks[mutation.where - 1].out
+        blocks = list(spec.blocks)
+        blocks.insert(mutation.where, BlockSpec(width, mutation.width, 1))
+        return dataclasses.replace(spec, blocks=tuple(blocks))
+    if mutation.kind == "widen_hidden":
+        blocks = list(spec.blocks)
+        blocks[mutation.where] = dataclasses.replace(blocks[mutation.where], hidden=mutation.width)
+        return dataclasses.replace(spec, blocks=tuple(blocks))
+    positions = [t for t, g in enumerate(spec.groups()) if g == mutation.where]
+    blocks = [dataclasses.replace(b, out=mutation.width) if i + 1 in positions else b
+              for i, b in enumerate(spec.blocks)]
+    return dataclasses.replace(spec, stem_channels=mutation.width if 0 in positions else spec.stem_channels,
+                               blocks=tuple(blocks))
 
 
 def _seed(*parts: int) -> int:
@@ -168,32 +186,73 @@ class EvolveSearch:
         self.total_steps = self.steps_per_epoch * cfg.epochs
 
     def _latency(self):
-        """``spec -> predicted ms`` from the target's table for this space, or None (and the budget refused)."""
-        from bench.lut import LatencyTable, MissingEntryError
+        """``spec -> predicted ms`` from the target's table of the evolved space (grown on demand), or None.
 
-        cfg = self.cfg
+        The table is ``--lut``, or ``<target>-evolved-cnn-<runtime>-fp32.json`` on the table path; for a
+        target whose profile has the analytic model's figures and no such table, an estimated one.
+
+        Raises:
+            ConfigError: ``--latency-ms`` without any table; LutError: a table of another space or device.
+        """
+        from bench.lut import LatencyTable
+        from edgenas.lut import find_table
+        from edgenas.lut_evolved import GrowingTable, check_space, evolved_prior_table
+
+        cfg, profile = self.cfg, self.profile
+        self.latency_table = None
         path = cfg.lut
-        if path is None and self.profile is not None:
-            from edgenas.lut import find_table
-
-            path = find_table(self.profile.name, self.profile.runtime, "fp32")
-        table = LatencyTable.load(path) if path else None
-        if table is not None and table.data.get("space") != "evolved-cnn":
-            table = None  # the target's table covers another space: reported, not used
-        if table is None:
-            if cfg.latency_ms is not None:
-                raise ConfigError("--latency-ms with --strategy evolve needs a latency table of the evolved-cnn "
-                                  "space: edgenas lut build --space evolved-cnn (or --lut FILE)")
+        if path is None and profile is not None:
+            path = find_table(f"{profile.name}-evolved-cnn", profile.runtime, "fp32")
+        if path is not None:
+            table = LatencyTable.load(path)
+            check_space(table)
+            if profile is not None:
+                table.check(device=profile.name)
+            reachable = profile is not None and (profile.transport == "local" or profile.ssh.host)
+            growing = GrowingTable(table, Path(path), self._measure_blocks(table) if reachable else None, profile)
+        elif profile is not None and getattr(profile, "clock_ghz", None) and profile.name != "local":
+            table = LatencyTable(evolved_prior_table(profile, cfg), f"estimated {profile.name} table")
+            growing = GrowingTable(table, None, None, profile)
+        elif cfg.latency_ms is not None:
+            raise ConfigError("--latency-ms with --strategy evolve needs a latency table of the evolved-cnn space: "
+                              "edgenas lut build --space evolved-cnn --device ... (or --lut FILE)")
+        else:
             return None
-        from edgenas.lut import arch_keys
-
-        def predict(spec: EvolvedSpec) -> float:
-            try:
-                return table.predict(arch_keys(spec))
-            except MissingEntryError as exc:
-                raise BudgetError(f"cannot predict the latency of a candidate: {exc}") from None
+        if table.estimated:
+            self.console.print(f"[yellow]latency of {table.device} is estimated from an analytic model, not "
+                               f"measured; replace it: {table.data.get('replace_with', '')}[/]")
         self.latency_table = table
-        return predict
+        self.growing = growing
+        return growing.predict
+
+    def _measure_blocks(self, table):
+        def measure(keys):
+            from devices.transport import open_transport
+            from edgenas.lut import measure_blocks
+
+            self.console.print(f"measuring {len(keys)} new block(s) on {self.profile.name} for the latency table")
+            with open_transport(self.profile) as transport:
+                return measure_blocks(keys, {}, transport.run_job, table.runtime, table.precision,
+                                      int(table.threads), 30, 200, 600)
+        return measure
+
+    def _measured_latency(self, spec: EvolvedSpec) -> dict:
+        """The final network measured on the target, when a latency table was used and the device is reachable."""
+        table, profile = self.latency_table, self.profile
+        if table is None or profile is None or not (profile.transport == "local" or profile.ssh.host):
+            return {}
+        from devices.errors import DevicesError
+        from devices.transport import open_transport
+        from edgenas.lut import measure_specs
+
+        try:
+            with open_transport(profile) as transport:
+                (ms,) = measure_specs([dataclasses.replace(spec, projector=())], transport.run_job, table.runtime,
+                                      table.precision, int(table.threads))
+        except (DevicesError, ConfigError) as exc:
+            self.console.print(f"[yellow]could not measure the evolved network on {profile.name}: {exc}[/]")
+            return {}
+        return {"measured_latency_ms": round(ms, 5), "latency_measured_on": profile.name}
 
     # --- data ---------------------------------------------------------------------------
     def _pool(self, stage: int) -> torch.Tensor:
@@ -285,7 +344,7 @@ class EvolveSearch:
         for mutation, sensitivity in propose(self.learner.spec, self.tracker, cfg):
             if any(m.kind == mutation.kind for m, _, _ in candidates):
                 continue  # the most sensitive place of each kind
-            cost = cost_of(self._spec_after(mutation), cfg, self.latency)
+            cost = cost_of(spec_after(self.learner.spec, mutation), cfg, self.latency)
             over = cost["params"] > cfg.max_params or cost["macs"] > cfg.max_macs or (
                 cfg.latency_ms is not None and cost.get("latency_ms", 0) > cfg.latency_ms)
             if not over:
@@ -324,23 +383,6 @@ class EvolveSearch:
                 "loss_before": loss_before, "loss_unchanged": loss_current,
                 "fitness_unchanged": -1.0 - cfg.fitness_cost_weight * before["cost"],
                 "blocks": len(self.learner.spec.blocks), "spec": self.learner.spec.to_dict()}
-
-    def _spec_after(self, mutation: Mutation) -> EvolvedSpec:
-        spec = self.learner.spec
-        if mutation.kind == "grow":
-            width = spec.stem_channels if mutation.where == 0 else spec.blocks[mutation.where - 1].out
-            blocks = list(spec.blocks)
-            blocks.insert(mutation.where, BlockSpec(width, mutation.width, 1))
-            return dataclasses.replace(spec, blocks=tuple(blocks))
-        if mutation.kind == "widen_hidden":
-            blocks = list(spec.blocks)
-            blocks[mutation.where] = dataclasses.replace(blocks[mutation.where], hidden=mutation.width)
-            return dataclasses.replace(spec, blocks=tuple(blocks))
-        positions = [t for t, g in enumerate(spec.groups()) if g == mutation.where]
-        blocks = [dataclasses.replace(b, out=mutation.width) if i + 1 in positions else b
-                  for i, b in enumerate(spec.blocks)]
-        return dataclasses.replace(spec, stem_channels=mutation.width if 0 in positions else spec.stem_channels,
-                                   blocks=tuple(blocks))
 
     def prune(self, global_step: int) -> dict:
         """Remove each hidden layer's pruned path (kept: at least 8 channels, a multiple of 4)."""
@@ -518,6 +560,9 @@ class EvolveSearch:
             "final_train_loss": steps[-1]["train_loss"] if steps else None, "device": str(self.device),
             "torch": torch.__version__, "arch_sha256": spec.sha256(),
             "predicted_latency_ms": cost.get("latency_ms"), "latency_budget_ms": cfg.latency_ms,
+            "latency_table": None if self.latency_table is None else self.latency_table.label,
+            "latency_table_estimated": None if self.latency_table is None else self.latency_table.estimated,
+            **self._measured_latency(spec),
         }
         atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         write_evolution_report(self.run_dir, spec, summary)
