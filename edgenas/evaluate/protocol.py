@@ -27,7 +27,7 @@ from edgenas.errors import ConfigError
 from edgenas.rundir import append_jsonl, read_jsonl
 from edgenas.train.config import INITS, FinetuneConfig
 
-__all__ = ["DEFAULT_BASELINES", "EvalPlan", "protocol_id", "run_evaluation"]
+__all__ = ["DEFAULT_BASELINES", "EvalPlan", "features_of", "protocol_id", "run_evaluation"]
 
 #: the baselines of the product brief, at their published widths
 DEFAULT_BASELINES = ("mobilenet_v2_035", "mobilenet_v3_small", "efficientnet_b0")
@@ -101,7 +101,7 @@ def _slug(model: str, init: str, fraction: float | None, samples: int | None, se
     return f"{model}-{init}-{labels}-s{seed}"
 
 
-def _features(model: torch.nn.Module, images: torch.Tensor, mean, std, device) -> torch.Tensor:
+def features_of(model: torch.nn.Module, images: torch.Tensor, mean, std, device) -> torch.Tensor:
     """Penultimate features (the classifier's input) of uint8 ``images``, in eval mode."""
     from edgenas.data.views import normalize_batch
     from edgenas.train.candidates import without_classifier
@@ -241,7 +241,7 @@ def _few_shot(run: Path, plan: EvalPlan, protocol: FinetuneConfig, pid: str, dat
             backbone_acc = run_finetune(cfg, console, data).result["final_acc"]
             net = _trained(Path(cfg.out), source, len(base), resolution)
             labels_used = f"{100 * plan.fewshot_fraction:g}% of base classes {list(base)}"
-        features = _features(net, holdout.images, data.mean, data.std, device)
+        features = features_of(net, holdout.images, data.mean, data.std, device)
         for n_way, k_shot in missing:
             record = run_episodes(features, holdout.labels, n_way, k_shot, plan.queries, plan.episodes,
                                   seed, plan.fewshot_method)

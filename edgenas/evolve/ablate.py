@@ -58,13 +58,13 @@ def ablation_variants(cfg: SearchConfig, components: tuple[str, ...] = tuple(COM
 def _knn(run: Path, data, fraction: float, seed: int, device) -> float:
     from edgenas.data.splits import stratified_fraction
     from edgenas.evaluate.knn import knn_accuracy
-    from edgenas.evaluate.protocol import _features
+    from edgenas.evaluate.protocol import features_of
     from edgenas.train.candidates import load_candidate
 
     net = load_candidate(str(run), "preserved", len(data.pool.classes), data.pool.resolution, seed).model
     bank = stratified_fraction(data.pool.labels, fraction, seed)
-    train = _features(net, data.pool.images[bank], data.mean, data.std, device)
-    test = _features(net, data.holdout.images, data.mean, data.std, device)
+    train = features_of(net, data.pool.images[bank], data.mean, data.std, device)
+    test = features_of(net, data.holdout.images, data.mean, data.std, device)
     return knn_accuracy(train, data.pool.labels[bank], test, data.holdout.labels, k=min(20, len(bank)))
 
 

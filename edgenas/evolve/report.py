@@ -49,9 +49,13 @@ def evolution_section(run_dir: Path, spec: EvolvedSpec, summary: dict[str, Any])
             lines.append(f"| {e['global_step']} | {tried} | {e['fitness_unchanged']:.3f} | {kept} | "
                          f"{e['params_before']:,} -> {after:,} |")
     prune = next((e for e in events if e.get("event") == "prune"), None)
-    if prune:
-        lines += ["", f"Sparse routing pruned hidden channels {prune['removed_hidden']} at step "
+    if prune and prune["removed_hidden"]:
+        removed = ", ".join(f"block {b}: {n}" for b, n in prune["removed_hidden"].items())
+        lines += ["", f"Sparse routing removed the pruned path of the hidden layers ({removed} channels) at step "
                       f"{prune['global_step']}: {prune['params_before']:,} -> {prune['params_after']:,} params."]
+    elif prune:
+        lines += ["", f"Sparse routing found no hidden layer to prune at step {prune['global_step']} (every "
+                      "important path was the whole layer)."]
     return lines + [""]
 
 

@@ -29,7 +29,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from edgenas.errors import BudgetError, CheckpointError, ConfigError, EdgenasError
+from edgenas.errors import BudgetError, ConfigError, EdgenasError
 from edgenas.evolve.mutations import Mutation
 from edgenas.evolve.objective import Learner
 from edgenas.rundir import append_jsonl, atomic_torch_save, atomic_write_text, read_jsonl, rewrite_jsonl
@@ -299,20 +299,10 @@ class EvolveSearch:
                            "real_order": getattr(self, "real_order", None)}, self.ckpt_path)
 
     def load_checkpoint(self) -> dict[str, Any] | None:
-        if not self.ckpt_path.exists():
-            return None
-        try:
-            ckpt = torch.load(self.ckpt_path, map_location="cpu", weights_only=False)
-        except (OSError, RuntimeError, EOFError, ValueError) as exc:
-            raise CheckpointError(f"{self.ckpt_path} is unreadable ({exc}); delete it to start over") from None
-        if ckpt.get("version") != CKPT_VERSION or ckpt.get("strategy") != "evolve":
-            raise CheckpointError(f"{self.ckpt_path} is not an evolve search of this edgenas; use another --out")
-        if ckpt["config"] != self.cfg.identity():
-            mine = self.cfg.identity()
-            diff = sorted(k for k in set(ckpt["config"]) | set(mine) if ckpt["config"].get(k) != mine.get(k))
-            raise CheckpointError(f"{self.run_dir} holds a search with other options ({', '.join(diff)}); "
-                                  "use the same options to resume, or another --out")
-        return ckpt
+        from edgenas.rundir import load_checkpoint
+
+        return load_checkpoint(self.ckpt_path, CKPT_VERSION, self.cfg.identity(), "an evolve search",
+                               {"strategy": "evolve"})
 
     # --- mutation rounds ----------------------------------------------------------------
     def _lr(self, global_step: int) -> float:

@@ -10,7 +10,37 @@ from edgenas.space.network import make_projector, make_stem
 from edgenas.space.spec import ArchSpec
 
 
-class DerivedNet(nn.Module):
+class SearchedNet(nn.Module):
+    """What every searched network shares: ``features`` (pooled, ``[B, F]``), a classifier and an SSL projector.
+
+    Subclasses build ``self.projector`` and ``self.classifier`` (either may be None) and define ``features``.
+    """
+
+    projector: nn.Module | None
+    classifier: nn.Module | None
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError  # abstract: each space pools its own body
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        if self.projector is None:
+            raise RuntimeError("this network has no SSL projector (it was dropped)")
+        return self.projector(self.features(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.features(x)
+        return self.classifier(f) if self.classifier is not None else f
+
+    def deployable(self) -> nn.Module:
+        """A copy of this network without its SSL projector (what the exporters freeze)."""
+        import copy
+
+        net = copy.deepcopy(self)
+        net.projector = None
+        return net
+
+
+class DerivedNet(SearchedNet):
     """Stem -> derived cells -> global average pool -> classifier (and SSL projector).
 
     Module names mirror :class:`~edgenas.space.network.DARTSAutoSSL`, so the
@@ -44,19 +74,3 @@ class DerivedNet(nn.Module):
             s0, s1 = s1, cell(s0, s1)
         return s1.mean((2, 3))
 
-    def project(self, x: torch.Tensor) -> torch.Tensor:
-        if self.projector is None:
-            raise RuntimeError("this network has no SSL projector (it was dropped)")
-        return self.projector(self.features(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.features(x)
-        return self.classifier(f) if self.classifier is not None else f
-
-    def deployable(self) -> nn.Module:
-        """A copy of this network without its SSL projector (what the exporters freeze)."""
-        import copy
-
-        net = copy.deepcopy(self)
-        net.projector = None
-        return net

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from edgenas.models.derived import SearchedNet
 from edgenas.space.evolved import BlockSpec, EvolvedSpec
 from edgenas.space.network import make_projector
 
@@ -42,7 +43,7 @@ class EvoBlock(nn.Module):
         return x + y if self.residual else y
 
 
-class EvolvedNet(nn.Module):
+class EvolvedNet(SearchedNet):
     """Stem -> blocks -> global average pool -> classifier (and SSL projector).
 
     Shapes: ``forward(x [B, in_channels, R, R]) -> [B, num_classes]`` (the pooled
@@ -65,19 +66,3 @@ class EvolvedNet(nn.Module):
             x = block(x)
         return x.mean((2, 3))
 
-    def project(self, x: torch.Tensor) -> torch.Tensor:
-        if self.projector is None:
-            raise RuntimeError("this network has no SSL projector")
-        return self.projector(self.features(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.features(x)
-        return self.classifier(f) if self.classifier is not None else f
-
-    def deployable(self) -> nn.Module:
-        """A copy without the SSL projector (what the exporters freeze)."""
-        import copy
-
-        net = copy.deepcopy(self)
-        net.projector = None
-        return net

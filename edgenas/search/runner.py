@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from edgenas.errors import BudgetError, CheckpointError, ConfigError, EdgenasError
+from edgenas.errors import BudgetError, ConfigError, EdgenasError
 from edgenas.rundir import (
     append_jsonl,
     atomic_torch_save,
@@ -240,28 +240,16 @@ class DartsSearch:
     # --- checkpoints ------------------------------------------------------------------
     def save_checkpoint(self, epoch: int, step: int, global_step: int, elapsed: float, done: bool = False) -> None:
         atomic_torch_save({
-            "version": CKPT_VERSION, "config": self.cfg.identity(), "epoch": epoch, "step": step,
+            "version": CKPT_VERSION, "strategy": "darts", "config": self.cfg.identity(), "epoch": epoch, "step": step,
             "global_step": global_step, "elapsed_s": elapsed, "done": done,
             "model": self.net.state_dict(), "w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(),
         }, self.ckpt_path)
 
     def load_checkpoint(self) -> dict[str, Any] | None:
-        if not self.ckpt_path.exists():
-            return None
-        try:
-            ckpt = torch.load(self.ckpt_path, map_location="cpu", weights_only=False)
-        except (OSError, RuntimeError, EOFError, ValueError) as exc:
-            raise CheckpointError(f"{self.ckpt_path} is unreadable ({exc}); delete it to start over") from None
-        if ckpt.get("version") != CKPT_VERSION:
-            raise CheckpointError(f"{self.ckpt_path} is from another edgenas version; use a new --out")
-        if ckpt["config"] != self.cfg.identity():
-            diff = sorted(k for k in set(ckpt["config"]) | set(self.cfg.identity())
-                          if ckpt["config"].get(k) != self.cfg.identity().get(k))
-            raise CheckpointError(
-                f"{self.run_dir} holds a search with other options ({', '.join(diff)}); "
-                "use the same options to resume, or another --out"
-            )
-        return ckpt
+        from edgenas.rundir import load_checkpoint
+
+        return load_checkpoint(self.ckpt_path, CKPT_VERSION, self.cfg.identity(), "a DARTS search",
+                               {"strategy": "darts"})
 
     # --- the loop ---------------------------------------------------------------------
     def train(self) -> tuple[float, bool]:

@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from edgenas.errors import ArchSpecError
@@ -190,15 +189,6 @@ def load_spec(path: str | os.PathLike):
     Raises:
         ArchSpecError: missing, unreadable or malformed file.
     """
-    p = Path(path)
-    if p.is_dir():
-        p = p / "arch.json"
-    if not p.is_file():
-        raise ArchSpecError(f"no arch.json at {p}")
-    try:
-        data = json.loads(p.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ArchSpecError(f"cannot read {p}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ArchSpecError(f"{p} is not valid JSON: {exc}") from None
-    return spec_from_dict(data)
+    from edgenas.space.spec import read_arch_json
+
+    return spec_from_dict(read_arch_json(path)[1])

@@ -178,6 +178,9 @@ class ArchSpec:
     def from_dict(cls, data: dict[str, Any]) -> "ArchSpec":
         if not isinstance(data, dict):
             raise ArchSpecError("arch.json must hold a JSON object")
+        if data.get("space", SPACE_NAME) != SPACE_NAME:
+            raise ArchSpecError(f"arch.json describes a network of space {data.get('space')!r}; this needs one of "
+                                f"{SPACE_NAME!r} (the DARTS cell space)")
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(data) - known
         if unknown:
@@ -217,18 +220,28 @@ class ArchSpec:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ArchSpec":
-        """Read an ``arch.json`` (or a run directory holding one).
+        """Read an ``arch.json`` of the cell space (or a run directory holding one).
 
         Raises:
-            ArchSpecError: missing, unreadable or malformed file.
+            ArchSpecError: missing, unreadable or malformed file, or a spec of another space.
         """
-        p = Path(path)
-        if p.is_dir():
-            p = p / "arch.json"
-        if not p.is_file():
-            raise ArchSpecError(f"no arch.json at {p}")
-        try:
-            text = p.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ArchSpecError(f"cannot read {p}: {exc}") from None
-        return cls.from_json(text)
+        return cls.from_dict(read_arch_json(path)[1])
+
+
+def read_arch_json(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
+    """(the file, its JSON object) of an ``arch.json`` or of the run directory holding one.
+
+    Raises:
+        ArchSpecError: missing, unreadable or not JSON.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / "arch.json"
+    if not p.is_file():
+        raise ArchSpecError(f"no arch.json at {p}")
+    try:
+        return p, json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArchSpecError(f"cannot read {p}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ArchSpecError(f"arch.json is not valid JSON: {exc}") from None

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from edgenas.errors import CheckpointError, ConfigError, EdgenasError
+from edgenas.errors import ConfigError, EdgenasError
 from edgenas.rundir import append_jsonl, atomic_torch_save, atomic_write_text, read_jsonl, rewrite_jsonl
 from edgenas.train.config import FinetuneConfig
 
@@ -171,20 +171,9 @@ class Finetuner:
                           self.ckpt_path)
 
     def load_checkpoint(self) -> dict[str, Any] | None:
-        if not self.ckpt_path.exists():
-            return None
-        try:
-            ckpt = torch.load(self.ckpt_path, map_location="cpu", weights_only=False)
-        except (OSError, RuntimeError, EOFError, ValueError) as exc:
-            raise CheckpointError(f"{self.ckpt_path} is unreadable ({exc}); delete it to start over") from None
-        if ckpt.get("version") != CKPT_VERSION:
-            raise CheckpointError(f"{self.ckpt_path} is from another edgenas version; use a new --out")
-        if ckpt["config"] != self.cfg.identity():
-            mine = self.cfg.identity()
-            diff = sorted(k for k in set(ckpt["config"]) | set(mine) if ckpt["config"].get(k) != mine.get(k))
-            raise CheckpointError(f"{self.out} holds a fine-tuning with other options ({', '.join(diff)}); "
-                                  "use the same options to resume, or another --out")
-        return ckpt
+        from edgenas.rundir import load_checkpoint
+
+        return load_checkpoint(self.ckpt_path, CKPT_VERSION, self.cfg.identity(), "a fine-tuning")
 
     # --- the loop ---------------------------------------------------------------------
     def train(self) -> tuple[dict[str, Any], bool]:
@@ -273,10 +262,6 @@ class Finetuner:
     def finish(self, state: dict[str, Any], resumed: bool) -> FinetuneResult:
         import dataclasses
 
-        import torch as _torch
-
-        from edgenas.profiler import count_macs
-
         cfg = self.cfg
         h_images, h_labels = self.holdout.images[self.eval_idx], self.holdout.labels[self.eval_idx]
         final_acc, final_loss = evaluate_accuracy(self.model, h_images, h_labels, self.mean, self.std, self.device,
@@ -303,7 +288,7 @@ class Finetuner:
         c = self.candidate
         result = {
             "model": c.name, "kind": c.kind, "init": c.init, "source": cfg.model,
-            "params": c.params, "macs": c.macs or count_macs(self.model, self.resolution),
+            "params": c.params, "macs": c.macs,
             "resolution": self.resolution, "data": self.pool.name, "classes": classes,
             "class_subset": None if cfg.class_subset is None else list(cfg.class_subset),
             "fraction": cfg.fraction, "samples": cfg.samples, "labels": cfg.labels_label,
@@ -314,7 +299,7 @@ class Finetuner:
             "best_acc": round(best_acc, 3), "best_epoch": best_epoch,
             "best_select_acc": None if state["best_epoch"] is None else round(state["best_select_acc"], 3),
             "elapsed_s": round(state["elapsed_s"], 2), "cpu_s": round(state["cpu_s"], 2),
-            "device": str(self.device), "threads": _torch.get_num_threads(), "torch": _torch.__version__,
+            "device": str(self.device), "threads": torch.get_num_threads(), "torch": torch.__version__,
             "mean": list(self.mean), "std": list(self.std),
         }
         atomic_write_text(self.out / "result.json", json.dumps(result, indent=2) + "\n")

@@ -69,6 +69,9 @@ def ensure_pretrained(run: str | Path, device: str = "auto", threads: int = 0, p
         return weights
     console = console or Console(stderr=True)
     cfg = _search_config(run)
+    if cfg.strategy != "darts":
+        raise ConfigError(f"--init pretrained (the two-stage baseline) is defined for DARTS runs; {run} was grown "
+                          "by evolution: compare --init preserved with --init random instead")
     import_plugins(cfg.plugins)
     spec = ArchSpec.load(run)
     dev = resolve_device(device)
