@@ -1,4 +1,4 @@
-"""Latency sweeps: models x formats x precisions x resolutions x batch sizes x threads on one device.
+"""Latency sweeps: models x formats x precisions x resolutions x batch sizes x threads, on one device or a fleet.
 
 The host exports each (model, resolution, batch) once into ``OUT/exports/``
 (static input shape, so every format can take part), then measures each
@@ -21,7 +21,7 @@ from typing import Any
 
 from edgenas.errors import ConfigError
 
-__all__ = ["SweepPlan", "run_sweep"]
+__all__ = ["SweepPlan", "run_fleet", "run_sweep"]
 
 _RUNTIME_OF_FORMAT = {"onnx": "ort", "tflite": "litert", "openvino": "openvino"}
 
@@ -91,11 +91,93 @@ def _profile(model: str, resolution: int | None, weights: str | None) -> tuple[i
     return count_params(source.model), count_macs(source.model, source.resolution), source.resolution
 
 
+@dataclass
+class _Step:
+    """One (model, resolution, batch) of a plan: its export, shared by every device."""
+
+    name: str
+    resolution: int
+    batch: int
+    params: int
+    macs: int
+    export_dir: Path
+    targets: dict = field(default_factory=dict)
+    reason: str = ""
+
+    def planned(self, plan: SweepPlan, device, options) -> list[dict]:
+        return [{"device": device.name, "model": self.name, "format": f, "precision": p,
+                 "resolution": self.resolution, "batch": self.batch, "threads": t,
+                 "runtime": options.runtime or _RUNTIME_OF_FORMAT[f],
+                 "inference_precision": options.inference_precision}
+                for f in plan.formats for p in plan.precisions for t in plan.threads]
+
+
+def _prepare(plan: SweepPlan, out: Path, devices: Sequence, options, done: set, progress, warn) -> list[_Step]:
+    """Export (once, on this host) every step some device still has to measure; resolve its artifacts."""
+    from bench.plan import resolve_targets
+    from bench.sweep import key
+    from edgenas.cli.export import run_export
+    from exporters.errors import ExportError
+
+    steps = []
+    for model in plan.models:
+        for resolution in plan.resolutions:
+            for batch in plan.batches:
+                weights = plan.weights.get(model)
+                params, macs, res = _profile(model, resolution, weights)
+                name = _slug(model)
+                step = _Step(name, res, batch, params, macs, out / "exports" / f"{name}-r{res}-b{batch}")
+                steps.append(step)
+                if all(key(p) in done for d in devices for p in step.planned(plan, d, options)):
+                    continue
+                if not _export_ok(step.export_dir, plan.formats, plan.precisions):
+                    if progress:
+                        progress(f"export {step.name}@{res} b{batch}", 0, 0)
+                    try:
+                        run_export(model, ",".join(plan.formats), ",".join(plan.precisions), out=str(step.export_dir),
+                                   calib=plan.calib, resolution=res, weights=weights, batch=batch,
+                                   parity_samples=max(64, batch))
+                    except (ExportError, ConfigError) as exc:  # the artifacts that failed get failure records
+                        warn(f"{step.name}@{res} b{batch}: {exc}")
+                try:
+                    step.targets = {(t.format, t.precision): t for t in resolve_targets([str(step.export_dir)])}
+                    step.reason = "export failed (see the manifest)"
+                except Exception as exc:  # noqa: BLE001 - no manifest at all: every planned measurement fails
+                    step.reason = str(exc)
+    return steps
+
+
+def _measure(step: _Step, p: dict, device, run_job, options, data, retries: int) -> dict:
+    """One planned measurement: a record, or a failure record with its reason (after ``retries`` more tries).
+
+    A hung or crashed measurement is recorded and the sweep goes on; a lost device
+    (:class:`~devices.errors.HostUnreachableError` and the like) is raised.
+    """
+    from devices.errors import RemoteError, RemoteTimeoutError
+    from edgenas.cli.bench import finish_record, job_for
+
+    target = step.targets.get((p["format"], p["precision"]))
+    if target is None:
+        return {**p, "error": step.reason, "error_type": "ExportError", "plan": p}
+    target = type(target)(**{**target.__dict__, "model": step.name})
+    npz = data.path_for(step.resolution) if data is not None else None
+    job_options = type(options)(**{**options.__dict__, "threads": p["threads"], "batch": step.batch})
+    job = job_for(target, job_options, device, npz, meta={"params": step.params, "macs": step.macs})
+    for attempt in range(retries + 1):
+        try:
+            record = finish_record(run_job(job, options.timeout), device, target)
+            break
+        except (RemoteTimeoutError, RemoteError) as exc:
+            record = {**p, "error": str(exc), "error_type": type(exc).__name__, "attempts": attempt + 1}
+    record["plan"] = p
+    return record
+
+
 def run_sweep(plan: SweepPlan, out: str | Path, run_job: Callable[[dict, float], dict], device: Any,
               bench_options=None, data=None, retry_failed: bool = False,
               progress: Callable[[str, int, int], None] | None = None,
-              warn: Callable[[str], None] = lambda m: None) -> list[dict]:
-    """Run (or resume) the sweep ``plan`` into ``out``; returns every record of the sweep file.
+              warn: Callable[[str], None] = lambda m: None, retries: int = 0) -> list[dict]:
+    """Run (or resume) the sweep ``plan`` into ``out`` on one device; returns every record of the sweep file.
 
     Args:
         run_job: ``(job, timeout) -> record`` of the device's transport.
@@ -103,72 +185,87 @@ def run_sweep(plan: SweepPlan, out: str | Path, run_job: Callable[[dict, float],
         bench_options: :class:`edgenas.cli.bench.BenchOptions` (warm-up, runs, timeout, runtime settings).
         data: a :class:`edgenas.cli.bench.DataCache` for accuracy, or None.
         progress: ``(what, done, total)`` after each step.
+        retries: more tries of a measurement that hung or crashed before it is recorded as failed.
     """
+    records, _ = run_fleet(plan, out, [(device, run_job)], bench_options, data, retry_failed, progress, warn, retries)
+    return records
+
+
+def run_fleet(plan: SweepPlan, out: str | Path, devices: Sequence[tuple[Any, Callable]], bench_options=None,
+              data=None, retry_failed: bool = False, progress: Callable[[str, int, int], None] | None = None,
+              warn: Callable[[str], None] = lambda m: None, retries: int = 0) -> tuple[list[dict], list[dict]]:
+    """Run (or resume) ``plan`` on several devices at once: one worker thread per device.
+
+    Each device runs one measurement at a time (measurements on one board do not
+    disturb each other), all devices at the same time. Every record goes to the
+    one ``OUT/records.jsonl`` as it finishes; a re-run measures only what no
+    record holds. A device that drops out (unreachable, refused) gets a failure
+    record for each measurement it had left, with the reason, and the others
+    finish (``--retry-failed`` measures those again later).
+
+    Args:
+        devices: ``(profile, run_job)`` per device.
+
+    Returns:
+        (every record of the sweep file, one summary per device: measured, failed, dropped out, wall seconds).
+    """
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
     from bench.files import append_jsonl, read_jsonl
-    from bench.plan import resolve_targets
     from bench.sweep import done_keys, key, plot_records, write_csv
-    from devices.errors import RemoteError, RemoteTimeoutError
-    from edgenas.cli.bench import BenchOptions, finish_record, job_for
-    from edgenas.cli.export import run_export
-    from exporters.errors import ExportError
+    from devices.errors import TransportError
+    from edgenas.cli.bench import BenchOptions
 
     options = bench_options or BenchOptions()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     records_path = out / "records.jsonl"
     done = done_keys(records_path, retry_failed=retry_failed)
-    steps = [(m, r, b) for m in plan.models for r in plan.resolutions for b in plan.batches]
-    total = len(steps) * len(plan.formats) * len(plan.precisions) * len(plan.threads)
-    finished = 0
-    for model, resolution, batch in steps:
-        weights = plan.weights.get(model)
-        params, macs, res = _profile(model, resolution, weights)
-        name = _slug(model)
-        export_dir = out / "exports" / f"{name}-r{res}-b{batch}"
-        planned = [{"device": device.name, "model": name, "format": f, "precision": p, "resolution": res,
-                    "batch": batch, "threads": t, "runtime": options.runtime or _RUNTIME_OF_FORMAT[f],
-                    "inference_precision": options.inference_precision}
-                   for f in plan.formats for p in plan.precisions for t in plan.threads]
-        todo = [p for p in planned if key(p) not in done]
-        finished += len(planned) - len(todo)
-        if not todo:
-            continue
-        if not _export_ok(export_dir, plan.formats, plan.precisions):
-            if progress:
-                progress(f"export {name}@{res} b{batch}", finished, total)
-            try:
-                run_export(model, ",".join(plan.formats), ",".join(plan.precisions), out=str(export_dir),
-                           calib=plan.calib, resolution=res, weights=weights, batch=batch,
-                           parity_samples=max(64, batch))
-            except (ExportError, ConfigError) as exc:  # the artifacts that failed get failure records below
-                warn(f"{name}@{res} b{batch}: {exc}")
-        try:
-            targets = {(t.format, t.precision): t for t in resolve_targets([str(export_dir)])}
-        except Exception as exc:  # noqa: BLE001 - no manifest at all: every planned measurement fails
-            targets, reason = {}, str(exc)
-        else:
-            reason = "export failed (see the manifest)"
-        for p in todo:
-            target = targets.get((p["format"], p["precision"]))
-            if target is None:
-                record = {**p, "error": reason, "error_type": "ExportError", "plan": p}
-            else:
-                target = type(target)(**{**target.__dict__, "model": name})
-                npz = data.path_for(res) if data is not None else None
-                job_options = type(options)(**{**options.__dict__, "threads": p["threads"], "batch": batch})
-                job = job_for(target, job_options, device, npz, meta={"params": params, "macs": macs})
-                try:
-                    record = finish_record(run_job(job, options.timeout), device, target)
-                except (RemoteTimeoutError, RemoteError) as exc:
-                    # this measurement hung or crashed on the device: recorded, and the sweep goes on
-                    # (an unreachable host, a bad key or host key stops the sweep instead)
-                    record = {**p, "error": str(exc), "error_type": type(exc).__name__}
-                record["plan"] = p
+    profiles = [d for d, _ in devices]
+    steps = _prepare(plan, out, profiles, options, done, progress, warn)
+    work = {d.name: [(s, p) for s in steps for p in s.planned(plan, d, options) if key(p) not in done]
+            for d in profiles}
+    total = sum(len(s.planned(plan, d, options)) for s in steps for d in profiles)
+    finished = [total - sum(len(w) for w in work.values())]
+    lock = threading.Lock()
+
+    def write(record: dict, what: str) -> None:
+        with lock:
             append_jsonl(records_path, record)
-            finished += 1
+            finished[0] += 1
             if progress:
-                progress(f"{name}@{res} {p['format']}/{p['precision']} t{p['threads']}", finished, total)
+                progress(what, finished[0], total)
+
+    def worker(device, run_job) -> dict:
+        t0 = time.perf_counter()
+        summary = {"device": device.name, "measured": 0, "failed": 0, "dropped_out": None}
+        todo = work[device.name]
+        for i, (step, p) in enumerate(todo):
+            try:
+                record = _measure(step, p, device, run_job, options, data, retries)
+            except TransportError as exc:  # the device is gone: the rest of its work fails with the reason
+                reason = f"device {device.name} dropped out: {exc}"
+                summary["dropped_out"] = str(exc)
+                for _, rest in todo[i:]:
+                    write({**rest, "error": reason, "error_type": type(exc).__name__, "plan": rest},
+                          f"{device.name}: dropped out")
+                summary["failed"] += len(todo) - i
+                break
+            summary["failed" if "error" in record else "measured"] += 1
+            write(record, f"{device.name}: {step.name}@{step.resolution} {p['format']}/{p['precision']} "
+                          f"t{p['threads']}")
+        summary["wall_s"] = round(time.perf_counter() - t0, 2)
+        return summary
+
+    if len(devices) == 1:
+        summaries = [worker(*devices[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=len(devices), thread_name_prefix="edgenas-device") as pool:
+            summaries = list(pool.map(lambda d: worker(*d), devices))
     records = read_jsonl(records_path)
     write_csv(records, out / "records.csv")
-    plot_records(records, out / "plots", title=f"sweep on {device.name}")
-    return records
+    names = ", ".join(d.name for d in profiles)
+    plot_records(records, out / "plots", title=f"sweep on {names}")
+    return records, summaries

@@ -75,11 +75,10 @@ def _keygen(path, comment: str) -> None:
                    check=True, capture_output=True, timeout=30)
 
 
-@pytest.fixture(scope="session")
-def sshd(tmp_path_factory):
-    """Start ``/usr/sbin/sshd`` on 127.0.0.1 with throwaway keys; skip when it cannot run here.
+def _start_sshd(root):
+    """Start ``/usr/sbin/sshd`` on 127.0.0.1 with throwaway keys under ``root``; skip when it cannot run here.
 
-    Yields an :class:`SshServer`. The remote python for tests is ``sys.executable``.
+    Returns (the process, an :class:`SshServer`). The remote python for tests is ``sys.executable``.
     """
     import getpass
     import os
@@ -92,7 +91,6 @@ def sshd(tmp_path_factory):
         pytest.skip(f"{SSHD} is missing (install Debian's openssh-server)")
     if shutil.which("ssh-keygen") is None:
         pytest.skip("ssh-keygen is missing (install openssh-client)")
-    root = tmp_path_factory.mktemp("sshd")
     for name in ("host_key", "client_key", "other_key"):
         _keygen(root / name, f"edgenas-test-{name}")
     (root / "authorized_keys").write_text((root / "client_key.pub").read_text())
@@ -134,13 +132,39 @@ def sshd(tmp_path_factory):
     host_key_pub = (root / "host_key.pub").read_text().split()
     known_hosts = root / "known_hosts"
     known_hosts.write_text(f"[127.0.0.1]:{port} {host_key_pub[0]} {host_key_pub[1]}\n")
+    return proc, SshServer("127.0.0.1", port, getpass.getuser(), str(root / "client_key"), str(root / "other_key"),
+                           str(known_hosts), f"{host_key_pub[0]} {host_key_pub[1]}", str(log))
+
+
+def _stop(proc) -> None:
+    import subprocess
+
+    proc.terminate()
     try:
-        yield SshServer("127.0.0.1", port, getpass.getuser(), str(root / "client_key"), str(root / "other_key"),
-                        str(known_hosts), f"{host_key_pub[0]} {host_key_pub[1]}", str(log))
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    """A throwaway sshd on 127.0.0.1 (see :func:`_start_sshd`), for the session."""
+    proc, server = _start_sshd(tmp_path_factory.mktemp("sshd"))
+    try:
+        yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def sshd_fleet(tmp_path_factory):
+    """Three throwaway sshd on different loopback ports: three SSH "devices" on this machine."""
+    started = []
+    try:
+        for i in range(3):
+            started.append(_start_sshd(tmp_path_factory.mktemp(f"sshd-fleet-{i}")))
+        yield [server for _, server in started]
+    finally:
+        for proc, _ in started:
+            _stop(proc)

@@ -49,6 +49,10 @@ def protocol_options(f):
         click.option("--no-augment", is_flag=True, help="No random crop and flip."),
         click.option("--device", default=D.device, help="auto (CUDA when present), cpu, cuda or cuda:N."),
         click.option("--threads", type=int, default=D.threads, help="CPU threads (0: PyTorch's default)."),
+        click.option("--amp", type=click.Choice(["none", "bf16"]), default=D.amp, help="bf16 autocast (CUDA)."),
+        click.option("--channels-last/--no-channels-last", default=D.channels_last, help="NHWC memory layout."),
+        click.option("--sync-bn", is_flag=True,
+                     help="Batch-norm statistics over all processes of a torchrun (as one process)."),
         click.option("--checkpoint-every", type=int, default=D.checkpoint_every,
                      help="Steps between checkpoints (and at every epoch end)."),
         click.option("--no-progress", is_flag=True, help="No progress bars."),
@@ -109,7 +113,13 @@ def finetune(ctx, model, init, fraction, samples, class_subset, seed, out, as_js
                else f"runs/finetune-{Path(model).stem if is_searched(model) else model}-{labels}-s{seed}")
     cfg = _protocol(ctx, options, model=model, init=init, fraction=fraction, samples=samples,
                     class_subset=class_subset, seed=seed, out=out)
-    result = run_finetune(cfg).result
+    from rich.console import Console
+
+    from edgenas.distributed import is_main_process
+
+    result = run_finetune(cfg, Console(stderr=True, quiet=not is_main_process())).result
+    if not is_main_process():  # under torchrun rank 0 reports
+        return
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -165,8 +175,12 @@ def evaluate(ctx, run_dir, models, inits, fractions, samples, seeds, few_shot, n
                     few_shot=() if no_few_shot else few_shot, novel_classes=novel_classes,
                     fewshot_fraction=fewshot_fraction, episodes=episodes, queries=queries,
                     fewshot_method=fewshot_method)
+    from edgenas.distributed import is_main_process
+
     protocol = _protocol(ctx, options, model=run_dir, out=str(Path(run_dir) / "eval"))
-    out = run_evaluation(run_dir, plan, protocol, Console(stderr=True))
+    out = run_evaluation(run_dir, plan, protocol, Console(stderr=True, quiet=not is_main_process()))
+    if not is_main_process():
+        return
     table = accuracy_table(out["results"])
     if table is not None:
         click.echo(to_markdown(table))

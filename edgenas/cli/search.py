@@ -112,6 +112,11 @@ def _ints(value: str) -> tuple[int, ...]:
 @click.option("--seed", type=int, default=D.seed, help="Seed of data, initialisation and augmentation.")
 @click.option("--device", default=D.device, help="auto (CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--threads", type=int, default=D.threads, help="CPU threads (0: PyTorch's default, one per core).")
+@click.option("--amp", type=click.Choice(["none", "bf16"]), default=D.amp, help="bf16 autocast (CUDA).")
+@click.option("--channels-last/--no-channels-last", default=D.channels_last,
+              help="NHWC memory layout (1.3-1.7x faster on this CPU; cuDNN likes it too).")
+@click.option("--sync-bn", is_flag=True,
+              help="Batch-norm statistics over the whole batch of all processes of a torchrun (as one process).")
 @click.option("--checkpoint-every", type=int, default=D.checkpoint_every, help="Steps between checkpoints (and at every epoch end).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
@@ -146,8 +151,12 @@ def search(ctx: click.Context, config_file, as_json, no_progress, **options) -> 
     values.pop("extra", None)
     cfg = SearchConfig.from_dict(values)
 
-    console = Console(stderr=True)
+    from edgenas.distributed import is_main_process
+
+    console = Console(stderr=True, quiet=not is_main_process())
     result = run_search(cfg, console=console)
+    if not is_main_process():  # under torchrun rank 0 reports
+        return
     if as_json:
         click.echo(json.dumps(result.summary, indent=2))
         return

@@ -69,7 +69,8 @@ def _progress_printer(enabled: bool):
     return update, bar.stop
 
 
-def _run(plan, out, device, host, key, known_hosts, python, options, data, data_root, samples, retry_failed):
+def _run(plan, out, device, host, key, known_hosts, python, options, data, data_root, samples, retry_failed,
+         retries=0):
     from edgenas.sweep import run_sweep
 
     profile, transport = open_device(device, host, key, known_hosts, python)
@@ -78,11 +79,51 @@ def _run(plan, out, device, host, key, known_hosts, python, options, data, data_
     try:
         return run_sweep(plan, out, transport.run_job, profile, options, cache if data else None,
                          retry_failed=retry_failed, progress=update,
-                         warn=lambda m: click.echo(f"warning: {m}", err=True))
+                         warn=lambda m: click.echo(f"warning: {m}", err=True), retries=retries)
     finally:
         close()
         transport.close()
         cache.close()
+
+
+def _run_fleet(plan, out, profiles, key, known_hosts, python, options, data, data_root, samples, retry_failed,
+               retries):
+    """Connect to every device (one that cannot be reached is reported and left out), sweep them all at once."""
+    import json
+
+    from bench.files import atomic_write_text
+    from devices.errors import TransportError
+    from devices.transport import open_transport
+    from edgenas.sweep import run_fleet
+
+    connected, unreachable = [], {}
+    for profile in profiles:
+        try:
+            connected.append((profile, open_transport(profile, key=key, known_hosts=known_hosts, python=python)))
+        except TransportError as exc:
+            unreachable[profile.name] = str(exc)
+            click.echo(f"warning: {profile.name} left out: {exc}", err=True)
+    if not connected:
+        raise ConfigError("no device of the fleet could be reached: " + "; ".join(f"{k}: {v}"
+                                                                               for k, v in unreachable.items()))
+    cache = DataCache(data, data_root, samples)
+    update, close = _progress_printer(True)
+    try:
+        records, summaries = run_fleet(plan, out, [(p, t.run_job) for p, t in connected], options,
+                                       cache if data else None, retry_failed=retry_failed, progress=update,
+                                       warn=lambda m: click.echo(f"warning: {m}", err=True), retries=retries)
+    finally:
+        close()
+        for _, transport in connected:
+            transport.close()
+        cache.close()
+    summaries += [{"device": name, "measured": 0, "failed": 0, "dropped_out": reason, "wall_s": 0.0}
+                  for name, reason in unreachable.items()]
+    atomic_write_text(Path(out) / "fleet.json", json.dumps(summaries, indent=2) + "\n")
+    for s in summaries:
+        state = f"dropped out ({s['dropped_out']})" if s["dropped_out"] else "ok"
+        click.echo(f"{s['device']}: {s['measured']} measured, {s['failed']} failed, {s['wall_s']:.1f} s, {state}")
+    return records
 
 
 @click.command("sweep")
@@ -99,12 +140,17 @@ def _run(plan, out, device, host, key, known_hosts, python, options, data, data_
 @click.option("--weights", multiple=True, callback=_weights, help="MODEL=PATH state dict (repeatable).")
 @click.option("--calib", type=click.IntRange(min=1), default=300, show_default=True, help="INT8 calibration images.")
 @click.option("--retry-failed", is_flag=True, help="Measure again what failed in an earlier run of this sweep.")
+@click.option("--devices", default=None, callback=_csv(str),
+              help="A fleet: device profiles measured at the same time, one measurement per device at a time "
+                   "(each profile names its host; --key and --known-hosts apply to all). Instead of --device.")
+@click.option("--retries", type=click.IntRange(min=0), default=1, show_default=True,
+              help="More tries of a measurement that hung or crashed before it is recorded as failed.")
 @transport_options
 @measure_options
 @data_options
 def sweep(models, out, formats, precisions, resolutions, batches, thread_counts, weights, calib, retry_failed,
-          device, host, key, known_hosts, python, threads, batch, warmup, runs, runtime, inference_precision,
-          timeout, runtime_options, data, data_root, samples) -> None:
+          devices, retries, device, host, key, known_hosts, python, threads, batch, warmup, runs, runtime,
+          inference_precision, timeout, runtime_options, data, data_root, samples) -> None:
     """Measure MODELs over formats x precisions x resolutions x batches x threads on one device.
 
     MODEL is a run directory, an arch.json or a baseline name. Every
@@ -122,14 +168,20 @@ def sweep(models, out, formats, precisions, resolutions, batches, thread_counts,
 
     if threads is not None or batch is not None:
         raise ConfigError("sweep takes --thread-counts and --batches (lists), not --threads/--batch")
-    profile = load_profile(device)
+    if devices and host:
+        raise ConfigError("--host names one device; with --devices each profile names its own host")
+    profiles = [load_profile(d) for d in (devices or (device,))]
     plan = SweepPlan(models=tuple(models), formats=formats, precisions=precisions,
                      resolutions=resolutions or (None,), batches=batches,
-                     threads=thread_counts or (profile.threads,), weights=weights, calib=calib)
+                     threads=thread_counts or (profiles[0].threads,), weights=weights, calib=calib)
     options = BenchOptions(warmup=warmup, runs=runs, runtime=runtime, inference_precision=inference_precision,
                            timeout=timeout, extra=runtime_options)
-    records = _run(plan, out, device, host, key, known_hosts, python, options, data, data_root, samples,
-                   retry_failed)
+    if devices:
+        records = _run_fleet(plan, out, profiles, key, known_hosts, python, options, data, data_root, samples,
+                             retry_failed, retries)
+    else:
+        records = _run(plan, out, device, host, key, known_hosts, python, options, data, data_root, samples,
+                       retry_failed, retries)
     print_records(records, title=f"{out}/records.jsonl")
     click.echo(f"{len(records)} records; CSV {Path(out) / 'records.csv'}; plots in {Path(out) / 'plots'}")
     failed = [r for r in records if "error" in r]

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from edgenas.distributed import is_main_process
 from edgenas.errors import ConfigError
 from edgenas.rundir import append_jsonl, read_jsonl
 from edgenas.train.config import INITS, FinetuneConfig
@@ -186,8 +187,10 @@ def run_evaluation(run: str | Path, plan: EvalPlan, protocol: FinetuneConfig, co
         cfg = protocol.replace(model=str(run) if model == SEARCHED else model, init=init, fraction=fraction,
                                samples=samples, seed=seed, out=str(jobs / slug))
         result = run_finetune(cfg, console, data).result
-        append_jsonl(root / "results.jsonl", {"job": slug, "protocol": pid, "protocol_options": protocol.identity(),
-                                              **result, "model": model if model != SEARCHED else SEARCHED})
+        if is_main_process():
+            append_jsonl(root / "results.jsonl", {"job": slug, "protocol": pid,
+                                                  "protocol_options": protocol.identity(), **result,
+                                                  "model": model if model != SEARCHED else SEARCHED})
 
     fewshot = _few_shot(run, plan, protocol, pid, data, num_classes, resolution, console) if plan.few_shot else []
     results = [r for r in read_jsonl(root / "results.jsonl") if r.get("protocol") == pid]
@@ -248,6 +251,7 @@ def _few_shot(run: Path, plan: EvalPlan, protocol: FinetuneConfig, pid: str, dat
             record.update(job=job, protocol=pid, model=model, init=init, labels_used=labels_used,
                           base_acc=backbone_acc,
                           novel_classes=list(novel), feature_dim=int(features.shape[1]))
-            append_jsonl(path, record)
+            if is_main_process():
+                append_jsonl(path, record)
             console.print(f"  {n_way}-way {k_shot}-shot: {record['acc']:.2f} +/- {record['ci95']:.2f}%")
     return [r for r in read_jsonl(path) if r.get("protocol") == pid]

@@ -145,7 +145,12 @@ class EvolveSearch:
         from edgenas.evolve.schedule import Curriculum
         from edgenas.search.runner import resolve_device, resolve_target
 
+        import os
+
         cfg = self.cfg
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ConfigError("--strategy evolve runs in one process (its network changes shape as it grows); "
+                              "launch it without torchrun")
         self.profile = resolve_target(cfg.target)
         self.device = resolve_device(cfg.device)
         if cfg.threads:

@@ -16,7 +16,8 @@ STRATEGIES = ("darts", "evolve")
 SSL_PARTS = ("barlow", "ntxent", "dino", "rotation")
 
 #: Fields that may differ between a checkpoint and the command that resumes it.
-RESUMABLE_CHANGES = frozenset({"out", "device", "threads", "checkpoint_every", "progress"})
+RESUMABLE_CHANGES = frozenset({"out", "device", "threads", "checkpoint_every", "progress", "amp", "channels_last",
+                               "sync_bn"})
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,9 @@ class SearchConfig:
     # run
     seed: int = 0
     device: str = "auto"
+    amp: str = "none"
+    channels_last: bool = True
+    sync_bn: bool = False
     threads: int = 0
     checkpoint_every: int = 10
     progress: bool = True
@@ -146,6 +150,8 @@ class SearchConfig:
             raise ConfigError(f"--projector widths must be positive, got {list(self.projector)}")
         if self.threads < 0:
             raise ConfigError(f"--threads must be >= 0 (0: PyTorch's default), got {self.threads}")
+        if self.amp not in ("none", "bf16"):
+            raise ConfigError(f"--amp must be none or bf16, got {self.amp!r}")
         if self.seed < 0:
             raise ConfigError(f"--seed must be >= 0, got {self.seed}")
         if not 0 <= self.latency_margin < 1:

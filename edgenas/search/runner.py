@@ -89,6 +89,21 @@ def resolve_target(target: str | None):
         raise ConfigError(str(exc)) from None
 
 
+def check_accelerator_options(cfg, device: torch.device) -> None:
+    """``--amp bf16`` is for CUDA; say so instead of ignoring it."""
+    if getattr(cfg, "amp", "none") != "none" and device.type != "cuda":
+        raise ConfigError(f"--amp {cfg.amp} is mixed precision on CUDA; this run is on {device}")
+
+
+def autocast(cfg, device: torch.device):
+    """bf16 autocast on CUDA with ``--amp bf16``; otherwise nothing."""
+    from contextlib import nullcontext
+
+    if getattr(cfg, "amp", "none") == "bf16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
 def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
 
@@ -121,11 +136,21 @@ class DartsSearch:
 
         cfg = self.cfg
         import_plugins(cfg.plugins)
+        from edgenas.distributed import setup
+
         self.profile = resolve_target(cfg.target)
-        self.device = resolve_device(cfg.device)
+        self.world = setup(cfg.device)
+        self.device = self.world.device
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         SSL_METHODS.get(cfg.ssl)
+        check_accelerator_options(cfg, self.device)
+        if self.world.distributed:
+            if cfg.batch_size % self.world.size:
+                raise ConfigError(f"--batch-size {cfg.batch_size} (the global batch) must divide among "
+                                  f"{self.world.size} processes")
+            if cfg.order == "second":
+                raise ConfigError("--order second is single-process only (its unrolled step is not data-parallel)")
 
         torch.manual_seed(cfg.seed)
         self.net = DARTSAutoSSL(cfg.channels, cfg.cells, cfg.nodes, cfg.ops, cfg.stem_multiplier, cfg.projector)
@@ -158,8 +183,19 @@ class DartsSearch:
 
         # NHWC is 1.3-10x faster for the depthwise and 1x1 convs of this space on CPU (oneDNN),
         # measured in benchmarks/search_throughput.py; CUDA benefits too with cuDNN.
-        self.memory_format = torch.channels_last
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        if cfg.sync_bn:
+            from edgenas.distributed import sync_batch_norm
+
+            self.net = sync_batch_norm(self.net, self.device)
         self.net.to(self.device, memory_format=self.memory_format)
+        # the forward every rank runs: DDP averages the weight and architecture gradients
+        self.model = self.net
+        if self.world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.model = DistributedDataParallel(
+                self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.criterion = two_view_loss(cfg.ssl, cfg)
         self.w_opt = torch.optim.SGD(self.net.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                      weight_decay=cfg.weight_decay)
@@ -232,13 +268,24 @@ class DartsSearch:
         return (self.cfg.cost_weight * over).float()
 
     def _batch_views(self, idx: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Views of the global batch ``idx``, drawn whole (as one process would), then this rank's rows."""
         g = torch.Generator().manual_seed(seed)
-        v1, v2 = self.views(self.images[idx], g)
+        v1, v2 = (self.world.shard(v) for v in self.views(self.images[idx], g))
         return (v1.to(self.device, memory_format=self.memory_format, non_blocking=True),
                 v2.to(self.device, memory_format=self.memory_format, non_blocking=True))
 
+    def _loss(self, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
+        from edgenas.distributed import gather
+        from edgenas.search.bilevel import ssl_loss
+
+        with autocast(self.cfg, self.device):
+            return ssl_loss(self.model, self.criterion, v1, v2,
+                            gather=(lambda z: gather(z, self.world)) if self.world.distributed else None)
+
     # --- checkpoints ------------------------------------------------------------------
     def save_checkpoint(self, epoch: int, step: int, global_step: int, elapsed: float, done: bool = False) -> None:
+        if not self.world.main:
+            return
         atomic_torch_save({
             "version": CKPT_VERSION, "strategy": "darts", "config": self.cfg.identity(), "epoch": epoch, "step": step,
             "global_step": global_step, "elapsed_s": elapsed, "done": done,
@@ -262,7 +309,7 @@ class DartsSearch:
             TimeRemainingColumn,
         )
 
-        from edgenas.search.bilevel import ssl_loss, unrolled_arch_grads
+        from edgenas.search.bilevel import unrolled_arch_grads
 
         cfg = self.cfg
         ckpt = self.load_checkpoint()
@@ -274,11 +321,13 @@ class DartsSearch:
             self.a_opt.load_state_dict(ckpt["a_opt"])
             start_epoch, start_step, global_step = ckpt["epoch"], ckpt["step"], ckpt["global_step"]
             elapsed0 = ckpt["elapsed_s"]
-            for name in ("metrics.jsonl", "alpha.jsonl"):  # drop events logged after the checkpoint
-                path = self.run_dir / name
-                rewrite_jsonl(path, [r for r in read_jsonl(path) if r.get("global_step", 0) <= global_step])
-            append_jsonl(self.run_dir / "metrics.jsonl", {"event": "resume", "global_step": global_step,
-                                                          "epoch": start_epoch, "step": start_step})
+            self.world.barrier()  # every rank has read the checkpoint before rank 0 writes again
+            if self.world.main:
+                for name in ("metrics.jsonl", "alpha.jsonl"):  # drop events logged after the checkpoint
+                    path = self.run_dir / name
+                    rewrite_jsonl(path, [r for r in read_jsonl(path) if r.get("global_step", 0) <= global_step])
+                append_jsonl(self.run_dir / "metrics.jsonl", {"event": "resume", "global_step": global_step,
+                                                              "epoch": start_epoch, "step": start_step})
             if ckpt.get("done"):
                 return elapsed0, True
             self.console.print(f"resuming {self.run_dir} at epoch {start_epoch + 1}, step {start_step}")
@@ -288,7 +337,7 @@ class DartsSearch:
         progress = Progress(TextColumn("[bold]search[/] {task.description}"), BarColumn(),
                             TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
                             TimeElapsedColumn(), TimeRemainingColumn(), console=self.console,
-                            disable=not cfg.progress, transient=False)
+                            disable=not cfg.progress or not self.world.main, transient=False)
         with progress:
             task = progress.add_task(f"epoch {start_epoch + 1}/{cfg.epochs}", total=self.total_steps,
                                      completed=global_step, info="")
@@ -323,7 +372,7 @@ class DartsSearch:
                                     p.grad = g / cfg.accum_steps if p.grad is None else p.grad + g / cfg.accum_steps
                                 arch_loss += value / cfg.accum_steps
                             else:
-                                loss = ssl_loss(self.net, self.criterion, *arch_views) + self.penalty()
+                                loss = self._loss(*arch_views) + self.penalty()
                                 (loss / cfg.accum_steps).backward()
                                 arch_loss += float(loss.detach()) / cfg.accum_steps
                         self.a_opt.step()
@@ -331,7 +380,7 @@ class DartsSearch:
                     train_loss = 0.0
                     for m, (wi, _) in enumerate(micro):
                         v1, v2 = self._batch_views(wi, _seed(cfg.seed, epoch, step, m, 1))
-                        loss = ssl_loss(self.net, self.criterion, v1, v2)
+                        loss = self._loss(v1, v2)
                         (loss / cfg.accum_steps).backward()
                         train_loss += float(loss.detach()) / cfg.accum_steps
                     if cfg.grad_clip > 0:
@@ -347,7 +396,7 @@ class DartsSearch:
                         e_params, e_macs = self.cost_model.expected(*self.net.arch_weights())
                         e_ms = (float(self.latency_model.expected(*self.net.arch_weights()))
                                 if self.latency_model is not None else None)
-                    append_jsonl(self.run_dir / "metrics.jsonl", {
+                    self._log("metrics.jsonl", {
                         "event": "step", "epoch": epoch, "step": step, "global_step": global_step,
                         "train_loss": train_loss, "arch_loss": arch_loss, "lr": lr,
                         "expected_params": float(e_params), "expected_macs": float(e_macs),
@@ -363,13 +412,17 @@ class DartsSearch:
                 self.save_checkpoint(epoch + 1, 0, global_step, time.perf_counter() - t0)
         return time.perf_counter() - t0, resumed
 
+    def _log(self, name: str, record: dict) -> None:
+        if self.world.main:  # one writer: rank 0
+            append_jsonl(self.run_dir / name, record)
+
     def _log_alpha(self, epoch: int, global_step: int) -> None:
         from edgenas.search.derive import derive_genotype
 
         with torch.no_grad():
             wn, wr = (w.cpu() for w in self.net.arch_weights())
             e_params, e_macs = self.cost_model.expected(wn, wr)
-        append_jsonl(self.run_dir / "alpha.jsonl", {
+        self._log("alpha.jsonl", {
             "epoch": epoch, "global_step": global_step, "ops": list(self.net.op_names),
             "normal": [[round(float(v), 5) for v in row] for row in wn],
             "reduce": [[round(float(v), 5) for v in row] for row in wr],
@@ -417,6 +470,8 @@ class DartsSearch:
 
         cfg = self.cfg
         self.net.eval()
+        if not all(self.world.same_everywhere(a) for a in self.net.arch_parameters()):  # DDP keeps them equal
+            raise EdgenasError("the architecture weights differ between ranks; the derived network would too")
         wn, wr = (w.detach().cpu() for w in self.net.arch_weights())
         normal = derive_genotype(wn, self.net.op_names, self.net.nodes)
         reduce = derive_genotype(wr, self.net.op_names, self.net.nodes)
@@ -433,6 +488,9 @@ class DartsSearch:
         params, macs = count_params(deploy), count_macs(deploy, cfg.resolution)
         if params > cfg.max_params or macs > cfg.max_macs:  # the cost tables are exact; this is a guard
             raise BudgetError(f"derived network has {params:,} params / {macs / 1e6:.1f}M MACs, over budget")
+        if not self.world.main:  # the same network on every rank; rank 0 writes it
+            self.world.barrier()
+            return SearchResult(self.run_dir, spec, params, macs, elapsed, resumed, {})
         latency = self._latency_summary(normal, reduce, spec)
         spec.save(self.run_dir / "arch.json")
         atomic_torch_save(derived.state_dict(), self.run_dir / "weights.pt")
@@ -447,14 +505,15 @@ class DartsSearch:
             "epochs": cfg.epochs, "steps": self.total_steps, "elapsed_s": round(elapsed, 2),
             "images_per_s_median": float(np.median(ips)) if ips else None,
             "final_train_loss": steps[-1]["train_loss"] if steps else None,
-            "device": str(self.device), "torch": torch.__version__, "arch_sha256": spec.sha256(),
-            **latency,
+            "device": str(self.device), "processes": self.world.size, "torch": torch.__version__,
+            "arch_sha256": spec.sha256(), **latency,
         }
         atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         from edgenas.search.report import write_report
 
         write_report(self.run_dir, spec, summary)
         self.save_checkpoint(cfg.epochs, 0, self.total_steps, elapsed, done=True)
+        self.world.barrier()
         return SearchResult(self.run_dir, spec, params, macs, elapsed, resumed, summary)
 
 
@@ -490,7 +549,11 @@ def run_search(cfg: SearchConfig, console=None, on_step: Callable[[int], None] |
         spec = load_spec(run_dir)
         return SearchResult(run_dir, spec, summary["params"], summary["macs"], summary["elapsed_s"], True, summary)
     search.prepare()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_config(cfg, run_dir)
+    world = getattr(search, "world", None)
+    if world is None or world.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_config(cfg, run_dir)
+    if world is not None:
+        world.barrier()
     elapsed, resumed = search.train()
     return search.finish(elapsed, resumed)

@@ -16,7 +16,8 @@ __all__ = ["INITS", "RESUMABLE_CHANGES", "FinetuneConfig"]
 INITS = ("preserved", "random", "pretrained")
 
 #: fields that may differ between a checkpoint and the command that resumes it
-RESUMABLE_CHANGES = frozenset({"out", "device", "threads", "checkpoint_every", "progress"})
+RESUMABLE_CHANGES = frozenset({"out", "device", "threads", "checkpoint_every", "progress", "amp", "channels_last",
+                               "sync_bn"})
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class FinetuneConfig:
     # run
     seed: int = 0
     device: str = "auto"
+    amp: str = "none"
+    channels_last: bool = True
+    sync_bn: bool = False
     threads: int = 0
     checkpoint_every: int = 50
     progress: bool = True
@@ -115,6 +119,8 @@ class FinetuneConfig:
             raise ConfigError(f"--classes must name at least 2 distinct class indices, got {self.class_subset}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"--device must be auto, cpu or cuda[:N], got {self.device!r}")
+        if self.amp not in ("none", "bf16"):
+            raise ConfigError(f"--amp must be none or bf16, got {self.amp!r}")
         if self.threads < 0:
             raise ConfigError(f"--threads must be >= 0 (0: PyTorch's default), got {self.threads}")
         if not isinstance(self.seed, int) or self.seed < 0:

@@ -94,13 +94,17 @@ class Finetuner:
     # --- set-up -----------------------------------------------------------------------
     def prepare(self) -> None:
         from edgenas.data.splits import stratified_count
-        from edgenas.search.runner import resolve_device
         from edgenas.space.evolved import load_spec
         from edgenas.train.candidates import is_searched, load_candidate
         from edgenas.train.data import labelled_split, load_protocol_data, only_classes
 
+        from edgenas.distributed import setup
+        from edgenas.search.runner import check_accelerator_options
+
         cfg = self.cfg
-        self.device = resolve_device(cfg.device)
+        self.world = setup(cfg.device)
+        self.device = self.world.device
+        check_accelerator_options(cfg, self.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         searched = is_searched(cfg.model)
@@ -125,7 +129,12 @@ class Finetuner:
             pretrained = ensure_pretrained(cfg.model, cfg.device, cfg.threads, cfg.progress, self.console)
         self.candidate = load_candidate(cfg.model, cfg.init, len(self.pool.classes), resolution, cfg.seed, pretrained)
         self.resolution = resolution
-        self.memory_format = torch.channels_last  # 1.3-1.7x faster on CPU for these nets (search benchmark)
+        # NHWC: 1.3-1.7x faster on this CPU for these nets (benchmarks/search_throughput.py)
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        if cfg.sync_bn:
+            from edgenas.distributed import sync_batch_norm
+
+            self.candidate.model = sync_batch_norm(self.candidate.model, self.device)
         self.model = self.candidate.model.to(self.device, memory_format=self.memory_format)
         from edgenas.train.candidates import classifier_of
 
@@ -142,7 +151,15 @@ class Finetuner:
         self.optimizer = torch.optim.SGD([g for g in groups if g["params"]], lr=cfg.lr, momentum=cfg.momentum,
                                          nesterov=cfg.momentum > 0)
         self.batch = min(cfg.batch_size, len(self.fit_idx))
+        if self.batch % self.world.size:
+            raise ConfigError(f"the global batch of {self.batch} does not divide among {self.world.size} processes")
         self.steps_per_epoch = max(1, len(self.fit_idx) // self.batch)
+        self.forward = self.model  # what each rank runs: DDP averages the gradients of its shards
+        if self.world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.forward = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.warmup_steps = self.steps_per_epoch * cfg.warmup_epochs
 
@@ -153,7 +170,8 @@ class Finetuner:
         else:
             self.model.train()
 
-    def _batch(self, idx: torch.Tensor, seed: int) -> torch.Tensor:
+    def _batch(self, idx: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's share of the global batch ``idx`` (augmented whole, as one process would): (x, labels)."""
         from edgenas.data.views import normalize_batch
         from edgenas.train.augment import crop_flip
 
@@ -162,10 +180,13 @@ class Finetuner:
             x = crop_flip(images, torch.Generator().manual_seed(seed), self.mean, self.std)
         else:
             x = normalize_batch(images, self.mean, self.std)
-        return x.to(self.device, memory_format=self.memory_format, non_blocking=True)
+        x, y = self.world.shard(x), self.world.shard(self.pool.labels[idx])
+        return x.to(self.device, memory_format=self.memory_format, non_blocking=True), y.to(self.device)
 
     # --- checkpoints ------------------------------------------------------------------
     def save_checkpoint(self, state: dict[str, Any]) -> None:
+        if not self.world.main:
+            return
         atomic_torch_save({"version": CKPT_VERSION, "config": self.cfg.identity(), **state,
                            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()},
                           self.ckpt_path)
@@ -203,7 +224,7 @@ class Finetuner:
         progress = Progress(TextColumn(f"[bold]finetune[/] {label} {cfg.labels_label} {{task.description}}"),
                             BarColumn(), TextColumn("{task.completed}/{task.total}"),
                             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                            console=self.console, disable=not cfg.progress)
+                            console=self.console, disable=not cfg.progress or not self.world.main)
         with progress:
             task = progress.add_task(f"epoch {state['epoch'] + 1}/{cfg.epochs}", total=self.total_steps,
                                      completed=state["global_step"], info="")
@@ -219,10 +240,12 @@ class Finetuner:
                     for group in self.optimizer.param_groups:
                         group["lr"] = lr
                     idx = order[step * self.batch:(step + 1) * self.batch]
-                    x = self._batch(idx, _seed(cfg.seed, epoch, step, 8))
-                    y = self.pool.labels[idx].to(self.device)
-                    logits = self.model(x)
-                    loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                    x, y = self._batch(idx, _seed(cfg.seed, epoch, step, 8))
+                    from edgenas.search.runner import autocast
+
+                    with autocast(cfg, self.device):
+                        logits = self.forward(x)
+                    loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     self.optimizer.step()
@@ -230,8 +253,8 @@ class Finetuner:
                     if not math.isfinite(value):
                         raise EdgenasError(f"the loss diverged at step {state['global_step']} (lr {lr:.4g}); "
                                            "lower --lr")
-                    seen += len(idx)
-                    loss_sum += value * len(idx)
+                    seen += len(y)
+                    loss_sum += value * len(y)
                     correct += int((logits.detach().argmax(1) == y).sum())
                     state["global_step"] += 1
                     state["step"] = step + 1
@@ -247,13 +270,18 @@ class Finetuner:
                     state.update(best_select_acc=select_acc, best_epoch=epoch + 1,
                                  best_state={k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()})
                 state.update(epoch=epoch + 1, step=0)
-                append_jsonl(self.out / "metrics.jsonl", {
-                    "event": "epoch", "epoch": epoch + 1, "global_step": state["global_step"], "lr": lr,
-                    # a resumed epoch counts only the steps after the resume
-                    "train_loss": loss_sum / seen if seen else None,
-                    "train_acc": 100.0 * correct / seen if seen else None,
-                    "select_acc": None if not len(self.select_idx) else select_acc,
-                    "select_loss": None if not len(self.select_idx) else select_loss, **clocks()})
+                if self.world.distributed:  # the epoch's training figures over every rank's shard
+                    totals = torch.tensor([seen, loss_sum, correct], dtype=torch.float64)
+                    torch.distributed.all_reduce(totals)
+                    seen, loss_sum, correct = int(totals[0]), float(totals[1]), int(totals[2])
+                if self.world.main:
+                    append_jsonl(self.out / "metrics.jsonl", {
+                        "event": "epoch", "epoch": epoch + 1, "global_step": state["global_step"], "lr": lr,
+                        # a resumed epoch counts only the steps after the resume
+                        "train_loss": loss_sum / seen if seen else None,
+                        "train_acc": 100.0 * correct / seen if seen else None,
+                        "select_acc": None if not len(self.select_idx) else select_acc,
+                        "select_loss": None if not len(self.select_idx) else select_loss, **clocks()})
                 self.save_checkpoint({**state, **clocks()})
         state.update(clocks())
         return state, resumed
@@ -276,10 +304,11 @@ class Finetuner:
             best_epoch = state["best_epoch"]
         elif state["best_epoch"] is not None:
             best_epoch = state["best_epoch"]
-        atomic_torch_save(final_state, self.out / "weights.pt")
-        atomic_torch_save(state["best_state"] or final_state, self.out / "best.pt")
+        if self.world.main:
+            atomic_torch_save(final_state, self.out / "weights.pt")
+            atomic_torch_save(state["best_state"] or final_state, self.out / "best.pt")
         classes = list(self.pool.classes)
-        if self.candidate.spec is not None:
+        if self.candidate.spec is not None and self.world.main:
             spec = dataclasses.replace(self.candidate.spec, extra=tuple(sorted(
                 {**dict(self.candidate.spec.extra), "classes": ",".join(classes),
                  "mean": ",".join(f"{m:.5f}" for m in self.mean),
@@ -299,11 +328,13 @@ class Finetuner:
             "best_acc": round(best_acc, 3), "best_epoch": best_epoch,
             "best_select_acc": None if state["best_epoch"] is None else round(state["best_select_acc"], 3),
             "elapsed_s": round(state["elapsed_s"], 2), "cpu_s": round(state["cpu_s"], 2),
-            "device": str(self.device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "mean": list(self.mean), "std": list(self.std),
+            "device": str(self.device), "processes": self.world.size, "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "mean": list(self.mean), "std": list(self.std),
         }
-        atomic_write_text(self.out / "result.json", json.dumps(result, indent=2) + "\n")
+        if self.world.main:
+            atomic_write_text(self.out / "result.json", json.dumps(result, indent=2) + "\n")
         self.save_checkpoint({**state, "done": True})
+        self.world.barrier()
         return FinetuneResult(self.out, result, resumed)
 
 
@@ -331,7 +362,9 @@ def run_finetune(cfg: FinetuneConfig, console=None, data=None,
     if ckpt is not None and ckpt.get("done") and (out / "result.json").is_file():
         return FinetuneResult(out, json.loads((out / "result.json").read_text()), True)
     tuner.prepare()
-    out.mkdir(parents=True, exist_ok=True)
-    write_config(cfg, out)
+    if tuner.world.main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_config(cfg, out)
+    tuner.world.barrier()
     state, resumed = tuner.train()
     return tuner.finish(state, resumed)
