@@ -170,6 +170,8 @@ def run_evaluation(run: str | Path, plan: EvalPlan, protocol: FinetuneConfig, co
     for n in plan.samples:
         if n > len(data.pool):
             raise ConfigError(f"--samples {n} is more than the {len(data.pool)} training images")
+    if plan.few_shot:
+        _few_shot_split(plan, data, num_classes)  # bad settings fail before hours of fine-tuning
 
     cells = []
     for model in plan.models:
@@ -197,13 +199,14 @@ def run_evaluation(run: str | Path, plan: EvalPlan, protocol: FinetuneConfig, co
     return {"results": results, "fewshot": fewshot}
 
 
-def _few_shot(run: Path, plan: EvalPlan, protocol: FinetuneConfig, pid: str, data, num_classes: int,
-              resolution: int, console) -> list[dict[str, Any]]:
-    from edgenas.evaluate.fewshot import parse_shots, run_episodes
-    from edgenas.search.runner import resolve_device
-    from edgenas.train.candidates import load_candidate
-    from edgenas.train.data import only_classes
-    from edgenas.train.finetune import run_finetune
+def _few_shot_split(plan: EvalPlan, data, num_classes: int):
+    """(novel classes, base classes, [(n_way, k_shot)]) of the plan, checked against the hold-out.
+
+    Raises:
+        ConfigError: unknown classes, too few base or novel classes, or more shots (plus queries) than a
+            novel class has hold-out images.
+    """
+    from edgenas.evaluate.fewshot import parse_shots
 
     novel = plan.novel_classes if plan.novel_classes is not None else tuple(range(num_classes // 2, num_classes))
     bad = [c for c in novel if not 0 <= c < num_classes]
@@ -213,9 +216,26 @@ def _few_shot(run: Path, plan: EvalPlan, protocol: FinetuneConfig, pid: str, dat
     if len(base) < 2:
         raise ConfigError("the few-shot split leaves fewer than 2 base classes to fine-tune on")
     settings = [parse_shots(s) for s in plan.few_shot]
-    for n_way, _ in settings:
+    counts = torch.bincount(data.holdout.labels, minlength=num_classes)
+    smallest = min(int(counts[c]) for c in novel)
+    for n_way, k_shot in settings:
         if n_way > len(novel):
             raise ConfigError(f"{n_way}-way episodes need {n_way} novel classes; there are {len(novel)}")
+        if k_shot + plan.queries > smallest:
+            raise ConfigError(f"{k_shot}-shot episodes with {plan.queries} queries need {k_shot + plan.queries} "
+                              f"images per class; a novel class has {smallest} hold-out images")
+    return novel, base, settings
+
+
+def _few_shot(run: Path, plan: EvalPlan, protocol: FinetuneConfig, pid: str, data, num_classes: int,
+              resolution: int, console) -> list[dict[str, Any]]:
+    from edgenas.evaluate.fewshot import run_episodes
+    from edgenas.search.runner import resolve_device
+    from edgenas.train.candidates import load_candidate
+    from edgenas.train.data import only_classes
+    from edgenas.train.finetune import run_finetune
+
+    novel, base, settings = _few_shot_split(plan, data, num_classes)
     holdout = only_classes(data.holdout, novel)
     path = run / "eval" / "fewshot.jsonl"
     done = {(r["job"], r["n_way"], r["k_shot"], r["method"]) for r in read_jsonl(path) if r.get("protocol") == pid}

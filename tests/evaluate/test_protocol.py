@@ -116,6 +116,10 @@ def test_plan_and_report_bad_input(run, tiny_finetune_options):
     with pytest.raises(ConfigError, match="need 5 novel classes"):
         run_evaluation(run, EvalPlan(models=("searched",), fractions=(0.5,), novel_classes=(8, 9)),
                        _protocol(tiny_finetune_options))
+    with pytest.raises(ConfigError, match="need 215 images per class; a novel class has"):
+        run_evaluation(run, EvalPlan(models=("searched",), fractions=(0.5,), few_shot=("5w200s",)),
+                       _protocol(tiny_finetune_options))
+    assert not (run / "eval").exists()  # refused before any fine-tuning
     with pytest.raises(ConfigError, match="more than the 240 training images"):
         run_evaluation(run, EvalPlan(models=("searched",), fractions=(), samples=(500,), few_shot=()),
                        _protocol(tiny_finetune_options))
