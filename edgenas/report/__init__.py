@@ -47,7 +47,11 @@ def _markdown(records, tables: list[Table], plots: list[Path]) -> str:
 
     run = records.run
     lines = [f"# Report: {run.name}", ""]
-    if records.summary:
+    if records.summary.get("strategy") == "evolve":
+        from edgenas.evolve.report import evolution_section
+
+        lines += ["## Search", "", *evolution_section(run, records.spec, records.summary)]
+    elif records.summary:
         lines += ["## Search", "", *search_section(records.spec, records.summary)]
     if records.protocol:
         options = next((r.get("protocol_options") for r in records.results if r.get("protocol_options")), {})
@@ -96,6 +100,10 @@ def write_reports(run: str | Path, formats: tuple[str, ...] = FORMATS, protocol:
     out = run / "report"
     written: list[Path] = []
     plots = (search_plots(run) + write_plots(records)) if "md" in formats else []
+    if "md" in formats and records.summary.get("strategy") == "evolve":
+        from edgenas.evolve.report import write_evolution_plot
+
+        plots += [p for p in [write_evolution_plot(run)] if p is not None]
     if "md" in formats:
         written.append(atomic_write_text(run / "report.md", _markdown(records, tables, plots)))
     if {"latex", "csv", "json"} & set(formats):

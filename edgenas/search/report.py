@@ -98,11 +98,12 @@ def write_plots(run_dir: Path) -> list[Path]:
     if steps:
         fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
         ax.plot([r["global_step"] for r in steps], [r["train_loss"] for r in steps], label="weights half")
-        arch = [(r["global_step"], r["arch_loss"]) for r in steps if r["arch_loss"] == r["arch_loss"]]
+        arch = [(r["global_step"], r["arch_loss"]) for r in steps
+                if r.get("arch_loss") is not None and r["arch_loss"] == r["arch_loss"]]
         if arch:
             ax.plot(*zip(*arch), label="arch half (+ budget term)")
         ax.set_xlabel("step")
-        ax.set_ylabel("Barlow Twins loss")
+        ax.set_ylabel("SSL loss")
         ax.legend()
         out.append(_save(fig, plots / "loss.png"))
         plt.close(fig)

@@ -110,3 +110,8 @@ def test_evolved_run_fine_tunes_and_exports(tmp_path, tiny_finetune_options):
     assert result["kind"] == "searched" and result["params"] == count_params(build(tuned))
     source = resolve_source(str(tmp_path / "ft"))
     assert source.model(torch.zeros(1, 3, 16, 16)).shape == (1, 10)
+    from edgenas.report import write_reports
+
+    write_reports(tmp_path / "r", ("md",))
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "## Network" in md and "| block |" in md and "plots/evolution.png" in md
