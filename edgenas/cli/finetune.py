@@ -45,6 +45,9 @@ def protocol_options(f):
         click.option("--weight-decay", type=float, default=D.weight_decay,
                      help="L2 on weights (not on biases and norm parameters)."),
         click.option("--label-smoothing", type=float, default=D.label_smoothing),
+        click.option("--reset-norms/--keep-norms", default=D.reset_norms,
+                     help="Preserved or pre-trained weights: rescale each conv that feeds a batch norm to its "
+                          "initial norm (same function, a random start's step size)."),
         click.option("--linear-probe", is_flag=True, help="Train the classifier only, the backbone frozen."),
         click.option("--no-augment", is_flag=True, help="No random crop and flip."),
         click.option("--device", default=D.device, help="auto (CUDA when present), cpu, cuda or cuda:N."),

@@ -59,7 +59,9 @@ def _markdown(records, tables: list[Table], plots: list[Path]) -> str:
         if options:
             keys = ("data", "epochs", "batch_size", "lr", "warmup_epochs", "weight_decay", "label_smoothing",
                     "select_fraction", "augment", "linear_probe")
-            lines += ["Fine-tuning protocol: " + ", ".join(f"{k}={options.get(k)}" for k in keys) + ".", ""]
+            # reset_norms is absent from protocols recorded before it existed: they kept the norms
+            keys_and_values = [(k, options.get(k)) for k in keys] + [("reset_norms", options.get("reset_norms", False))]
+            lines += ["Fine-tuning protocol: " + ", ".join(f"{k}={v}" for k, v in keys_and_values) + ".", ""]
         if len(records.protocols) > 1:
             lines += [f"Other recorded protocols: {', '.join(p for p in records.protocols if p != records.protocol)} "
                       "(`edgenas report --protocol ID`).", ""]

@@ -9,6 +9,7 @@ its features (the input of that layer, used by the few-shot episodes).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +67,6 @@ def classifier_of(model: nn.Module) -> tuple[str, nn.Linear]:
 
 def without_classifier(model: nn.Module) -> nn.Module:
     """The network with its classifier replaced by identity: ``[B, 3, R, R] -> [B, F]`` features (a copy)."""
-    import copy
-
     net = copy.deepcopy(model)
     name, _ = classifier_of(net)
     parent, _, child = name.rpartition(".")
@@ -76,7 +75,7 @@ def without_classifier(model: nn.Module) -> nn.Module:
 
 
 def _searched(model: str, init: str, num_classes: int, resolution: int, seed: int,
-              pretrained: Path | None) -> tuple[nn.Module, ArchSpec]:
+              pretrained: Path | None, reset_norms: bool) -> tuple[nn.Module, ArchSpec]:
     from edgenas.models import build
 
     path = Path(model)
@@ -107,12 +106,17 @@ def _searched(model: str, init: str, num_classes: int, resolution: int, seed: in
     if wrong or missing:
         raise CheckpointError(f"{weights} does not fit {model}'s arch.json "
                               f"({'shape of ' + wrong[0] if wrong else 'no ' + missing[0]})")
+    fresh = copy.deepcopy(net) if reset_norms else None
     net.load_state_dict(kept, strict=False)  # the classifier stays new: the data's classes
+    if fresh is not None:
+        from edgenas.train.norms import reset_weight_norms
+
+        reset_weight_norms(net, fresh)
     return net, tuned
 
 
 def load_candidate(model: str, init: str, num_classes: int, resolution: int, seed: int = 0,
-                   pretrained: Path | None = None) -> Candidate:
+                   pretrained: Path | None = None, reset_norms: bool = False) -> Candidate:
     """The network to fine-tune, with a freshly initialised classifier of ``num_classes``.
 
     Args:
@@ -120,6 +124,9 @@ def load_candidate(model: str, init: str, num_classes: int, resolution: int, see
         init: ``preserved`` (the search's weights), ``random``, or ``pretrained``
             (the weights file ``pretrained``); baselines take ``random`` only.
         seed: seeds the initialisation of everything new.
+        reset_norms: rescale the loaded weights' scale-invariant convolutions to the
+            norms of a fresh initialisation, keeping the function
+            (:func:`edgenas.train.norms.reset_weight_norms`).
 
     Raises:
         ConfigError: an init a baseline cannot take, a resolution the run was not searched at.
@@ -130,7 +137,7 @@ def load_candidate(model: str, init: str, num_classes: int, resolution: int, see
     from edgenas.profiler import count_macs, count_params
 
     if is_searched(model):
-        net, spec = _searched(model, init, num_classes, resolution, seed, pretrained)
+        net, spec = _searched(model, init, num_classes, resolution, seed, pretrained, reset_norms)
         name, kind = "searched", "searched"
     else:
         from edgenas.models.baselines import build_baseline, resolve_baseline

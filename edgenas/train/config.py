@@ -20,6 +20,11 @@ RESUMABLE_CHANGES = frozenset({"out", "device", "threads", "checkpoint_every", "
                                "sync_bn"})
 
 
+#: options added after protocols were recorded, with the behaviour from before they existed;
+#: at that value they are left out of the identity, so earlier runs keep their ids
+ADDED_LATER = {"reset_norms": False}
+
+
 @dataclass(frozen=True)
 class FinetuneConfig:
     """Every option of ``edgenas finetune`` (written to ``config.yaml`` as used).
@@ -29,6 +34,11 @@ class FinetuneConfig:
             (``mobilenet_v2_035``, ``mobilenet_v3_small``, ``efficientnet_b0``).
         init: for a searched network, one of :data:`INITS`; baselines start from ``random``
             (no pretrained weights are downloaded).
+        reset_norms: with ``preserved`` or ``pretrained``, rescale every convolution that only
+            feeds a batch norm to the norm of a fresh initialisation, batch-norm statistics
+            with it, so the network is the same function but the fine-tuning's effective
+            learning rate is that of a random start (:mod:`edgenas.train.norms`). Not with
+            ``linear_probe``, which trains no backbone weight.
         fraction / samples: the labelled share of the training images (stratified,
             seeded), or the number of labelled images in total; give one.
         class_subset: train on these classes only (the base classes of a few-shot split).
@@ -46,6 +56,7 @@ class FinetuneConfig:
     model: str
     out: str = "runs/finetune"
     init: str = "preserved"
+    reset_norms: bool = True
     # data
     data: str = "synthetic"
     data_root: str | None = None
@@ -153,4 +164,7 @@ class FinetuneConfig:
         d = self.to_dict()
         for k in RESUMABLE_CHANGES:
             d.pop(k, None)
+        for k, before in ADDED_LATER.items():
+            if d.get(k) == before:
+                d.pop(k)  # as it behaved before the option existed: the identity (and protocol id) it had
         return d

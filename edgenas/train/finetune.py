@@ -122,12 +122,15 @@ class Finetuner:
         self.eval_idx = torch.arange(len(self.holdout))
         if cfg.eval_samples is not None and cfg.eval_samples < len(self.holdout):
             self.eval_idx = stratified_count(self.holdout.labels, cfg.eval_samples, 0)
+        # a linear probe trains no backbone weight: their norms do not matter, keep them as they are
+        self.resets_norms = cfg.reset_norms and not cfg.linear_probe
         pretrained = None
         if searched and cfg.init == "pretrained":
             from edgenas.train.pretrain import ensure_pretrained
 
             pretrained = ensure_pretrained(cfg.model, cfg.device, cfg.threads, cfg.progress, self.console)
-        self.candidate = load_candidate(cfg.model, cfg.init, len(self.pool.classes), resolution, cfg.seed, pretrained)
+        self.candidate = load_candidate(cfg.model, cfg.init, len(self.pool.classes), resolution, cfg.seed, pretrained,
+                                        self.resets_norms)
         self.resolution = resolution
         # NHWC: 1.3-1.7x faster on this CPU for these nets (benchmarks/search_throughput.py)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -317,6 +320,7 @@ class Finetuner:
         c = self.candidate
         result = {
             "model": c.name, "kind": c.kind, "init": c.init, "source": cfg.model,
+            "reset_norms": self.resets_norms and c.init in ("preserved", "pretrained"),
             "params": c.params, "macs": c.macs,
             "resolution": self.resolution, "data": self.pool.name, "classes": classes,
             "class_subset": None if cfg.class_subset is None else list(cfg.class_subset),

@@ -46,6 +46,7 @@ def test_finetune_writes_a_result(run, tiny_finetune_options, init):
     result = run_finetune(FinetuneConfig(model=str(run), init=init, out=str(run / "ft"), **tiny_finetune_options))
     r = result.result
     assert r["model"] == "searched" and r["init"] == init and r["kind"] == "searched"
+    assert r["reset_norms"] is (init != "random")  # the default, for weights that come from training
     assert r["n_labelled"] == 120 and r["n_select"] == 10 and r["n_fit"] == 110 and r["n_eval"] == 100
     assert 0 <= r["final_acc"] <= 100 and 0 <= r["best_acc"] <= 100 and r["cpu_s"] > 0 and r["steps"] == 12
     for name in ("config.yaml", "metrics.jsonl", "weights.pt", "best.pt", "arch.json", "result.json"):
