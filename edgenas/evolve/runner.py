@@ -34,6 +34,8 @@ from edgenas.evolve.mutations import Mutation
 from edgenas.evolve.objective import Learner
 from edgenas.rundir import append_jsonl, atomic_torch_save, atomic_write_text, read_jsonl, rewrite_jsonl
 from edgenas.search.config import SearchConfig
+from edgenas.search.runner import SearchLoop
+from edgenas.seeds import derive_seed
 from edgenas.space.evolved import BlockSpec, EvolvedSpec
 
 __all__ = ["EvolveSearch", "cost_of", "propose", "seed_spec", "spec_after"]
@@ -120,21 +122,8 @@ def spec_after(spec: EvolvedSpec, mutation: Mutation) -> EvolvedSpec:
                                blocks=tuple(blocks))
 
 
-def _seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
-
-
-class EvolveSearch:
+class EvolveSearch(SearchLoop):
     """State and loop of one evolution search; :func:`edgenas.search.runner.run_search` drives it."""
-
-    def __init__(self, cfg: SearchConfig, console=None, on_step: Callable[[int], None] | None = None) -> None:
-        from rich.console import Console
-
-        self.cfg = cfg
-        self.console = console or Console(stderr=True)
-        self.on_step = on_step
-        self.run_dir = Path(cfg.out)
-        self.ckpt_path = self.run_dir / "search.ckpt"
 
     # --- set-up -----------------------------------------------------------------------
     def prepare(self) -> None:
@@ -279,7 +268,7 @@ class EvolveSearch:
         if self.real is None:
             self.real_order = None
             return
-        g = torch.Generator().manual_seed(_seed(self.cfg.seed, 55))
+        g = torch.Generator().manual_seed(derive_seed(self.cfg.seed, 55))
         scores = difficulty_scores(self.learner.model.net, self.real, self.pair_views, g, self.device)
         self.real_order = scores.argsort()
 
@@ -326,9 +315,9 @@ class EvolveSearch:
         """Train ``learner`` for ``trial_steps`` on seeded batches; its fitness loss on the fixed batch after."""
         cfg = self.cfg
         for t in range(cfg.trial_steps):
-            g = torch.Generator().manual_seed(_seed(cfg.seed, round_, t, 3))
+            g = torch.Generator().manual_seed(derive_seed(cfg.seed, round_, t, 3))
             idx = torch.randint(0, len(pool), (cfg.batch_size,), generator=g)
-            crops, rotation = self._batch(pool, idx, _seed(cfg.seed, round_, t, 4))
+            crops, rotation = self._batch(pool, idx, derive_seed(cfg.seed, round_, t, 4))
             learner.step(crops, rotation, self._lr(global_step), self._momentum(global_step))
         return learner.fitness_loss(*fitness_batch)
 
@@ -348,9 +337,9 @@ class EvolveSearch:
                 break
         if not candidates:
             return None
-        g = torch.Generator().manual_seed(_seed(cfg.seed, round_, 9))
+        g = torch.Generator().manual_seed(derive_seed(cfg.seed, round_, 9))
         fitness_batch = self._batch(pool, torch.randint(0, len(pool), (cfg.batch_size,), generator=g),
-                                    _seed(cfg.seed, round_, 10))
+                                    derive_seed(cfg.seed, round_, 10))
         before = cost_of(self.learner.spec, cfg, self.latency)
         loss_before = self.learner.fitness_loss(*fitness_batch)
         current = self.learner.clone()
@@ -358,7 +347,7 @@ class EvolveSearch:
         best, best_fitness = current, -1.0 - cfg.fitness_cost_weight * before["cost"]
         tried = []
         for k, (mutation, sensitivity, cost) in enumerate(candidates):
-            learner = self.learner.mutated(mutation, _seed(cfg.seed, round_, k, 5))
+            learner = self.learner.mutated(mutation, derive_seed(cfg.seed, round_, k, 5))
             loss = self._trial(learner, pool, round_, global_step, fitness_batch)
             fitness = -loss / max(loss_current, 1e-12) - cfg.fitness_cost_weight * cost["cost"]
             tried.append({"kind": mutation.kind, "where": mutation.where, "width": mutation.width,
@@ -469,7 +458,7 @@ class EvolveSearch:
                     append_jsonl(self.run_dir / "evolution.jsonl", self.prune(pos["global_step"]))
                     pos["pruned"] = True
                 pool = self._pool(pos["stage"])
-                g = torch.Generator().manual_seed(_seed(cfg.seed, epoch, 1))
+                g = torch.Generator().manual_seed(derive_seed(cfg.seed, epoch, 1))
                 order = torch.randperm(len(pool), generator=g)
                 bar.update(task, description=f"epoch {epoch + 1}/{cfg.epochs}")
                 for step in range(pos["step"] if epoch == pos["epoch"] else 0, self.steps_per_epoch):
@@ -477,7 +466,7 @@ class EvolveSearch:
                     idx = order[(step * cfg.batch_size) % len(pool):][:cfg.batch_size]
                     if len(idx) < cfg.batch_size:
                         idx = torch.cat([idx, order[:cfg.batch_size - len(idx)]])
-                    crops, rotation = self._batch(pool, idx, _seed(cfg.seed, epoch, step, 2))
+                    crops, rotation = self._batch(pool, idx, derive_seed(cfg.seed, epoch, step, 2))
                     result = self.learner.step(crops, rotation, self._lr(pos["global_step"]),
                                                self._momentum(pos["global_step"]), self.tracker)
                     if not math.isfinite(result.total):

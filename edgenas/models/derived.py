@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import abc
+
 import torch
 from torch import nn
 
@@ -10,7 +12,7 @@ from edgenas.space.network import make_projector, make_stem
 from edgenas.space.spec import ArchSpec
 
 
-class SearchedNet(nn.Module):
+class SearchedNet(nn.Module, abc.ABC):
     """What every searched network shares: ``features`` (pooled, ``[B, F]``), a classifier and an SSL projector.
 
     Subclasses build ``self.projector`` and ``self.classifier`` (either may be None) and define ``features``.
@@ -19,8 +21,9 @@ class SearchedNet(nn.Module):
     projector: nn.Module | None
     classifier: nn.Module | None
 
+    @abc.abstractmethod
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError  # abstract: each space pools its own body
+        """``[B, 3, R, R] -> [B, F]``: each space pools its own body."""
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         if self.projector is None:

@@ -30,6 +30,7 @@ from edgenas.rundir import (
     rewrite_jsonl,
 )
 from edgenas.search.config import SearchConfig
+from edgenas.seeds import derive_seed
 from edgenas.space.spec import ArchSpec
 
 CKPT_VERSION = 1
@@ -104,16 +105,12 @@ def autocast(cfg, device: torch.device):
     return nullcontext()
 
 
-def _seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
-
-
 def cosine_lr(step: int, total: int, lr: float, lr_min: float) -> float:
     return lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
-class DartsSearch:
-    """State and loop of one DARTS search; :func:`run_search` drives it."""
+class SearchLoop:
+    """What every strategy's search holds: its config, console, step hook, run directory and checkpoint path."""
 
     def __init__(self, cfg: SearchConfig, console=None, on_step: Callable[[int], None] | None = None) -> None:
         from rich.console import Console
@@ -123,6 +120,10 @@ class DartsSearch:
         self.on_step = on_step
         self.run_dir = Path(cfg.out)
         self.ckpt_path = self.run_dir / "search.ckpt"
+
+
+class DartsSearch(SearchLoop):
+    """State and loop of one DARTS search; :func:`run_search` drives it."""
 
     # --- set-up -----------------------------------------------------------------------
     def prepare(self) -> None:
@@ -343,8 +344,8 @@ class DartsSearch:
                                      completed=global_step, info="")
             for epoch in range(start_epoch, cfg.epochs):
                 self.net.train()
-                gw = torch.Generator().manual_seed(_seed(cfg.seed, epoch, 1))
-                ga = torch.Generator().manual_seed(_seed(cfg.seed, epoch, 2))
+                gw = torch.Generator().manual_seed(derive_seed(cfg.seed, epoch, 1))
+                ga = torch.Generator().manual_seed(derive_seed(cfg.seed, epoch, 2))
                 perm_w = self.w_idx[torch.randperm(len(self.w_idx), generator=gw)]
                 perm_a = self.a_idx[torch.randperm(len(self.a_idx), generator=ga)]
                 search_alpha = epoch >= cfg.warmup_epochs
@@ -363,9 +364,9 @@ class DartsSearch:
                         self.a_opt.zero_grad(set_to_none=True)
                         arch_loss = 0.0
                         for m, (wi, ai) in enumerate(micro):
-                            arch_views = self._batch_views(ai, _seed(cfg.seed, epoch, step, m, 2))
+                            arch_views = self._batch_views(ai, derive_seed(cfg.seed, epoch, step, m, 2))
                             if cfg.order == "second":
-                                train_views = self._batch_views(wi, _seed(cfg.seed, epoch, step, m, 1))
+                                train_views = self._batch_views(wi, derive_seed(cfg.seed, epoch, step, m, 1))
                                 grads, value = unrolled_arch_grads(self.net, self.criterion, train_views, arch_views,
                                                                    self.penalty, lr, cfg.weight_decay)
                                 for p, g in zip(self.net.arch_parameters(), grads):
@@ -379,7 +380,7 @@ class DartsSearch:
                     self.w_opt.zero_grad(set_to_none=True)
                     train_loss = 0.0
                     for m, (wi, _) in enumerate(micro):
-                        v1, v2 = self._batch_views(wi, _seed(cfg.seed, epoch, step, m, 1))
+                        v1, v2 = self._batch_views(wi, derive_seed(cfg.seed, epoch, step, m, 1))
                         loss = self._loss(v1, v2)
                         (loss / cfg.accum_steps).backward()
                         train_loss += float(loss.detach()) / cfg.accum_steps

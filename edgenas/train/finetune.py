@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from edgenas.errors import ConfigError, EdgenasError
 from edgenas.rundir import append_jsonl, atomic_torch_save, atomic_write_text, read_jsonl, rewrite_jsonl
 from edgenas.train.config import FinetuneConfig
+from edgenas.seeds import derive_seed
 
 __all__ = ["CKPT_VERSION", "FinetuneResult", "Finetuner", "evaluate_accuracy", "lr_at", "run_finetune"]
 
@@ -45,10 +45,6 @@ def lr_at(step: int, total: int, warmup: int, lr: float, lr_min: float) -> float
         return lr * (step + 1) / warmup
     t = (step - warmup) / max(1, total - warmup)
     return lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * min(t, 1.0)))
-
-
-def _seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
 
 
 @torch.no_grad()
@@ -233,7 +229,7 @@ class Finetuner:
                                      completed=state["global_step"], info="")
             for epoch in range(state["epoch"], cfg.epochs):
                 self._train_mode()
-                g = torch.Generator().manual_seed(_seed(cfg.seed, epoch, 7))
+                g = torch.Generator().manual_seed(derive_seed(cfg.seed, epoch, 7))
                 order = self.fit_idx[torch.randperm(len(self.fit_idx), generator=g)]
                 first = state["step"] if epoch == state["epoch"] else 0
                 seen, loss_sum, correct = 0, 0.0, 0
@@ -243,7 +239,7 @@ class Finetuner:
                     for group in self.optimizer.param_groups:
                         group["lr"] = lr
                     idx = order[step * self.batch:(step + 1) * self.batch]
-                    x, y = self._batch(idx, _seed(cfg.seed, epoch, step, 8))
+                    x, y = self._batch(idx, derive_seed(cfg.seed, epoch, step, 8))
                     from edgenas.search.runner import autocast
 
                     with autocast(cfg, self.device):

@@ -20,7 +20,13 @@ from pathlib import Path
 import torch
 
 from edgenas.errors import CheckpointError, ConfigError, EdgenasError
-from edgenas.rundir import append_jsonl, atomic_torch_save, atomic_write_text, read_jsonl, rewrite_jsonl
+from edgenas.rundir import (
+    append_jsonl,
+    atomic_torch_save,
+    atomic_write_text,
+    read_jsonl,
+    rewrite_jsonl,
+)
 
 __all__ = ["ensure_pretrained"]
 
@@ -50,13 +56,20 @@ def ensure_pretrained(run: str | Path, device: str = "auto", threads: int = 0, p
         CheckpointError: an unreadable checkpoint.
     """
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from edgenas.data.datasets import load_dataset
     from edgenas.data.splits import halves
     from edgenas.data.views import BarlowTwinsViews, channel_stats
     from edgenas.models import build
-    from edgenas.search.runner import _seed, cosine_lr, import_plugins, resolve_device
+    from edgenas.search.runner import cosine_lr, import_plugins, resolve_device
+    from edgenas.seeds import derive_seed
     from edgenas.space.spec import ArchSpec
     from edgenas.ssl import two_view_loss
 
@@ -83,7 +96,7 @@ def ensure_pretrained(run: str | Path, device: str = "auto", threads: int = 0, p
     mean, std = channel_stats(data.images)
     views = BarlowTwinsViews(resolution=cfg.resolution, mean=mean, std=std)
     criterion = two_view_loss(cfg.ssl, cfg)
-    torch.manual_seed(_seed(cfg.seed, 99))  # another initialisation than the supernet's
+    torch.manual_seed(derive_seed(cfg.seed, 99))  # another initialisation than the supernet's
     net = build(spec).to(dev, memory_format=torch.channels_last)
     params = [p for n, p in net.named_parameters() if not n.startswith("classifier.")]
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -122,7 +135,7 @@ def ensure_pretrained(run: str | Path, device: str = "auto", threads: int = 0, p
         task = bar.add_task(f"epoch {epoch0 + 1}/{cfg.epochs}", total=total, completed=global_step)
         for epoch in range(epoch0, cfg.epochs):
             net.train()
-            g = torch.Generator().manual_seed(_seed(cfg.seed, epoch, 1))
+            g = torch.Generator().manual_seed(derive_seed(cfg.seed, epoch, 1))
             perm = w_idx[torch.randperm(len(w_idx), generator=g)]
             for step in range(step0 if epoch == epoch0 else 0, steps_per_epoch):
                 for group in opt.param_groups:
@@ -132,7 +145,7 @@ def ensure_pretrained(run: str | Path, device: str = "auto", threads: int = 0, p
                 for m in range(cfg.accum_steps):
                     idx = perm[(step * cfg.accum_steps + m) * cfg.batch_size:
                                (step * cfg.accum_steps + m + 1) * cfg.batch_size]
-                    v1, v2 = views(data.images[idx], torch.Generator().manual_seed(_seed(cfg.seed, epoch, step, m, 1)))
+                    v1, v2 = views(data.images[idx], torch.Generator().manual_seed(derive_seed(cfg.seed, epoch, step, m, 1)))
                     x = torch.cat([v1, v2]).to(dev, memory_format=torch.channels_last)
                     z1, z2 = net.project(x).chunk(2)
                     loss = criterion(z1, z2) / cfg.accum_steps
