@@ -103,6 +103,13 @@ def _ints(value: str) -> tuple[int, ...]:
 @click.option("--lr-min", type=float, default=D.lr_min, help="Final weights learning rate.")
 @click.option("--arch-lr", type=float, default=D.arch_lr, help="Architecture learning rate (Adam).")
 @click.option("--warmup-epochs", type=int, default=D.warmup_epochs, help="Epochs training weights only, alphas frozen.")
+@click.option("--refine-epochs", type=int, default=D.refine_epochs,
+              help="DARTS: after the derivation, continue the SSL objective on the derived network, from its preserved "
+                   "weights, for this many epochs over every unlabelled training image (also on a finished run: same "
+                   "command, same --out). 0: none.")
+@click.option("--refine-batch-size", type=int, default=D.refine_batch_size, help="Images per refinement step (two views each).")
+@click.option("--refine-lr", type=float, default=D.refine_lr, help="Refinement learning rate (SGD, 10%% warm-up, cosine to 0).")
+@click.option("--refine-subset", type=int, default=None, help="Refine on a stratified subset of this many images. [default: all outside the hold-out]")
 @click.option("--max-params", type=int, default=D.max_params, help="Parameter budget of the derived network (without the SSL head).")
 @click.option("--max-macs", type=int, default=D.max_macs, help="MAC budget of the derived network at --resolution.")
 @click.option("--latency-ms", type=float, default=None, help="Latency budget (ms) on --target, predicted from its latency table (edgenas lut build). [default: none; the table still reports]")
@@ -175,4 +182,8 @@ def search(ctx: click.Context, config_file, as_json, no_progress, **options) -> 
     if s.get("strategy") == "evolve":
         click.echo(f"  {s['blocks']} blocks; {s['mutations_accepted']} of {s['mutation_rounds']} mutation rounds kept"
                    " a mutation (evolution.jsonl)")
+    if s.get("refine"):
+        r = s["refine"]
+        click.echo(f"  refined {r['epochs']} epochs on {r['rows']:,} images ({r['steps']} steps, {r['elapsed_s']:.0f} s): "
+                   f"SSL loss {r['first_loss']:.1f} -> {r['final_loss']:.1f}; the search's weights in weights_search.pt")
     click.echo(f"  arch.json, weights.pt, report.md in {result.run_dir}")

@@ -25,7 +25,7 @@ import torch
 
 from edgenas.distributed import is_main_process
 from edgenas.errors import ConfigError
-from edgenas.rundir import append_jsonl, read_jsonl
+from edgenas.rundir import append_jsonl, read_jsonl, rewrite_jsonl
 from edgenas.train.config import INITS, FinetuneConfig
 
 __all__ = ["DEFAULT_BASELINES", "EvalPlan", "features_of", "protocol_id", "run_evaluation"]
@@ -97,6 +97,46 @@ def protocol_id(protocol: FinetuneConfig) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
 
 
+def _fixed_options(options: dict[str, Any]) -> dict[str, Any]:
+    """A recorded protocol's options that bear on a random start (everything but ``reset_norms``)."""
+    d = dict(options)
+    for k in ("model", "init", "fraction", "samples", "seed", "class_subset", "reset_norms"):
+        d.pop(k, None)
+    return d
+
+
+def reuse_random_starts(path: Path, pid: str, options: dict[str, Any], wanted: set[tuple],
+                        match: dict[str, Any] | None = None) -> int:
+    """Record under ``pid`` the random-start cells another protocol measured; returns how many.
+
+    ``wanted``: the cells asked for, as ``(job, n_way, k_shot, method)`` (None for a fine-tuning record);
+    ``match``: other fields a record must hold (the few-shot episodes' settings).
+
+    ``reset_norms`` only touches weights loaded from training, so a random start (and every baseline)
+    is the same fine-tuning under two protocols that differ in it alone. Each such record is copied
+    with ``protocol`` set to ``pid`` and ``reused_from`` naming its own; its job stays where it ran.
+    """
+    records = read_jsonl(path)
+    key = _fixed_options(options)
+    own = {_record_key(r) for r in records if r.get("protocol") == pid}
+    reused = []
+    for r in records:
+        if (r.get("protocol") != pid and "protocol_options" in r and r.get("init") == "random"
+                and _record_key(r) in wanted and _record_key(r) not in own
+                and all(r.get(k) == v for k, v in (match or {}).items())
+                and _fixed_options(r["protocol_options"]) == key):
+            reused.append({**r, "protocol": pid, "protocol_options": options, "reused_from": r["protocol"]})
+            own.add(_record_key(r))
+    if reused and is_main_process():
+        for r in reused:
+            append_jsonl(path, r)
+    return len(reused)
+
+
+def _record_key(r: dict[str, Any]) -> tuple:
+    return r["job"], r.get("n_way"), r.get("k_shot"), r.get("method")
+
+
 def _slug(model: str, init: str, fraction: float | None, samples: int | None, seed: int) -> str:
     labels = f"f{fraction:g}" if fraction is not None else f"n{samples}"
     return f"{model}-{init}-{labels}-s{seed}"
@@ -128,6 +168,29 @@ def _trained(job: Path, source: str, num_classes: int, resolution: int) -> torch
         net = load_candidate(source, "random", num_classes, resolution).model
     net.load_state_dict(load_weights(job / "weights.pt"))
     return net
+
+
+def _current_records(run: Path, root: Path, pid: str, jobs: Path, console) -> set[str]:
+    """The jobs of protocol ``pid`` already recorded from the run's current weights.
+
+    A preserved (or two-stage) cell fine-tuned from weights the run no longer holds (the search was
+    refined since, ``--refine-epochs``) is stale: its record is dropped and its directory moved aside
+    (``<job>.stale-<sha8>``), so it is fine-tuned again.
+    """
+    from edgenas.train.finetune import stale_init
+
+    records = read_jsonl(root / "results.jsonl")
+    stale = [r for r in records if r.get("protocol") == pid and r.get("model") == SEARCHED
+             and stale_init(r, str(run), r.get("init", "random"))]
+    if stale and is_main_process():
+        for r in stale:
+            job = jobs / r["job"]
+            if job.is_dir():
+                job.rename(job.with_name(f"{job.name}.stale-{r['init_sha256'][:8]}"))
+            console.print(f"[yellow]{r['job']} was fine-tuned from weights the run no longer holds: again[/]")
+        gone = {id(r) for r in stale}
+        rewrite_jsonl(root / "results.jsonl", [r for r in records if id(r) not in gone])
+    return {r["job"] for r in records if r.get("protocol") == pid and r not in stale}
 
 
 def run_evaluation(run: str | Path, plan: EvalPlan, protocol: FinetuneConfig, console=None) -> dict[str, list]:
@@ -180,7 +243,11 @@ def run_evaluation(run: str | Path, plan: EvalPlan, protocol: FinetuneConfig, co
             for fraction, samples in budgets:
                 for seed in plan.seeds:
                     cells.append((model, init, fraction, samples, seed))
-    done = {r["job"] for r in read_jsonl(root / "results.jsonl") if r.get("protocol") == pid}
+    reused = reuse_random_starts(root / "results.jsonl", pid, protocol.identity(),
+                                 {(_slug(*c), None, None, None) for c in cells})
+    if reused:
+        console.print(f"{reused} random-start fine-tunings reused from protocols that differ only in --reset-norms")
+    done = _current_records(run, root, pid, jobs, console)
     todo = [c for c in cells if _slug(*c) not in done]
     console.print(f"evaluate {run}: {len(cells)} fine-tunings ({len(cells) - len(todo)} done), protocol {pid}")
     for i, (model, init, fraction, samples, seed) in enumerate(todo, 1):
@@ -233,12 +300,11 @@ def _few_shot(run: Path, plan: EvalPlan, protocol: FinetuneConfig, pid: str, dat
     from edgenas.search.runner import resolve_device
     from edgenas.train.candidates import load_candidate
     from edgenas.train.data import only_classes
-    from edgenas.train.finetune import run_finetune
+    from edgenas.train.finetune import run_finetune, stale_init
 
     novel, base, settings = _few_shot_split(plan, data, num_classes)
     holdout = only_classes(data.holdout, novel)
     path = run / "eval" / "fewshot.jsonl"
-    done = {(r["job"], r["n_way"], r["k_shot"], r["method"]) for r in read_jsonl(path) if r.get("protocol") == pid}
     device = resolve_device(protocol.device)
     backbones: list[tuple[str, str, str, int, bool]] = []  # (job, model, init, seed, fine-tuned on base classes)
     for seed in plan.seeds:
@@ -248,28 +314,46 @@ def _few_shot(run: Path, plan: EvalPlan, protocol: FinetuneConfig, pid: str, dat
             for init in (plan.inits if model == SEARCHED else ("random",)):
                 job = f"{_slug(model, init, plan.fewshot_fraction, None, seed)}-base"
                 backbones.append((job, model, init, seed, True))
+    reuse_random_starts(path, pid, protocol.identity(),
+                        {(b[0], n, k, plan.fewshot_method) for b in backbones for n, k in settings},
+                        {"n_query": plan.queries, "episodes": plan.episodes, "method": plan.fewshot_method,
+                         "novel_classes": list(novel)})
+    records = [r for r in read_jsonl(path) if r.get("protocol") == pid]
+    stale = [r for r in records if r.get("model") == SEARCHED and stale_init(r, str(run), r["init"])]
+    if stale and is_main_process():  # episodes on features of weights the run no longer holds: again
+        for job in {r["job"] for r in stale}:
+            tuned_dir = run / "eval" / pid / "jobs" / job
+            if tuned_dir.is_dir():
+                tuned_dir.rename(tuned_dir.with_name(f"{job}.stale-{stale[0]['init_sha256'][:8]}"))
+        gone = {id(r) for r in stale}
+        rewrite_jsonl(path, [r for r in read_jsonl(path) if r not in stale])
+        records = [r for r in records if id(r) not in gone]
+    done = {(r["job"], r["n_way"], r["k_shot"], r["method"]) for r in records}
     for job, model, init, seed, tuned in backbones:
         missing = [(n, k) for n, k in settings if (job, n, k, plan.fewshot_method) not in done]
         if not missing:
             continue
         source = str(run) if model == SEARCHED else model
-        backbone_acc = None
+        backbone_acc, init_sha256 = None, None
         if not tuned:  # the search's own features: no label used at all
-            net = load_candidate(source, "preserved", len(base), resolution, seed).model
+            candidate = load_candidate(source, "preserved", len(base), resolution, seed)
+            net, init_sha256 = candidate.model, candidate.weights_sha256
             labels_used = "none (self-supervised only)"
         else:
             cfg = protocol.replace(model=source, init=init, fraction=plan.fewshot_fraction, samples=None, seed=seed,
                                    class_subset=base, out=str(run / "eval" / pid / "jobs" / job))
             console.print(f"few-shot backbone {job}: fine-tuned on base classes {list(base)}")
-            backbone_acc = run_finetune(cfg, console, data).result["final_acc"]
+            tuned_result = run_finetune(cfg, console, data).result
+            backbone_acc, init_sha256 = tuned_result["final_acc"], tuned_result.get("init_sha256")
             net = _trained(Path(cfg.out), source, len(base), resolution)
             labels_used = f"{100 * plan.fewshot_fraction:g}% of base classes {list(base)}"
         features = features_of(net, holdout.images, data.mean, data.std, device)
         for n_way, k_shot in missing:
             record = run_episodes(features, holdout.labels, n_way, k_shot, plan.queries, plan.episodes,
                                   seed, plan.fewshot_method)
-            record.update(job=job, protocol=pid, model=model, init=init, labels_used=labels_used,
-                          base_acc=backbone_acc,
+            record.update(job=job, protocol=pid, protocol_options=protocol.identity(), model=model, init=init,
+                          labels_used=labels_used,
+                          base_acc=backbone_acc, init_sha256=init_sha256,
                           novel_classes=list(novel), feature_dim=int(features.shape[1]))
             if is_main_process():
                 append_jsonl(path, record)

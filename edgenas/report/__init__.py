@@ -35,8 +35,10 @@ def build_tables(run: str | Path, protocol: str | None = None) -> tuple[object, 
     records = load_records(run, protocol)
     pretrain_path = records.run / "pretrain" / "summary.json"
     pretrain = json.loads(pretrain_path.read_text()) if pretrain_path.is_file() else None
+    summary_path = records.run / "summary.json"
+    refine = json.loads(summary_path.read_text()).get("refine") if summary_path.is_file() else None
     tables = [architecture_table(records), accuracy_table(records.results),
-              ablation_table(records.results, pretrain), fewshot_table(records.fewshot),
+              ablation_table(records.results, pretrain, refine), fewshot_table(records.fewshot),
               compute_table(records.results)]
     return records, [t for t in tables if t is not None]
 

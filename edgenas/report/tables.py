@@ -146,8 +146,11 @@ def compute_table(results: list[dict]) -> Table | None:
                  rows, f"Process CPU time of each fine-tuning ({'; '.join(devices)}), evaluation included.")
 
 
-def ablation_table(results: list[dict], pretrain: dict | None = None) -> Table | None:
-    """The searched network's initialisations side by side (weight preservation vs random vs two-stage)."""
+def ablation_table(results: list[dict], pretrain: dict | None = None, refine: dict | None = None) -> Table | None:
+    """The searched network's initialisations side by side (weight preservation vs random vs two-stage).
+
+    ``refine``: the run's refinement (``summary.json``), which both trained starts went through.
+    """
     searched = [r for r in results if r["model"] == "searched"]
     if len({r["init"] for r in searched}) < 2:
         return None
@@ -155,9 +158,15 @@ def ablation_table(results: list[dict], pretrain: dict | None = None) -> Table |
     budgets = _budgets(agg)
     names = {"preserved": "preserved (weights of the search)", "random": "random (from scratch)",
              "pretrained": "two-stage (SSL pre-training of the derived net, search budget)"}
+    if refine:
+        names["preserved"] = f"preserved (weights of the search, refined {refine['epochs']} epochs)"
+        names["pretrained"] = "two-stage (SSL pre-training of the derived net, search budget + the same refinement)"
     rows = [[names.get(init, init), *(_cell(agg[(m, init)].get(b)) for b in budgets)]
             for m, init in sorted(agg, key=_order)]
     note = "Same architecture, data, labels and fine-tuning; only the initial weights differ."
+    if refine:
+        note += (f" The refinement: {refine['steps']} SSL steps on {refine['rows']:,} unlabelled images "
+                 f"({refine['cpu_s'] / 60:.1f} CPU minutes).")
     if pretrain:
         note += (f" The two-stage pre-training took {pretrain['steps']} SSL steps "
                  f"({pretrain['cpu_s'] / 60:.1f} CPU minutes) before fine-tuning.")

@@ -18,6 +18,9 @@ SSL_PARTS = ("barlow", "ntxent", "dino", "rotation")
 #: Fields that may differ between a checkpoint and the command that resumes it.
 RESUMABLE_CHANGES = frozenset({"out", "device", "threads", "checkpoint_every", "progress", "amp", "channels_last",
                                "sync_bn"})
+#: options of the refinement stage, which has its own checkpoint and identity: a finished search
+#: can be refined (or refined again, into a fresh directory) without searching again
+REFINE_OPTIONS = frozenset({"refine_epochs", "refine_batch_size", "refine_lr", "refine_subset"})
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,11 @@ class SearchConfig:
     arch_lr: float = 6e-3
     arch_weight_decay: float = 1e-3
     warmup_epochs: int = 0
+    # refinement of the derived network (edgenas.train.ssl_stage): its own stage, resumable on its own
+    refine_epochs: int = 0
+    refine_batch_size: int = 256
+    refine_lr: float = 0.2
+    refine_subset: int | None = None
     # budgets
     max_params: int = 1_000_000
     max_macs: int = 100_000_000
@@ -158,6 +166,18 @@ class SearchConfig:
             raise ConfigError(f"--latency-margin must be in [0, 1), got {self.latency_margin}")
         if self.latency_ms is not None and not self.latency_ms > 0:
             raise ConfigError(f"--latency-ms must be > 0, got {self.latency_ms}")
+        if not isinstance(self.refine_epochs, int) or isinstance(self.refine_epochs, bool) or self.refine_epochs < 0:
+            raise ConfigError(f"--refine-epochs must be >= 0, got {self.refine_epochs!r}")
+        if self.refine_batch_size < 2:
+            raise ConfigError("--refine-batch-size must be >= 2 (the SSL loss standardises over the batch)")
+        if not self.refine_lr > 0:
+            raise ConfigError(f"--refine-lr must be > 0, got {self.refine_lr}")
+        if self.refine_subset is not None and self.refine_subset < self.refine_batch_size:
+            raise ConfigError(f"--refine-subset {self.refine_subset} is smaller than --refine-batch-size "
+                              f"{self.refine_batch_size}")
+        if self.refine_epochs and self.strategy != "darts":
+            raise ConfigError("--refine-epochs continues a DARTS search's objective on the derived network; "
+                              "the evolve strategy trains its network throughout the search")
         if self.latency_ms is not None and self.target is None and self.lut is None:
             raise ConfigError("--latency-ms needs --target (whose latency table is used) or --lut FILE")
 
@@ -239,6 +259,6 @@ class SearchConfig:
     def identity(self) -> dict[str, Any]:
         """The options that define the search (what a resume must match)."""
         d = self.to_dict()
-        for k in RESUMABLE_CHANGES | {"extra"}:
+        for k in RESUMABLE_CHANGES | REFINE_OPTIONS | {"extra"}:
             d.pop(k, None)
         return d

@@ -39,6 +39,7 @@ def search_section(spec: ArchSpec, summary: dict[str, Any]) -> list[str]:
         f"| wall time | {summary['elapsed_s']:.1f} s on {summary['device']} |",
         f"| search throughput | {summary['images_per_s_median'] or 0:.0f} images/s (median step) |",
         *_latency_lines(summary),
+        *_refine_lines(summary),
         f"| arch sha256 | `{summary['arch_sha256'][:16]}` |", "",
         "## Architecture", "",
         f"C = {spec.channels}, {spec.num_cells} cells (reductions at {list(spec.reduction_cells)}), "
@@ -49,6 +50,14 @@ def search_section(spec: ArchSpec, summary: dict[str, Any]) -> list[str]:
         lines += ["## Budget repairs", "", "The argmax architecture broke the budget; these changes fixed it:", ""]
         lines += [f"- {c}" for c in summary["budget_repairs"]] + [""]
     return lines
+
+
+def _refine_lines(summary: dict[str, Any]) -> list[str]:
+    r = summary.get("refine")
+    if not r:
+        return []
+    return [f"| refinement | {r['epochs']} epochs, {r['steps']} steps on {r['rows']:,} images, "
+            f"{r['elapsed_s']:.1f} s; SSL loss {r['first_loss']:.2f} -> {r['final_loss']:.2f} |"]
 
 
 def _latency_lines(summary: dict[str, Any]) -> list[str]:
@@ -106,6 +115,22 @@ def write_plots(run_dir: Path) -> list[Path]:
         ax.set_ylabel("SSL loss")
         ax.legend()
         out.append(_save(fig, plots / "loss.png"))
+        plt.close(fig)
+    refined = [r for r in read_jsonl(run_dir / "refine" / "metrics.jsonl") if r.get("event") == "step"]
+    two_stage = [r for r in read_jsonl(run_dir / "pretrain" / "refine" / "metrics.jsonl") if r.get("event") == "step"]
+    if refined:
+        fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+        ax.plot([r["global_step"] for r in refined], [r["train_loss"] for r in refined],
+                label="from the search's weights")
+        if two_stage:
+            ax.plot([r["global_step"] for r in two_stage], [r["train_loss"] for r in two_stage],
+                    label="two-stage (after its own pre-training)")
+        ax.set_xlabel("refinement step")
+        ax.set_ylabel("SSL loss")
+        ax.set_yscale("log")
+        ax.legend()
+        ax.set_title("refinement of the derived network")
+        out.append(_save(fig, plots / "refine_loss.png"))
         plt.close(fig)
     return out
 

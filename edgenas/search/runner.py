@@ -2,7 +2,8 @@
 
 Layout of the run directory (DESIGN.md): ``config.yaml``, ``arch.json``,
 ``weights.pt`` (preserved weights of the derived network), ``search.ckpt``,
-``metrics.jsonl``, ``alpha.jsonl``, ``summary.json``, ``report.md``, ``plots/``.
+``metrics.jsonl``, ``alpha.jsonl``, ``summary.json``, ``report.md``, ``plots/``; with
+``--refine-epochs`` also ``refine/`` and ``weights_search.pt`` (the weights before the refinement).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import importlib
 import importlib.util
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -533,6 +535,16 @@ def run_search(cfg: SearchConfig, console=None, on_step: Callable[[int], None] |
     """
     if not isinstance(cfg, SearchConfig):
         raise ConfigError("run_search takes a SearchConfig")
+    if cfg.refine_epochs and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("--refine-epochs runs in one process: search under torchrun without it, then run "
+                          "the same `edgenas search` with --refine-epochs (and the same --out) in one process")
+    result = _search(cfg, console, on_step)
+    if cfg.refine_epochs:
+        result = dataclasses.replace(result, summary=refine_run(cfg, result.run_dir, console))
+    return result
+
+
+def _search(cfg: SearchConfig, console, on_step) -> SearchResult:
     run_dir = Path(cfg.out)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--out {run_dir} exists and is not a directory")
@@ -558,3 +570,45 @@ def run_search(cfg: SearchConfig, console=None, on_step: Callable[[int], None] |
         world.barrier()
     elapsed, resumed = search.train()
     return search.finish(elapsed, resumed)
+
+
+def refine_run(cfg: SearchConfig, run_dir: Path, console=None) -> dict[str, Any]:
+    """Continue the search's objective on the derived network (``--refine-epochs``) from its preserved weights.
+
+    The derived network's weights as the supernet left them are kept as ``weights_search.pt``;
+    ``weights.pt`` becomes the refined weights (what ``--init preserved`` starts from), and
+    ``summary.json`` gains a ``refine`` entry. Resumable: ``RUN/refine/`` holds its checkpoint.
+    """
+    from rich.console import Console
+
+    from edgenas.models import build, load_weights
+    from edgenas.space.spec import ArchSpec
+    from edgenas.train.ssl_stage import ensure_refined
+
+    console = console or Console(stderr=True)
+    write_config(cfg, run_dir)  # with the refinement's options, which the two-stage baseline repeats
+    spec = ArchSpec.load(run_dir)
+    if not spec.projector:
+        raise ConfigError(f"{run_dir}'s network has no SSL projector to refine with")
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    kept = run_dir / "weights_search.pt"
+    if not kept.is_file():
+        atomic_torch_save(load_weights(run_dir / "weights.pt"), kept)
+    torch.manual_seed(cfg.seed)
+    net = build(spec)
+    net.load_state_dict(load_weights(kept))
+    net.to(device, memory_format=torch.channels_last)
+    refined = ensure_refined(cfg, net, run_dir / "refine", device, arch_sha256=spec.sha256(),
+                             progress=cfg.progress, console=console)
+    atomic_torch_save({k: v.detach().cpu() for k, v in net.state_dict().items()}, run_dir / "weights.pt")
+    path = run_dir / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["refine"] = {k: refined[k] for k in ("epochs", "batch_size", "lr", "rows", "steps", "first_loss",
+                                                 "final_loss", "elapsed_s", "cpu_s")}
+    atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
+    from edgenas.search.report import write_report
+
+    write_report(run_dir, spec, summary)
+    return summary

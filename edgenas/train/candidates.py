@@ -36,6 +36,7 @@ class Candidate:
         model: ``[B, 3, R, R] -> [B, classes]`` logits.
         spec: the ArchSpec of a searched network (its classifier sized to the data), else None.
         params, macs: of the deployable network at the fine-tuning resolution.
+        weights_sha256: of the weights file a ``preserved`` or ``pretrained`` start loaded (None: random).
     """
 
     name: str
@@ -45,6 +46,7 @@ class Candidate:
     spec: ArchSpec | None
     params: int
     macs: int
+    weights_sha256: str | None = None
 
 
 def is_searched(model: str) -> bool:
@@ -74,8 +76,17 @@ def without_classifier(model: nn.Module) -> nn.Module:
     return net
 
 
+def init_weights(model: str, init: str) -> Path | None:
+    """The weights file a searched ``model`` starts from under ``init`` (None: a random start or a baseline)."""
+    if init == "random" or not is_searched(model):
+        return None
+    path = Path(model)
+    run = path if path.is_dir() else path.parent
+    return run / "weights.pt" if init == "preserved" else run / "pretrain" / "weights.pt"
+
+
 def _searched(model: str, init: str, num_classes: int, resolution: int, seed: int,
-              pretrained: Path | None, reset_norms: bool) -> tuple[nn.Module, ArchSpec]:
+              pretrained: Path | None, reset_norms: bool) -> tuple[nn.Module, ArchSpec, str | None]:
     from edgenas.models import build
 
     path = Path(model)
@@ -88,7 +99,7 @@ def _searched(model: str, init: str, num_classes: int, resolution: int, seed: in
     torch.manual_seed(seed)
     net = build(tuned)
     if init == "random":
-        return net, tuned
+        return net, tuned, None
     if init == "preserved":
         weights = path / "weights.pt" if path.is_dir() else path.with_name("weights.pt")
         if not weights.is_file():
@@ -112,7 +123,9 @@ def _searched(model: str, init: str, num_classes: int, resolution: int, seed: in
         from edgenas.train.norms import reset_weight_norms
 
         reset_weight_norms(net, fresh)
-    return net, tuned
+    from exporters.manifest import sha256_of
+
+    return net, tuned, sha256_of(weights)
 
 
 def load_candidate(model: str, init: str, num_classes: int, resolution: int, seed: int = 0,
@@ -137,7 +150,7 @@ def load_candidate(model: str, init: str, num_classes: int, resolution: int, see
     from edgenas.profiler import count_macs, count_params
 
     if is_searched(model):
-        net, spec = _searched(model, init, num_classes, resolution, seed, pretrained, reset_norms)
+        net, spec, weights_sha256 = _searched(model, init, num_classes, resolution, seed, pretrained, reset_norms)
         name, kind = "searched", "searched"
     else:
         from edgenas.models.baselines import build_baseline, resolve_baseline
@@ -149,5 +162,6 @@ def load_candidate(model: str, init: str, num_classes: int, resolution: int, see
         torch.manual_seed(seed)
         net, spec, name, kind = build_baseline(model, num_classes=num_classes, resolution=resolution), None, \
             model, "baseline"
+        weights_sha256 = None
     net.eval()
-    return Candidate(name, kind, init, net, spec, count_params(net), count_macs(net, resolution))
+    return Candidate(name, kind, init, net, spec, count_params(net), count_macs(net, resolution), weights_sha256)

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from edgenas.errors import ConfigError, EdgenasError
+from edgenas.errors import CheckpointError, ConfigError, EdgenasError
 from edgenas.rundir import append_jsonl, atomic_torch_save, atomic_write_text, read_jsonl, rewrite_jsonl
 from edgenas.train.config import FinetuneConfig
 from edgenas.seeds import derive_seed
@@ -315,7 +315,7 @@ class Finetuner:
             spec.save(self.out / "arch.json")
         c = self.candidate
         result = {
-            "model": c.name, "kind": c.kind, "init": c.init, "source": cfg.model,
+            "model": c.name, "kind": c.kind, "init": c.init, "source": cfg.model, "init_sha256": c.weights_sha256,
             "reset_norms": self.resets_norms and c.init in ("preserved", "pretrained"),
             "params": c.params, "macs": c.macs,
             "resolution": self.resolution, "data": self.pool.name, "classes": classes,
@@ -336,6 +336,22 @@ class Finetuner:
         self.save_checkpoint({**state, "done": True})
         self.world.barrier()
         return FinetuneResult(self.out, result, resumed)
+
+
+def stale_init(result: dict[str, Any], model: str, init: str) -> Path | None:
+    """The weights file a recorded fine-tuning started from, when it holds other weights now (else None).
+
+    Records written before the hash was kept (no ``init_sha256``) count as current.
+    """
+    from exporters.manifest import sha256_of
+
+    from edgenas.train.candidates import init_weights
+
+    path = init_weights(model, init)
+    recorded = result.get("init_sha256")
+    if path is None or recorded is None or not path.is_file():
+        return None
+    return path if sha256_of(path) != recorded else None
 
 
 def write_config(cfg: FinetuneConfig, out: Path) -> None:
@@ -360,7 +376,12 @@ def run_finetune(cfg: FinetuneConfig, console=None, data=None,
     tuner = Finetuner(cfg, console, data, on_step)
     ckpt = tuner.load_checkpoint()
     if ckpt is not None and ckpt.get("done") and (out / "result.json").is_file():
-        return FinetuneResult(out, json.loads((out / "result.json").read_text()), True)
+        result = json.loads((out / "result.json").read_text())
+        stale = stale_init(result, cfg.model, cfg.init)
+        if stale:
+            raise CheckpointError(f"{out} was fine-tuned from other weights than {stale} holds now (refined "
+                                  "since?); use another --out")
+        return FinetuneResult(out, result, True)
     tuner.prepare()
     if tuner.world.main:
         out.mkdir(parents=True, exist_ok=True)

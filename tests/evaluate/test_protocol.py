@@ -75,6 +75,48 @@ def test_a_new_protocol_is_recorded_beside_the_old(evaluated, tiny_finetune_opti
     assert len(other["results"]) == 1 and other["results"][0]["protocol"] != out["results"][0]["protocol"]
 
 
+def test_cells_of_weights_the_run_no_longer_holds_are_redone(evaluated, tiny_finetune_options, tiny_search_options):
+    from edgenas.search.config import SearchConfig
+    from edgenas.search.runner import run_search
+
+    run, out = evaluated
+    before = {r["job"]: r for r in out["results"]}
+    assert all(r["init_sha256"] for r in out["results"] if r["init"] == "preserved")
+    run_search(SearchConfig(**tiny_search_options, out=str(run), refine_epochs=1, refine_batch_size=16))
+    again = run_evaluation(run, PLAN, _protocol(tiny_finetune_options))
+    after = {r["job"]: r for r in again["results"]}
+    assert after.keys() == before.keys()
+    for job, r in after.items():
+        if r["model"] == "searched" and r["init"] == "preserved":
+            assert r["init_sha256"] != before[job]["init_sha256"]
+            assert list((run / "eval" / r["protocol"] / "jobs").glob(f"{job}.stale-*"))
+        else:
+            assert r == before[job]  # random starts and baselines are kept
+    assert len(again["fewshot"]) == len(out["fewshot"])
+    from exporters.manifest import sha256_of
+
+    now = sha256_of(run / "weights.pt")
+    searched = [r for r in again["fewshot"] if r["model"] == "searched" and r["init"] == "preserved"]
+    assert searched and all(r["init_sha256"] == now for r in searched)  # SSL-only and base-tuned, redone
+
+
+def test_random_starts_are_reused_by_a_protocol_that_differs_only_in_the_norm_reset(evaluated, tiny_finetune_options):
+    run, out = evaluated
+    plan = EvalPlan(models=("searched", "mobilenet_v3_small"), inits=("preserved", "random"), fractions=(0.5,),
+                    seeds=(0,), few_shot=("5w1s",), episodes=40, queries=5)
+    kept = run_evaluation(run, plan, _protocol(tiny_finetune_options, reset_norms=False))
+    old = {(r["job"]): r for r in out["results"]}
+    assert len(kept["results"]) == 3 and len({r["protocol"] for r in kept["results"]}) == 1  # the plan's cells only
+    assert kept["results"][0]["protocol"] != out["results"][0]["protocol"]
+    for r in kept["results"]:
+        if r["init"] == "random":  # the searched net from scratch and the baseline: the same fine-tuning
+            assert r["reused_from"] == old[r["job"]]["protocol"] and r["final_acc"] == old[r["job"]]["final_acc"]
+        else:
+            assert "reused_from" not in r and r["reset_norms"] is False
+    assert len(kept["fewshot"]) == 4  # SSL-only, preserved, random and the baseline, 5-way 1-shot
+    assert all(("reused_from" in r) == (r["init"] == "random") for r in kept["fewshot"])
+
+
 def test_report_in_every_format(evaluated):
     run, out = evaluated
     written = write_reports(run)
