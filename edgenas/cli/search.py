@@ -108,7 +108,7 @@ def _ints(value: str) -> tuple[int, ...]:
                    "weights, for this many epochs over every unlabelled training image (also on a finished run: same "
                    "command, same --out). 0: none.")
 @click.option("--refine-batch-size", type=int, default=D.refine_batch_size, help="Images per refinement step (two views each).")
-@click.option("--refine-lr", type=float, default=D.refine_lr, help="Refinement learning rate (SGD, 10%% warm-up, cosine to 0).")
+@click.option("--refine-lr", type=float, default=D.refine_lr, help="Refinement learning rate (SGD, 10% warm-up, cosine to 0).")
 @click.option("--refine-subset", type=int, default=None, help="Refine on a stratified subset of this many images. [default: all outside the hold-out]")
 @click.option("--max-params", type=int, default=D.max_params, help="Parameter budget of the derived network (without the SSL head).")
 @click.option("--max-macs", type=int, default=D.max_macs, help="MAC budget of the derived network at --resolution.")

@@ -120,14 +120,17 @@ def write_plots(run_dir: Path) -> list[Path]:
     two_stage = [r for r in read_jsonl(run_dir / "pretrain" / "refine" / "metrics.jsonl") if r.get("event") == "step"]
     if refined:
         fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
-        ax.plot([r["global_step"] for r in refined], [r["train_loss"] for r in refined],
-                label="from the search's weights")
-        if two_stage:
-            ax.plot([r["global_step"] for r in two_stage], [r["train_loss"] for r in two_stage],
-                    label="two-stage (after its own pre-training)")
+        for records, label in ((refined, "from the search's weights"),
+                               (two_stage, "two-stage (after its own pre-training)")):
+            if not records:
+                continue
+            x, y = [r["global_step"] for r in records], [r["train_loss"] for r in records]
+            line, = ax.plot(x, y, alpha=0.25, linewidth=0.8)
+            width = max(1, len(y) // 40)  # a running mean over 2.5% of the steps: the trend under the noise
+            smooth = [sum(y[max(0, i - width + 1):i + 1]) / len(y[max(0, i - width + 1):i + 1]) for i in range(len(y))]
+            ax.plot(x, smooth, color=line.get_color(), label=f"{label} (running mean of {width})")
         ax.set_xlabel("refinement step")
         ax.set_ylabel("SSL loss")
-        ax.set_yscale("log")
         ax.legend()
         ax.set_title("refinement of the derived network")
         out.append(_save(fig, plots / "refine_loss.png"))
