@@ -602,7 +602,7 @@ def refine_run(cfg: SearchConfig, run_dir: Path, console=None) -> dict[str, Any]
     net.to(device, memory_format=torch.channels_last)
     refined = ensure_refined(cfg, net, run_dir / "refine", device, arch_sha256=spec.sha256(),
                              progress=cfg.progress, console=console)
-    atomic_torch_save({k: v.detach().cpu() for k, v in net.state_dict().items()}, run_dir / "weights.pt")
+    _install(run_dir / "refine" / "weights.pt", run_dir / "weights.pt")
     path = run_dir / "summary.json"
     summary = json.loads(path.read_text())
     summary["refine"] = {k: refined[k] for k in ("epochs", "batch_size", "lr", "rows", "steps", "first_loss",
@@ -612,3 +612,17 @@ def refine_run(cfg: SearchConfig, run_dir: Path, console=None) -> dict[str, Any]
 
     write_report(run_dir, spec, summary)
     return summary
+
+
+def _install(src: Path, dst: Path) -> None:
+    """Copy ``src`` over ``dst`` atomically, unless it holds the same bytes already (its sha256 is what
+    the fine-tunings started from record, so a finished run stays byte-identical when run again)."""
+    import shutil
+
+    from exporters.manifest import sha256_of
+
+    if dst.is_file() and sha256_of(dst) == sha256_of(src):
+        return
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)

@@ -50,8 +50,9 @@ def test_refining_a_finished_search_keeps_its_weights_and_refines_a_copy(run, ti
     if (run / "plots" / "loss.png").exists():  # matplotlib is installed
         assert (run / "plots" / "refine_loss.png").is_file()
     # the same command again is done: nothing retrains, the refined weights stay
+    digest = (run / "weights.pt").read_bytes()
     again = run_search(_cfg(run, tiny_search_options, **REFINE))
-    assert again.summary["refine"] == r
+    assert again.summary["refine"] == r and (run / "weights.pt").read_bytes() == digest
     assert all(torch.equal(_state(run / "weights.pt")[k], refined[k]) for k in refined)
     # the search itself is unchanged by the refinement options (its own checkpoint identity)
     assert run_search(_cfg(run, tiny_search_options)).resumed
