@@ -170,27 +170,32 @@ def _trained(job: Path, source: str, num_classes: int, resolution: int) -> torch
     return net
 
 
-def _current_records(run: Path, root: Path, pid: str, jobs: Path, console) -> set[str]:
-    """The jobs of protocol ``pid`` already recorded from the run's current weights.
+def _drop_stale(run: Path, path: Path, pid: str, console) -> list[dict[str, Any]]:
+    """The records of protocol ``pid`` in ``path`` that were measured on the run's current weights.
 
-    A preserved (or two-stage) cell fine-tuned from weights the run no longer holds (the search was
-    refined since, ``--refine-epochs``) is stale: its record is dropped and its directory moved aside
-    (``<job>.stale-<sha8>``), so it is fine-tuned again.
+    A preserved (or two-stage) record whose start weights the run no longer holds (the search was
+    refined since, ``--refine-epochs``) is stale: it is dropped from ``path`` and its job directory
+    moved aside (``<job>.stale-<sha8>``), so that it is measured again.
     """
-    from edgenas.train.finetune import stale_init
+    from exporters.manifest import sha256_of
 
-    records = read_jsonl(root / "results.jsonl")
+    from edgenas.train.candidates import init_weights
+
+    current = {}  # one hash per start, however many records
+    for init in ("preserved", "pretrained"):
+        weights = init_weights(str(run), init)
+        current[init] = sha256_of(weights) if weights is not None and weights.is_file() else None
+    records = read_jsonl(path)
     stale = [r for r in records if r.get("protocol") == pid and r.get("model") == SEARCHED
-             and stale_init(r, str(run), r.get("init", "random"))]
+             and r.get("init_sha256") and current.get(r.get("init")) not in (None, r["init_sha256"])]
     if stale and is_main_process():
         for r in stale:
-            job = jobs / r["job"]
+            job = run / "eval" / pid / "jobs" / r["job"]
             if job.is_dir():
                 job.rename(job.with_name(f"{job.name}.stale-{r['init_sha256'][:8]}"))
-            console.print(f"[yellow]{r['job']} was fine-tuned from weights the run no longer holds: again[/]")
-        gone = {id(r) for r in stale}
-        rewrite_jsonl(root / "results.jsonl", [r for r in records if id(r) not in gone])
-    return {r["job"] for r in records if r.get("protocol") == pid and r not in stale}
+            console.print(f"[yellow]{r['job']} was measured on weights the run no longer holds: again[/]")
+        rewrite_jsonl(path, [r for r in records if r not in stale])
+    return [r for r in records if r.get("protocol") == pid and r not in stale]
 
 
 def run_evaluation(run: str | Path, plan: EvalPlan, protocol: FinetuneConfig, console=None) -> dict[str, list]:
@@ -247,7 +252,7 @@ def run_evaluation(run: str | Path, plan: EvalPlan, protocol: FinetuneConfig, co
                                  {(_slug(*c), None, None, None) for c in cells})
     if reused:
         console.print(f"{reused} random-start fine-tunings reused from protocols that differ only in --reset-norms")
-    done = _current_records(run, root, pid, jobs, console)
+    done = {r["job"] for r in _drop_stale(run, root / "results.jsonl", pid, console)}
     todo = [c for c in cells if _slug(*c) not in done]
     console.print(f"evaluate {run}: {len(cells)} fine-tunings ({len(cells) - len(todo)} done), protocol {pid}")
     for i, (model, init, fraction, samples, seed) in enumerate(todo, 1):
@@ -300,7 +305,7 @@ def _few_shot(run: Path, plan: EvalPlan, protocol: FinetuneConfig, pid: str, dat
     from edgenas.search.runner import resolve_device
     from edgenas.train.candidates import load_candidate
     from edgenas.train.data import only_classes
-    from edgenas.train.finetune import run_finetune, stale_init
+    from edgenas.train.finetune import run_finetune
 
     novel, base, settings = _few_shot_split(plan, data, num_classes)
     holdout = only_classes(data.holdout, novel)
@@ -318,16 +323,7 @@ def _few_shot(run: Path, plan: EvalPlan, protocol: FinetuneConfig, pid: str, dat
                         {(b[0], n, k, plan.fewshot_method) for b in backbones for n, k in settings},
                         {"n_query": plan.queries, "episodes": plan.episodes, "method": plan.fewshot_method,
                          "novel_classes": list(novel)})
-    records = [r for r in read_jsonl(path) if r.get("protocol") == pid]
-    stale = [r for r in records if r.get("model") == SEARCHED and stale_init(r, str(run), r["init"])]
-    if stale and is_main_process():  # episodes on features of weights the run no longer holds: again
-        for job in {r["job"] for r in stale}:
-            tuned_dir = run / "eval" / pid / "jobs" / job
-            if tuned_dir.is_dir():
-                tuned_dir.rename(tuned_dir.with_name(f"{job}.stale-{stale[0]['init_sha256'][:8]}"))
-        gone = {id(r) for r in stale}
-        rewrite_jsonl(path, [r for r in read_jsonl(path) if r not in stale])
-        records = [r for r in records if id(r) not in gone]
+    records = _drop_stale(run, path, pid, console)
     done = {(r["job"], r["n_way"], r["k_shot"], r["method"]) for r in records}
     for job, model, init, seed, tuned in backbones:
         missing = [(n, k) for n, k in settings if (job, n, k, plan.fewshot_method) not in done]

@@ -27,6 +27,7 @@ from edgenas.errors import BudgetError, ConfigError, EdgenasError
 from edgenas.rundir import (
     append_jsonl,
     atomic_torch_save,
+    atomic_write_bytes,
     atomic_write_text,
     read_jsonl,
     rewrite_jsonl,
@@ -596,9 +597,8 @@ def refine_run(cfg: SearchConfig, run_dir: Path, console=None) -> dict[str, Any]
     kept = run_dir / "weights_search.pt"
     if not kept.is_file():
         atomic_torch_save(load_weights(run_dir / "weights.pt"), kept)
-    torch.manual_seed(cfg.seed)
     net = build(spec)
-    net.load_state_dict(load_weights(kept))
+    net.load_state_dict(load_weights(kept))  # every weight, the projector's included
     net.to(device, memory_format=torch.channels_last)
     refined = ensure_refined(cfg, net, run_dir / "refine", device, arch_sha256=spec.sha256(),
                              progress=cfg.progress, console=console)
@@ -617,12 +617,6 @@ def refine_run(cfg: SearchConfig, run_dir: Path, console=None) -> dict[str, Any]
 def _install(src: Path, dst: Path) -> None:
     """Copy ``src`` over ``dst`` atomically, unless it holds the same bytes already (its sha256 is what
     the fine-tunings started from record, so a finished run stays byte-identical when run again)."""
-    import shutil
-
-    from exporters.manifest import sha256_of
-
-    if dst.is_file() and sha256_of(dst) == sha256_of(src):
-        return
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    data = src.read_bytes()
+    if not dst.is_file() or dst.read_bytes() != data:
+        atomic_write_bytes(dst, data)

@@ -80,9 +80,11 @@ def init_weights(model: str, init: str) -> Path | None:
     """The weights file a searched ``model`` starts from under ``init`` (None: a random start or a baseline)."""
     if init == "random" or not is_searched(model):
         return None
+    from edgenas.train.pretrain import pretrained_weights
+
     path = Path(model)
     run = path if path.is_dir() else path.parent
-    return run / "weights.pt" if init == "preserved" else run / "pretrain" / "weights.pt"
+    return run / "weights.pt" if init == "preserved" else pretrained_weights(run)
 
 
 def _searched(model: str, init: str, num_classes: int, resolution: int, seed: int,
@@ -101,7 +103,7 @@ def _searched(model: str, init: str, num_classes: int, resolution: int, seed: in
     if init == "random":
         return net, tuned, None
     if init == "preserved":
-        weights = path / "weights.pt" if path.is_dir() else path.with_name("weights.pt")
+        weights = init_weights(model, init)
         if not weights.is_file():
             raise CheckpointError(f"{model} has no weights.pt: --init preserved needs the weights the search "
                                   "kept (a finished search run directory); use --init random for a bare arch.json")

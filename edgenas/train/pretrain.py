@@ -22,7 +22,12 @@ import torch
 from edgenas.errors import ConfigError
 from edgenas.rundir import atomic_torch_save, atomic_write_text
 
-__all__ = ["ensure_pretrained"]
+__all__ = ["ensure_pretrained", "pretrained_weights"]
+
+
+def pretrained_weights(run: str | Path) -> Path:
+    """Where the two-stage baseline of the search run ``run`` keeps its weights."""
+    return Path(run) / "pretrain" / "weights.pt"
 
 
 def _search_config(run: Path):
@@ -62,8 +67,8 @@ def ensure_pretrained(run: str | Path, device: str = "auto", threads: int = 0, p
     run = Path(run)
     if not run.is_dir():
         raise ConfigError(f"--init pretrained needs a search run directory, not {run}")
-    out = run / "pretrain"
-    weights = out / "weights.pt"
+    weights = pretrained_weights(run)
+    out = weights.parent
     if (out / "summary.json").is_file() and weights.is_file():
         return weights
     console = console or Console(stderr=True)
@@ -82,7 +87,9 @@ def ensure_pretrained(run: str | Path, device: str = "auto", threads: int = 0, p
     mean, std = channel_stats(data.images)
     torch.manual_seed(derive_seed(cfg.seed, 99))  # another initialisation than the supernet's
     net = build(spec).to(dev, memory_format=torch.channels_last)
-    # the search's weight steps: one per step of the bilevel loop, each on a batch of the weight half
+    # the search's weight steps: one per step of the bilevel loop, which stops with the smaller half
+    # (halves() gives the weight half the odd image)
+    w_idx = w_idx[:len(a_idx)]
     stage = SSLStage(name="pretrain", epochs=cfg.epochs, batch_size=cfg.batch_size, accum_steps=cfg.accum_steps,
                      lr=cfg.lr, lr_min=cfg.lr_min, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                      grad_clip=cfg.grad_clip, seed=cfg.seed, rows=len(w_idx), stream=0)

@@ -37,6 +37,7 @@ from edgenas.rundir import (
     append_jsonl,
     atomic_torch_save,
     atomic_write_text,
+    load_checkpoint,
     read_jsonl,
     rewrite_jsonl,
 )
@@ -143,14 +144,8 @@ def run_ssl_stage(net: torch.nn.Module, stage: SSLStage, images: torch.Tensor, r
     opt = torch.optim.SGD(params, lr=stage.lr, momentum=stage.momentum, weight_decay=stage.weight_decay)
     ckpt_path, metrics = out / f"{stage.name}.ckpt", out / "metrics.jsonl"
     epoch0, step0, global_step, elapsed0, cpu0 = 0, 0, 0, 0.0, 0.0
-    if ckpt_path.is_file():
-        try:
-            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        except (OSError, RuntimeError, EOFError, ValueError) as exc:
-            raise CheckpointError(f"{ckpt_path} is unreadable ({exc}); delete it to start over") from None
-        if not isinstance(ckpt, dict) or ckpt.get("version") != CKPT_VERSION or ckpt.get("identity") != identity:
-            raise CheckpointError(f"{ckpt_path} belongs to another network, {stage.name} recipe or edgenas; "
-                                  "delete it to start over")
+    ckpt = load_checkpoint(ckpt_path, CKPT_VERSION, identity, f"a {stage.name} stage")
+    if ckpt is not None:
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         epoch0, step0, global_step = ckpt["epoch"], ckpt["step"], ckpt["global_step"]
@@ -161,7 +156,7 @@ def run_ssl_stage(net: torch.nn.Module, stage: SSLStage, images: torch.Tensor, r
     wall, cpu = time.perf_counter() - elapsed0, time.process_time() - cpu0
 
     def save(epoch: int, step: int) -> None:
-        atomic_torch_save({"version": CKPT_VERSION, "identity": identity, "epoch": epoch, "step": step,
+        atomic_torch_save({"version": CKPT_VERSION, "config": identity, "epoch": epoch, "step": step,
                            "global_step": global_step, "elapsed_s": time.perf_counter() - wall,
                            "cpu_s": time.process_time() - cpu, "model": net.state_dict(),
                            "optimizer": opt.state_dict()}, ckpt_path)
@@ -217,6 +212,15 @@ def run_ssl_stage(net: torch.nn.Module, stage: SSLStage, images: torch.Tensor, r
     return summary
 
 
+def refine_recipe(cfg) -> dict[str, Any]:
+    """The search options that define its refinement (what a finished one must match to be reused)."""
+    return {"data": cfg.data, "data_root": cfg.data_root, "resolution": cfg.resolution, "level": cfg.level,
+            "ssl": cfg.ssl, **{k: getattr(cfg, k) for k in ("refine_epochs", "refine_batch_size", "refine_lr",
+                                                             "refine_subset", "subset", "seed", "momentum",
+                                                             "weight_decay", "grad_clip", "bt_lambda",
+                                                             "ntxent_temperature")}}
+
+
 def refine_pool(cfg):
     """The images a search config's refinement trains on: every training image outside the fixed hold-out
     (``--refine-subset``: a stratified, seeded subset of them), labels unused."""
@@ -243,19 +247,21 @@ def ensure_refined(cfg, net: torch.nn.Module, out: Path, device: torch.device, *
     if cfg.strategy != "darts":
         raise ConfigError("--refine-epochs continues a DARTS search's two-view objective; an evolved network "
                           "keeps training during its search")
-    pool = refine_pool(cfg)
-    stage = refine_stage(cfg, len(pool))
+    recipe = refine_recipe(cfg)
     summary_path, weights = out / "summary.json", out / "weights.pt"
-    if summary_path.is_file() and weights.is_file():
-        done = json.loads(summary_path.read_text())
-        if done.get("arch_sha256") == arch_sha256 and {k: done.get(k) for k in dataclasses.asdict(stage)} \
-                == dataclasses.asdict(stage):
+    done = json.loads(summary_path.read_text()) if summary_path.is_file() and weights.is_file() else {}
+    if "recipe" in done:  # written last, so the stage finished; decided before the pool is read
+        if done.get("arch_sha256") == arch_sha256 and done["recipe"] == recipe:
             net.load_state_dict(load_weights(weights))
             return done
         raise CheckpointError(f"{out} holds another refinement; delete it to refine with these options")
+    pool = refine_pool(cfg)
+    stage = refine_stage(cfg, len(pool))
     mean, std = channel_stats(pool.images)
     views = BarlowTwinsViews(resolution=cfg.resolution, mean=mean, std=std)
     summary = run_ssl_stage(net, stage, pool.images, torch.arange(len(pool)), views, two_view_loss(cfg.ssl, cfg),
                             out, device, arch_sha256=arch_sha256, progress=progress, console=console)
+    summary["recipe"] = recipe
     atomic_torch_save({k: v.detach().cpu() for k, v in net.state_dict().items()}, weights)
+    atomic_write_text(summary_path, json.dumps(summary, indent=2) + "\n")  # the weights first: done means both
     return summary
