@@ -49,6 +49,9 @@ def protocol_options(f):
                      help="Preserved or pre-trained weights: rescale each conv that feeds a batch norm to its "
                           "initial norm (same function, a random start's step size)."),
         click.option("--linear-probe", is_flag=True, help="Train the classifier only, the backbone frozen."),
+        click.option("--probe-epochs", type=int, default=D.probe_epochs,
+                     help="Train the classifier alone for the first N of --epochs, then the whole network "
+                          "(linear probing, then fine-tuning: LP-FT)."),
         click.option("--no-augment", is_flag=True, help="No random crop and flip."),
         click.option("--device", default=D.device, help="auto (CUDA when present), cpu, cuda or cuda:N."),
         click.option("--threads", type=int, default=D.threads, help="CPU threads (0: PyTorch's default)."),

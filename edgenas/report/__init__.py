@@ -63,6 +63,8 @@ def _markdown(records, tables: list[Table], plots: list[Path]) -> str:
                     "select_fraction", "augment", "linear_probe")
             # reset_norms is absent from protocols recorded before it existed: they kept the norms
             keys_and_values = [(k, options.get(k)) for k in keys] + [("reset_norms", options.get("reset_norms", False))]
+            if options.get("probe_epochs"):
+                keys_and_values.append(("probe_epochs", options["probe_epochs"]))
             lines += ["Fine-tuning protocol: " + ", ".join(f"{k}={v}" for k, v in keys_and_values) + ".", ""]
         if len(records.protocols) > 1:
             lines += [f"Other recorded protocols: {', '.join(p for p in records.protocols if p != records.protocol)} "

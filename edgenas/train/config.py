@@ -22,7 +22,7 @@ RESUMABLE_CHANGES = frozenset({"out", "device", "threads", "checkpoint_every", "
 
 #: options added after protocols were recorded, with the behaviour from before they existed;
 #: at that value they are left out of the identity, so earlier runs keep their ids
-ADDED_LATER = {"reset_norms": False}
+ADDED_LATER = {"reset_norms": False, "probe_epochs": 0}
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,11 @@ class FinetuneConfig:
             SGD with Nesterov momentum, a linear warm-up then a cosine schedule per step;
             no weight decay on biases and batch-norm parameters.
         linear_probe: train the classifier only, the backbone frozen in eval mode.
+        probe_epochs: the first of the ``epochs`` train the classifier only, as ``linear_probe``
+            does (at the peak learning rate, no schedule), then the whole network trains with
+            the warm-up and cosine schedule over the epochs left: linear probing then
+            fine-tuning (LP-FT, Kumar et al., ICLR 2022), so a fresh classifier's first
+            gradients do not distort the features of a preserved start.
         augment: random crop (reflection padding) and horizontal flip.
     """
 
@@ -78,6 +83,7 @@ class FinetuneConfig:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.0
     linear_probe: bool = False
+    probe_epochs: int = 0
     augment: bool = True
     # run
     seed: int = 0
@@ -113,8 +119,13 @@ class FinetuneConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
-        if not 0 <= self.warmup_epochs <= self.epochs:
-            raise ConfigError(f"--warmup-epochs must be in 0..epochs ({self.epochs}), got {self.warmup_epochs}")
+        if not isinstance(self.probe_epochs, int) or not 0 <= self.probe_epochs < self.epochs:
+            raise ConfigError(f"--probe-epochs must be in 0..epochs-1 ({self.epochs - 1}), got {self.probe_epochs!r}")
+        if self.probe_epochs and self.linear_probe:
+            raise ConfigError("--probe-epochs needs a fine-tuning: a --linear-probe trains the classifier only throughout")
+        if not 0 <= self.warmup_epochs <= self.epochs - self.probe_epochs:
+            raise ConfigError(f"--warmup-epochs must be in 0..{self.epochs - self.probe_epochs} (the epochs after "
+                              f"--probe-epochs), got {self.warmup_epochs}")
         if self.batch_size < 2:
             raise ConfigError("--batch-size must be >= 2 (batch norm needs more than one image)")
         if self.data not in ("synthetic", "cifar10", "imagefolder"):

@@ -138,6 +138,8 @@ class Finetuner:
         from edgenas.train.candidates import classifier_of
 
         self.head_name, head = classifier_of(self.model)
+        in_head = {id(p) for p in head.parameters()}
+        self.backbone_params = [p for p in self.model.parameters() if id(p) not in in_head]
         if cfg.linear_probe:
             for p in self.model.parameters():
                 p.requires_grad_(False)
@@ -162,12 +164,29 @@ class Finetuner:
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.warmup_steps = self.steps_per_epoch * cfg.warmup_epochs
 
-    def _train_mode(self) -> None:
-        if self.cfg.linear_probe:  # the backbone keeps its batch-norm statistics
+    def _probing(self, epoch: int) -> bool:
+        """Whether ``epoch`` (0-based) trains the classifier alone (``--linear-probe``, ``--probe-epochs``)."""
+        return self.cfg.linear_probe or epoch < self.cfg.probe_epochs
+
+    def _train_mode(self, epoch: int) -> None:
+        if self._probing(epoch):  # the backbone keeps its weights and batch-norm statistics
             self.model.eval()
             self.model.get_submodule(self.head_name).train()
         else:
             self.model.train()
+        if self.cfg.probe_epochs and not self.world.distributed:
+            # no backward through a frozen backbone (DDP needs the same trainable set throughout:
+            # there the backbone's gradients are dropped after the backward instead)
+            for p in self.backbone_params:
+                p.requires_grad_(not self._probing(epoch))
+
+    def _lr(self, global_step: int) -> float:
+        """The step's learning rate: constant while probing, then warm-up and cosine over the steps left."""
+        probe_steps = self.steps_per_epoch * self.cfg.probe_epochs
+        if global_step < probe_steps:
+            return self.cfg.lr
+        return lr_at(global_step - probe_steps, self.total_steps - probe_steps, self.warmup_steps, self.cfg.lr,
+                     self.cfg.lr_min)
 
     def _batch(self, idx: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """This rank's share of the global batch ``idx`` (augmented whole, as one process would): (x, labels)."""
@@ -228,14 +247,15 @@ class Finetuner:
             task = progress.add_task(f"epoch {state['epoch'] + 1}/{cfg.epochs}", total=self.total_steps,
                                      completed=state["global_step"], info="")
             for epoch in range(state["epoch"], cfg.epochs):
-                self._train_mode()
+                self._train_mode(epoch)
+                probing = self._probing(epoch)
                 g = torch.Generator().manual_seed(derive_seed(cfg.seed, epoch, 7))
                 order = self.fit_idx[torch.randperm(len(self.fit_idx), generator=g)]
                 first = state["step"] if epoch == state["epoch"] else 0
                 seen, loss_sum, correct = 0, 0.0, 0
                 progress.update(task, description=f"epoch {epoch + 1}/{cfg.epochs}")
                 for step in range(first, self.steps_per_epoch):
-                    lr = lr_at(state["global_step"], self.total_steps, self.warmup_steps, cfg.lr, cfg.lr_min)
+                    lr = self._lr(state["global_step"])
                     for group in self.optimizer.param_groups:
                         group["lr"] = lr
                     idx = order[step * self.batch:(step + 1) * self.batch]
@@ -247,6 +267,9 @@ class Finetuner:
                     loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
+                    if probing:  # a gradient of None: SGD changes neither the weight nor its momentum
+                        for p in self.backbone_params:
+                            p.grad = None
                     self.optimizer.step()
                     value = float(loss.detach())
                     if not math.isfinite(value):
@@ -323,7 +346,8 @@ class Finetuner:
             "fraction": cfg.fraction, "samples": cfg.samples, "labels": cfg.labels_label,
             "n_pool": len(self.pool), "n_labelled": len(self.fit_idx) + len(self.select_idx),
             "n_fit": len(self.fit_idx), "n_select": len(self.select_idx), "n_eval": len(self.eval_idx),
-            "linear_probe": cfg.linear_probe, "epochs": cfg.epochs, "steps": self.total_steps, "seed": cfg.seed,
+            "linear_probe": cfg.linear_probe, "probe_epochs": cfg.probe_epochs, "epochs": cfg.epochs,
+            "steps": self.total_steps, "seed": cfg.seed,
             "final_acc": round(final_acc, 3), "final_loss": round(final_loss, 5),
             "best_acc": round(best_acc, 3), "best_epoch": best_epoch,
             "best_select_acc": None if state["best_epoch"] is None else round(state["best_select_acc"], 3),

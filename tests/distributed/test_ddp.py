@@ -102,15 +102,17 @@ def test_resume_under_another_world_size(tmp_path, runs):
     assert len(steps) == len([r for r in _lines(one / "metrics.jsonl") if r.get("event") == "step"])
 
 
-def test_finetune_under_two_processes_matches_one(tmp_path, tiny_run):
+@pytest.mark.parametrize("probe_epochs", [0, 1])
+def test_finetune_under_two_processes_matches_one(tmp_path, tiny_run, probe_epochs):
     """The fine-tuning's loss is a mean over the batch: 2 processes train the same weights as 1 (NCHW).
 
     The searched network has no dropout: a baseline's dropout draws other masks on each rank than
-    one process draws, so its 2-process run is an equally valid but different sample.
+    one process draws, so its 2-process run is an equally valid but different sample. With a probe
+    epoch, DDP still reduces the frozen backbone's gradients, which are then dropped.
     """
     options = dict(model=str(tiny_run), init="random", synthetic_size=200, fraction=None, samples=64,
                    select_fraction=0, epochs=2, batch_size=16, warmup_epochs=0, eval_samples=100, progress=False,
-                   threads=1, sync_bn=True, channels_last=False)
+                   threads=1, sync_bn=True, channels_last=False, probe_epochs=probe_epochs)
     job = Path(__file__).with_name("ddp_finetune_job.py")
     one, two = _run(tmp_path / "one", 1, job, options), _run(tmp_path / "two", 2, job, options)
     assert one.returncode == 0, one.stderr[-2000:]

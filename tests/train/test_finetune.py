@@ -99,6 +99,36 @@ def test_linear_probe_trains_only_the_classifier(run, tiny_finetune_options):
     assert all(torch.equal(after[k], before[k]) for k in backbone)  # weights and BN statistics
 
 
+def test_probe_epochs_train_the_classifier_first_then_everything(run, tiny_finetune_options):
+    """LP-FT: the backbone (weights and BN statistics) stays as loaded through the probe epoch, then trains;
+    an interruption right after the phase change resumes to the same weights."""
+    options = {**tiny_finetune_options, "warmup_epochs": 1}
+    cfg = FinetuneConfig(model=str(run), out=str(run / "whole"), probe_epochs=1, reset_norms=False, **options)
+    whole = run_finetune(cfg).result
+    assert whole["probe_epochs"] == 1 and whole["steps"] == 12
+
+    def stop(step):
+        if step == 7:  # the first step after the probe epoch, whose end was checkpointed
+            raise KeyboardInterrupt
+
+    cut = cfg.replace(out=str(run / "cut"))
+    with pytest.raises(KeyboardInterrupt):
+        run_finetune(cut, on_step=stop)
+    start = torch.load(run / "weights.pt", weights_only=True)
+    probed = torch.load(run / "cut" / "finetune.ckpt", weights_only=False)["model"]
+    backbone = [k for k in probed if not k.startswith("classifier.")]
+    assert all(torch.equal(probed[k], start[k]) for k in backbone)
+    head0 = load_candidate(str(run), "preserved", num_classes=len(whole["classes"]), resolution=16, seed=0,
+                           reset_norms=False).model.state_dict()["classifier.weight"]
+    assert not torch.equal(probed["classifier.weight"], head0)  # while the classifier trained
+    resumed = run_finetune(cut).result
+    assert resumed["final_acc"] == whole["final_acc"]
+    end = torch.load(run / "cut" / "weights.pt", weights_only=True)
+    assert not all(torch.equal(end[k], start[k]) for k in backbone)  # then the whole network trained
+    lrs = [json.loads(line)["lr"] for line in (run / "whole" / "metrics.jsonl").read_text().splitlines()]
+    assert lrs[0] == cfg.lr  # constant while probing
+
+
 def test_baseline_and_class_subset(tmp_path, tiny_finetune_options):
     options = {**tiny_finetune_options, "epochs": 1, "warmup_epochs": 0, "fraction": None, "samples": 30}
     r = run_finetune(FinetuneConfig(model="mobilenet_v3_small", init="random", resolution=16, out=str(tmp_path / "b"),
@@ -112,6 +142,9 @@ def test_baseline_and_class_subset(tmp_path, tiny_finetune_options):
     ({"fraction": None, "samples": 10_000}, ConfigError, "more than the 240 training images"),
     ({"model": "mobilenet_v3_small", "init": "preserved"}, ConfigError, "is a baseline"),
     ({"model": "no/such/run"}, ConfigError, "does not exist"),
+    ({"probe_epochs": 2}, ConfigError, r"--probe-epochs must be in 0\.\.epochs-1"),
+    ({"probe_epochs": 1, "linear_probe": True}, ConfigError, "--probe-epochs needs a fine-tuning"),
+    ({"probe_epochs": 1, "warmup_epochs": 2}, ConfigError, "the epochs after --probe-epochs"),
 ])
 def test_bad_input(run, tiny_finetune_options, change, error, match):
     options = {**tiny_finetune_options, "model": str(run), "out": str(run / "bad"), **change}
