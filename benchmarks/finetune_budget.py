@@ -24,12 +24,12 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-#: options that vary per fine-tuning of one protocol, or that this comparison varies
-PER_JOB = ("model", "init", "fraction", "samples", "seed", "class_subset", "epochs")
-
 
 def _rest(options: dict) -> dict:
-    return {k: v for k, v in options.items() if k not in PER_JOB}
+    """The protocol's options less the one this comparison varies."""
+    from edgenas.evaluate.protocol import shared_options
+
+    return shared_options(options, ("epochs",))
 
 
 def budget_table(records: list[dict], fraction: float | None, samples: int | None,
@@ -87,12 +87,10 @@ def main() -> None:
               f"{statistics.mean(c['cpu_min']):.1f} |")
     if args.no_plot:
         return
-    try:
-        import matplotlib
+    from edgenas.report.plots import pyplot, save_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         print("\n(no matplotlib: no plot)")
         return
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
@@ -111,9 +109,8 @@ def main() -> None:
     fig.tight_layout()
     out = args.run / "plots" / "finetune_budget.png"
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    tmp.replace(out)
+    save_figure(fig, out)
+    plt.close(fig)
     print(f"\nplot: {out}")
 
 

@@ -42,7 +42,8 @@ from devices.transport import Transport, parse_host
 
 __all__ = ["SshTransport"]
 
-# Prints the private directory, the home directory, and "timeout" if `timeout -k` works there
+# Prints the private directory (mktemp replaces the XXXXXXXX template with random characters), the home
+# directory, and "timeout" if `timeout -k` works there
 # (as the last three lines: a chatty login shell may print before).
 _SETUP = ('mktemp -d -t edgenas.XXXXXXXX && printf "%s\\n" "$HOME" && '
           '{ if timeout -k 1 5 true >/dev/null 2>&1; then echo timeout; else echo none; fi; }')

@@ -89,20 +89,23 @@ class EvalPlan:
             raise ConfigError("--episodes and --queries must be >= 1")
 
 
+#: the options that vary from one fine-tuning of a protocol to the next
+PER_CELL = ("model", "init", "fraction", "samples", "seed", "class_subset")
+
+
+def shared_options(options: dict[str, Any], ignore: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What a protocol's fine-tunings share of their (recorded) ``options``, less the ``ignore`` ones."""
+    return {k: v for k, v in options.items() if k not in PER_CELL and k not in ignore}
+
+
 def protocol_id(protocol: FinetuneConfig) -> str:
     """A short hash of everything the protocol fixes (not the model, labels, seed or output)."""
-    d = protocol.identity()
-    for k in ("model", "init", "fraction", "samples", "seed", "class_subset"):
-        d.pop(k, None)
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
+    return hashlib.sha256(json.dumps(shared_options(protocol.identity()), sort_keys=True).encode()).hexdigest()[:8]
 
 
 def _fixed_options(options: dict[str, Any]) -> dict[str, Any]:
     """A recorded protocol's options that bear on a random start (everything but ``reset_norms``)."""
-    d = dict(options)
-    for k in ("model", "init", "fraction", "samples", "seed", "class_subset", "reset_norms"):
-        d.pop(k, None)
-    return d
+    return shared_options(options, ("reset_norms",))
 
 
 def reuse_random_starts(path: Path, pid: str, options: dict[str, Any], wanted: set[tuple],
@@ -177,17 +180,12 @@ def _drop_stale(run: Path, path: Path, pid: str, console) -> list[dict[str, Any]
     refined since, ``--refine-epochs``) is stale: it is dropped from ``path`` and its job directory
     moved aside (``<job>.stale-<sha8>``), so that it is measured again.
     """
-    from exporters.manifest import sha256_of
+    from edgenas.train.candidates import init_sha256, is_stale
 
-    from edgenas.train.candidates import init_weights
-
-    current = {}  # one hash per start, however many records
-    for init in ("preserved", "pretrained"):
-        weights = init_weights(str(run), init)
-        current[init] = sha256_of(weights) if weights is not None and weights.is_file() else None
+    current = {init: init_sha256(str(run), init) for init in ("preserved", "pretrained")}  # one hash per start
     records = read_jsonl(path)
     stale = [r for r in records if r.get("protocol") == pid and r.get("model") == SEARCHED
-             and r.get("init_sha256") and current.get(r.get("init")) not in (None, r["init_sha256"])]
+             and is_stale(r.get("init_sha256"), current.get(r.get("init")))]
     if stale and is_main_process():
         for r in stale:
             job = run / "eval" / pid / "jobs" / r["job"]

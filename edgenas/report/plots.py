@@ -11,10 +11,11 @@ from pathlib import Path
 from edgenas.report.tables import RunRecords, _order, aggregate, budget_label, model_label
 from edgenas.rundir import read_jsonl
 
-__all__ = ["alpha_evolution", "data_efficiency", "finetune_curves", "pareto", "write_plots"]
+__all__ = ["alpha_evolution", "data_efficiency", "finetune_curves", "pareto", "pyplot", "save_figure", "write_plots"]
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, or None without matplotlib."""
     try:
         import matplotlib
 
@@ -25,7 +26,8 @@ def _plt():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
+    """Write ``fig`` to the PNG ``path`` through a temporary file (never a half-written plot)."""
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=120)
     tmp.replace(path)
@@ -34,7 +36,7 @@ def _save(fig, path: Path) -> Path:
 
 def data_efficiency(results: list[dict], out: Path) -> Path | None:
     """Accuracy vs labelled share (and vs labelled count), one line per model, std over seeds as error bars."""
-    plt = _plt()
+    plt = pyplot()
     agg = aggregate(results)
     if plt is None or not agg:
         return None
@@ -59,7 +61,7 @@ def data_efficiency(results: list[dict], out: Path) -> Path | None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    path = _save(fig, out / "data_efficiency.png")
+    path = save_figure(fig, out / "data_efficiency.png")
     plt.close(fig)
     return path
 
@@ -69,7 +71,7 @@ def pareto(records: RunRecords, out: Path) -> Path | None:
     from bench.sweep import pareto_front
     from edgenas.report.tables import _latency
 
-    plt = _plt()
+    plt = pyplot()
     agg = aggregate(records.results)
     if plt is None or not agg:
         return None
@@ -103,14 +105,14 @@ def pareto(records: RunRecords, out: Path) -> Path | None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path = _save(fig, out / "pareto.png")
+    path = save_figure(fig, out / "pareto.png")
     plt.close(fig)
     return path
 
 
 def alpha_evolution(run: Path, out: Path) -> Path | None:
     """Heat map per cell type: each op's softmax(alpha), averaged over the edges, epoch by epoch."""
-    plt = _plt()
+    plt = pyplot()
     alphas = read_jsonl(run / "alpha.jsonl")
     if plt is None or not alphas:
         return None
@@ -125,14 +127,14 @@ def alpha_evolution(run: Path, out: Path) -> Path | None:
         ax.set_xticks(range(len(alphas)), [str(a["epoch"] + 1) for a in alphas])
         ax.set(xlabel="epoch", title=f"{kind} cell: mean softmax(alpha) per op")
         fig.colorbar(im, ax=ax)
-    path = _save(fig, out / "alpha_evolution.png")
+    path = save_figure(fig, out / "alpha_evolution.png")
     plt.close(fig)
     return path
 
 
 def finetune_curves(records: RunRecords, out: Path) -> Path | None:
     """Training loss and selection accuracy per epoch of every fine-tuning at the largest label budget (seed 0 or the first)."""
-    plt = _plt()
+    plt = pyplot()
     if plt is None or not records.results:
         return None
     from edgenas.report.tables import budget_key
@@ -158,7 +160,7 @@ def finetune_curves(records: RunRecords, out: Path) -> Path | None:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    path = _save(fig, out / "finetune.png")
+    path = save_figure(fig, out / "finetune.png")
     plt.close(fig)
     return path
 

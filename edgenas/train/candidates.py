@@ -22,7 +22,8 @@ from edgenas.models import load_weights
 from edgenas.space.evolved import load_spec
 from edgenas.space.spec import ArchSpec
 
-__all__ = ["Candidate", "classifier_of", "is_searched", "load_candidate", "without_classifier"]
+__all__ = ["Candidate", "classifier_of", "init_sha256", "init_weights", "is_searched", "is_stale", "load_candidate",
+           "without_classifier"]
 
 
 @dataclass
@@ -85,6 +86,21 @@ def init_weights(model: str, init: str) -> Path | None:
     path = Path(model)
     run = path if path.is_dir() else path.parent
     return run / "weights.pt" if init == "preserved" else pretrained_weights(run)
+
+
+def init_sha256(model: str, init: str) -> str | None:
+    """The sha256 of the weights ``model`` would start from under ``init`` now (None: random, a baseline,
+    or no such file yet), to compare with a fine-tuning's recorded ``init_sha256``."""
+    from exporters.manifest import sha256_of
+
+    path = init_weights(model, init)
+    return sha256_of(path) if path is not None and path.is_file() else None
+
+
+def is_stale(recorded: str | None, current: str | None) -> bool:
+    """Whether a record that started from weights hashed ``recorded`` was made on other weights than
+    ``current`` (records from before the hash was kept, and starts with no weights now, count as current)."""
+    return recorded is not None and current is not None and recorded != current
 
 
 def _searched(model: str, init: str, num_classes: int, resolution: int, seed: int,

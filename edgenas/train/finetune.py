@@ -367,15 +367,9 @@ def stale_init(result: dict[str, Any], model: str, init: str) -> Path | None:
 
     Records written before the hash was kept (no ``init_sha256``) count as current.
     """
-    from exporters.manifest import sha256_of
+    from edgenas.train.candidates import init_sha256, init_weights, is_stale
 
-    from edgenas.train.candidates import init_weights
-
-    path = init_weights(model, init)
-    recorded = result.get("init_sha256")
-    if path is None or recorded is None or not path.is_file():
-        return None
-    return path if sha256_of(path) != recorded else None
+    return init_weights(model, init) if is_stale(result.get("init_sha256"), init_sha256(model, init)) else None
 
 
 def write_config(cfg: FinetuneConfig, out: Path) -> None:
