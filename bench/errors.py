@@ -1,15 +1,36 @@
-"""Errors of the bench package (which imports neither torch nor edgenas)."""
+"""The one error family of the four packages, rooted here because every package may import ``bench``.
+
+``bench`` is the package shipped to the boards, with numpy and a runtime only,
+so the root of the family (:class:`EdgenasError`) and the errors of the shared
+registry live in this torch-free module; ``edgenas``, ``exporters`` and
+``devices`` derive their own errors from it. The CLI turns every
+:class:`EdgenasError` into a one-line message and exit code 2.
+"""
 
 from __future__ import annotations
 
 
-class BenchError(Exception):
-    """Base of every error the bench raises on purpose; the CLI prints it as one line."""
+class EdgenasError(Exception):
+    """Base class of every error edgenas, exporters, bench and devices raise on purpose."""
 
 
-class UnknownRuntimeError(BenchError, KeyError):
-    def __str__(self) -> str:
+class UnknownNameError(EdgenasError, KeyError):
+    """A name (op, space, runtime, exporter, transport, ...) is not registered."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
         return str(self.args[0]) if self.args else ""
+
+
+class DuplicateNameError(EdgenasError, ValueError):
+    """A name was registered twice in the same registry."""
+
+
+class BenchError(EdgenasError):
+    """Base of every error the bench raises on purpose."""
+
+
+class UnknownRuntimeError(BenchError, UnknownNameError):
+    """No runtime of that name is registered."""
 
 
 class ArtifactError(BenchError):

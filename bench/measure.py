@@ -29,16 +29,12 @@ import numpy as np
 
 from bench.errors import ArtifactError, BenchError
 from bench.fingerprint import fingerprint
-from bench.runtimes.base import RunnerOptions, open_runner, runtime_for
+from bench.runtimes.base import RUNTIMES, RunnerOptions, open_runner, runtime_for
 
 __all__ = ["SCHEMA_VERSION", "MeasureConfig", "latency_stats", "measure", "peak_rss_mb", "preprocessing"]
 
 #: version of the record layout (DESIGN.md, "Bench record")
 SCHEMA_VERSION = 1
-
-#: runtime -> artifact format name used in manifests and records
-FORMATS = {"ort": "onnx", "litert": "tflite", "openvino": "openvino"}
-
 
 @dataclass(frozen=True)
 class MeasureConfig:
@@ -253,7 +249,7 @@ def measure(path: str | Path, runtime: str | None = None, options: RunnerOptions
             "artifact": path.name,
             "artifact_sha256": _sha256(path),
             "artifact_bytes": sum(f.stat().st_size for f in files if f.is_file()),
-            "format": FORMATS.get(name, name),
+            "format": RUNTIMES.get(name).format,
             "precision": prep["precision"] or runner.input_dtype,
             "inference_precision": getattr(runner, "inference_precision", None),
             "threads": options.threads,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import ArtifactError
-from bench.runtimes.base import EXTENSIONS
+from bench.runtimes.base import known_extensions
 
 __all__ = ["Target", "resolve_targets"]
 
@@ -88,9 +88,9 @@ def resolve_targets(items: list[str], formats: set[str] | None = None,
         elif path.name.endswith(".json") and path.is_file():
             targets += _manifest_targets(path)
         elif path.is_file():
-            if path.suffix.lower() not in EXTENSIONS:
+            if path.suffix.lower() not in known_extensions():
                 raise ArtifactError(f"{path}: unknown model format {path.suffix or '(none)'} "
-                                    f"(known: {', '.join(sorted(EXTENSIONS))}, or a manifest.json)")
+                                    f"(known: {', '.join(sorted(known_extensions()))}, or a manifest.json)")
             targets.append(Target(path=path, model=path.stem))
         else:
             raise ArtifactError(f"{path} does not exist")

@@ -1,8 +1,8 @@
 """Errors of the ``devices`` package.
 
-``devices`` runs without edgenas and without torch (it is shipped next to the
-on-device runner), so it has its own small family rooted at
-:class:`DevicesError`; the edgenas CLI turns these into one-line messages.
+``devices`` runs without edgenas and without torch, so its errors derive from
+:class:`DevicesError`, a member of the one family rooted in
+:class:`bench.errors.EdgenasError`; the CLI turns them into one-line messages.
 """
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+from bench.errors import EdgenasError
 
-class DevicesError(Exception):
+
+class DevicesError(EdgenasError):
     """Base class of every error the ``devices`` package raises on purpose."""
 
 

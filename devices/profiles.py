@@ -54,8 +54,6 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 __all__ = [
     "SCHEMA_VERSION",
-    "RUNTIMES",
-    "TRANSPORTS",
     "DeviceProfile",
     "SshSettings",
     "list_profiles",
@@ -65,10 +63,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-TRANSPORTS = ("local", "ssh")
-# The runtimes the bench harness knows; kept here as data because ``devices``
-# must not import ``bench`` at load time.
-RUNTIMES = ("ort", "litert", "openvino")
 SHIPPED_DIR = Path(__file__).resolve().parent / "profiles"
 ENV_DIRS = "EDGENAS_DEVICES_DIR"
 
@@ -156,16 +150,14 @@ class DeviceProfile:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise DeviceProfileError(where + f"{name} must be a string, got {value!r}")
-        if self.transport not in TRANSPORTS:
-            raise DeviceProfileError(
-                where + f"transport {self.transport!r} is not one of {', '.join(TRANSPORTS)}"
-                + close_matches(self.transport, TRANSPORTS)
-            )
-        if self.runtime not in RUNTIMES:
-            raise DeviceProfileError(
-                where + f"runtime {self.runtime!r} is not one of {', '.join(RUNTIMES)}"
-                + close_matches(self.runtime, RUNTIMES)
-            )
+        from bench.runtimes.base import RUNTIMES  # numpy, so only when a profile is read
+        from devices.transports import TRANSPORTS
+
+        for field_name, registry in (("transport", TRANSPORTS), ("runtime", RUNTIMES)):
+            value = getattr(self, field_name)
+            if value not in registry:
+                raise DeviceProfileError(where + f"{field_name} {value!r} is not one of {', '.join(registry)}"
+                                         + close_matches(value, registry))
         for name in ("threads", "cores", "simd_width_bits", "memory_mb"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

@@ -23,6 +23,7 @@ crashed worker) raises a :class:`devices.errors.TransportError`.
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import json
 import math
@@ -38,6 +39,7 @@ from devices.errors import (
     TransportError,
 )
 from devices.profiles import DeviceProfile
+from devices.transports import TRANSPORTS
 
 __all__ = [
     "RUNTIME_PACKAGES",
@@ -147,6 +149,13 @@ class Transport(ABC):
         self.python = python
         self.address = address
 
+    @classmethod
+    @abstractmethod
+    def from_profile(cls: type[_T], profile: DeviceProfile, host: str | None = None, key: str | None = None,
+                     known_hosts: str | None = None, python: str | None = None,
+                     connect_timeout: float = 10) -> _T:
+        """The transport to ``profile``'s device, connected; the arguments are :func:`open_transport`'s."""
+
     def probe(self, timeout: float = 60) -> dict[str, Any]:
         """``python -m bench.worker --probe`` on the device: its python, fingerprint and package versions.
 
@@ -249,20 +258,13 @@ def open_transport(profile: DeviceProfile, host: str | None = None, key: str | N
 
     Raises:
         HostSpecError: a malformed ``host``, or an SSH device with no host anywhere.
-        TransportError: SSH options given for a local device, or paramiko missing.
+        TransportError: SSH options given for a local device, an unknown transport, or paramiko missing.
         HostUnreachableError, HostKeyError, AuthenticationError: see :class:`~devices.transports.ssh.SshTransport`.
     """
-    if profile.transport == "local":
-        given = [flag for flag, value in (("--host", host), ("--key", key), ("--known-hosts", known_hosts)) if value]
-        if given:
-            raise TransportError(f"device {profile.name!r} runs on this machine, so it takes no {', '.join(given)} "
-                                 f"(those are for SSH devices)")
-        from devices.transports.local import LocalTransport
-
-        return LocalTransport(python or profile.python or None)
-    if profile.transport == "ssh":
-        from devices.transports.ssh import SshTransport
-
-        return SshTransport.from_profile(profile, host=host, key=key, known_hosts=known_hosts, python=python,
-                                         connect_timeout=connect_timeout)
-    raise TransportError(f"device {profile.name!r}: no transport called {profile.transport!r}")
+    if profile.transport not in TRANSPORTS:
+        raise TransportError(f"device {profile.name!r}: no transport called {profile.transport!r} "
+                             f"(known: {', '.join(TRANSPORTS)})")
+    module, cls = TRANSPORTS.get(profile.transport).split(":")
+    transport: type[Transport] = getattr(importlib.import_module(module), cls)
+    return transport.from_profile(profile, host=host, key=key, known_hosts=known_hosts, python=python,
+                                  connect_timeout=connect_timeout)

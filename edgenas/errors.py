@@ -1,30 +1,22 @@
-"""The one error family of edgenas.
+"""The errors of edgenas, in the one family of the four packages.
 
-Every error a user can cause derives from :class:`EdgenasError`; the CLI turns
-these into a one-line message and a non-zero exit. ``assert`` is kept for
-internal invariants only.
+Every error a user can cause derives from :class:`EdgenasError` (defined in
+:mod:`bench.errors`, the package every other one may import, so that
+``exporters``, ``bench`` and ``devices`` raise members of the same family);
+the CLI turns these into a one-line message and a non-zero exit. ``assert`` is
+kept for internal invariants only.
 """
 
 from __future__ import annotations
 
+from bench.errors import DuplicateNameError, EdgenasError, UnknownNameError
 
-class EdgenasError(Exception):
-    """Base class of every error edgenas raises on purpose."""
+__all__ = ["ArchSpecError", "BudgetError", "CheckpointError", "ConfigError", "DataError", "DuplicateNameError",
+           "EdgenasError", "ExportFailedError", "UnknownNameError"]
 
 
 class ConfigError(EdgenasError, ValueError):
     """An option or config value is out of range or inconsistent."""
-
-
-class UnknownNameError(EdgenasError, KeyError):
-    """A name (op, space, device, dataset, ...) is not registered."""
-
-    def __str__(self) -> str:  # KeyError would print the message in quotes
-        return str(self.args[0]) if self.args else ""
-
-
-class DuplicateNameError(EdgenasError, ValueError):
-    """A name was registered twice in the same registry."""
 
 
 class DataError(EdgenasError):
@@ -43,12 +35,5 @@ class CheckpointError(EdgenasError):
     """A checkpoint or run directory cannot be resumed."""
 
 
-class MissingDependencyError(EdgenasError, ImportError):
-    """An optional dependency is not installed; the message names the extra."""
-
-
 class ExportFailedError(EdgenasError):
-    """An export could not be completed; the message names the artifacts and causes.
-
-    Wraps ``exporters.errors.ExportError`` (the exporters do not import edgenas).
-    """
+    """Some artifacts of an export failed; the message names them and where the manifest is."""

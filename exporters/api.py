@@ -63,9 +63,9 @@ def validate_request(formats: str | Sequence[str], precisions: str | Sequence[st
     Raises:
         UnsupportedError: an unknown name, or a precision a (loadable) format does not support.
     """
-    from exporters.base import FORMATS
+    from exporters.spec import FORMATS
 
-    fmts = parse_names(formats, tuple(FORMATS), "format")
+    fmts = parse_names(formats, FORMATS, "format")
     precs = parse_names(precisions, PRECISIONS, "precision")
     for exporter in _load_exporters(fmts).values():
         if isinstance(exporter, Exporter):

@@ -17,17 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-from exporters.errors import UnsupportedError
+from bench.registry import Registry
+from exporters.errors import UnknownFormatError, UnsupportedError
 from exporters.spec import FORMATS as FORMAT_NAMES
 from exporters.spec import InputSpec
 
 #: format name -> "module:Class", imported lazily (a missing converter matters only when used)
-FORMATS: dict[str, str] = {
-    "onnx": "exporters.formats.onnx:OnnxExporter",
-    "tflite": "exporters.formats.tflite:TFLiteExporter",
-    "openvino": "exporters.formats.openvino:OpenVinoExporter",
-}
-assert tuple(FORMATS) == FORMAT_NAMES
+FORMATS: Registry[str] = Registry("format", UnknownFormatError)
+FORMATS.register("onnx", "exporters.formats.onnx:OnnxExporter")
+FORMATS.register("tflite", "exporters.formats.tflite:TFLiteExporter")
+FORMATS.register("openvino", "exporters.formats.openvino:OpenVinoExporter")
+assert set(FORMATS) == set(FORMAT_NAMES)
 
 
 class Exporter(ABC):
@@ -77,9 +77,7 @@ def get_exporter(name: str) -> Exporter:
     Raises:
         UnsupportedError: unknown format (known ones listed).
     """
-    if name not in FORMATS:
-        raise UnsupportedError(f"unknown format {name!r} (known: {', '.join(FORMATS)})")
-    module, cls = FORMATS[name].split(":")
+    module, cls = FORMATS.get(name).split(":")
     return getattr(importlib.import_module(module), cls)()
 
 

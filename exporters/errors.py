@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from bench.errors import EdgenasError, UnknownNameError
 
-class ExportError(Exception):
+
+class ExportError(EdgenasError):
     """Base of every error an exporter raises on purpose; the CLI prints it as one line."""
 
 
 class UnsupportedError(ExportError, ValueError):
     """Unknown format or precision, or a combination a format does not support."""
+
+
+class UnknownFormatError(UnsupportedError, UnknownNameError):
+    """No exporter of that format is registered."""
 
 
 class ConversionError(ExportError):

@@ -9,8 +9,12 @@ from bench.runtimes.base import (
     RUNTIMES,
     Runner,
     RunnerOptions,
+    format_of_runtime,
     open_runner,
+    register_runtime,
     runtime_for,
+    runtime_of_format,
 )
 
-__all__ = ["RUNTIMES", "Runner", "RunnerOptions", "open_runner", "runtime_for"]
+__all__ = ["RUNTIMES", "Runner", "RunnerOptions", "format_of_runtime", "open_runner", "register_runtime",
+           "runtime_for", "runtime_of_format"]

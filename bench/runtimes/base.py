@@ -8,7 +8,6 @@ and dequantizes integer outputs, so callers always see float32.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -17,20 +16,80 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import ArtifactError, UnknownRuntimeError
+from bench.errors import ArtifactError, DuplicateNameError, UnknownRuntimeError
+from bench.registry import Registry
 
-#: runtime name -> "module:Class" (imported lazily, so a missing runtime only matters when used)
-RUNTIMES: dict[str, str] = {
-    "ort": "bench.runtimes.ort:OrtRunner",
-    "litert": "bench.runtimes.litert:LiteRTRunner",
-    "openvino": "bench.runtimes.openvino:OpenVinoRunner",
-}
+@dataclass(frozen=True)
+class RuntimeEntry:
+    """What the registry knows of a runtime before importing it.
 
-EXTENSIONS = {".onnx": "ort", ".tflite": "litert", ".xml": "openvino"}
+    Attributes:
+        target: ``"module:Class"`` of its :class:`Runner`, imported only when used (so a
+            missing runtime only matters when asked for, and it may live in a package only the device has).
+        format: the artifact format it runs, as manifests and records name it ("onnx", "tflite").
+        extensions: file suffixes this runtime is the default for (``runtime_for``).
+        opens: every suffix it can load (OpenVINO also reads ONNX); empty: trusted with any file.
+    """
 
-#: runtime name -> the file suffixes it can load (OpenVINO also reads ONNX); a runtime not listed here
-#: (registered without extensions) is trusted with any file
-OPENS: dict[str, set[str]] = {"ort": {".onnx"}, "litert": {".tflite"}, "openvino": {".xml", ".onnx"}}
+    target: str
+    format: str
+    extensions: tuple[str, ...] = ()
+    opens: frozenset[str] = frozenset()
+
+
+RUNTIMES: Registry[RuntimeEntry] = Registry("runtime", UnknownRuntimeError)
+
+
+def register_runtime(name: str, target: str, extensions: tuple[str, ...] = (), format: str | None = None,
+                     opens: tuple[str, ...] | None = None) -> None:
+    """Make a :class:`Runner` subclass available as ``name``.
+
+    Args:
+        target: ``"module:Class"``, imported only when the runtime is used.
+        extensions: file suffixes (``".engine"``) this runtime opens by default.
+        format: the format name its records carry (default: ``name``).
+        opens: every suffix it can load (default: ``extensions``).
+
+    Raises:
+        DuplicateNameError: ``name`` is registered, or an extension already has a default runtime.
+        ValueError: ``target`` is not ``module:Class``.
+    """
+    if ":" not in target:
+        raise ValueError(f"target must be 'module:Class', got {target!r}")
+    extensions = tuple(ext.lower() for ext in extensions)
+    claimed = {ext: other for other, entry in RUNTIMES.items() for ext in entry.extensions}
+    for ext in extensions:
+        if ext in claimed:
+            raise DuplicateNameError(f"{ext} files already run in {claimed[ext]!r} by default; register "
+                                     f"{name!r} without that extension and ask for it with runtime={name!r}")
+    RUNTIMES.register(name, RuntimeEntry(target, format or name, extensions,
+                                         frozenset(ext.lower() for ext in (opens if opens is not None
+                                                                           else extensions))))
+
+
+register_runtime("ort", "bench.runtimes.ort:OrtRunner", (".onnx",), format="onnx")
+register_runtime("litert", "bench.runtimes.litert:LiteRTRunner", (".tflite",), format="tflite")
+register_runtime("openvino", "bench.runtimes.openvino:OpenVinoRunner", (".xml",), format="openvino",
+                 opens=(".xml", ".onnx"))
+
+
+def known_extensions() -> dict[str, str]:
+    """File suffix -> the runtime that runs it by default."""
+    return {ext: name for name, entry in RUNTIMES.items() for ext in entry.extensions}
+
+
+def format_of_runtime(runtime: str) -> str:
+    """The artifact format ``runtime`` runs ("ort" -> "onnx"); raises :class:`UnknownRuntimeError`."""
+    return RUNTIMES.get(runtime).format
+
+
+def runtime_of_format(fmt: str) -> str:
+    """The runtime that runs artifacts of format ``fmt`` by default ("onnx" -> "ort")."""
+    for name, entry in RUNTIMES.items():
+        if entry.format == fmt and entry.extensions:
+            return name
+    raise UnknownRuntimeError(f"no runtime runs format {fmt!r} (known formats: "
+                              f"{', '.join(sorted({e.format for _, e in RUNTIMES.items()}))})")
 
 
 @dataclass(frozen=True)
@@ -112,31 +171,16 @@ class Runner(ABC):
         self.close()
 
 
-def register_runtime(name: str, target: str, extensions: tuple[str, ...] = ()) -> None:
-    """Make a :class:`Runner` subclass available as ``name``.
-
-    Args:
-        target: ``"module:Class"``, imported only when the runtime is used (so it
-            may live in a package that only the device has).
-        extensions: file suffixes (``".engine"``) this runtime opens by default.
-    """
-    if ":" not in target:
-        raise ValueError(f"target must be 'module:Class', got {target!r}")
-    RUNTIMES[name] = target
-    for ext in extensions:
-        EXTENSIONS[ext.lower()] = name
-        OPENS.setdefault(name, set()).add(ext.lower())
-
-
 def runtime_for(path: str | Path) -> str:
     """The default runtime of an artifact, from its extension."""
     suffix = Path(path).suffix.lower()
-    if suffix not in EXTENSIONS:
+    extensions = known_extensions()
+    if suffix not in extensions:
         raise ArtifactError(
             f"cannot tell the runtime of {path}: unknown extension {suffix or '(none)'} "
-            f"(known: {', '.join(sorted(EXTENSIONS))})"
+            f"(known: {', '.join(sorted(extensions))})"
         )
-    return EXTENSIONS[suffix]
+    return extensions[suffix]
 
 
 def open_runner(path: str | Path, runtime: str | None = None, options: RunnerOptions = RunnerOptions()) -> Runner:
@@ -148,15 +192,13 @@ def open_runner(path: str | Path, runtime: str | None = None, options: RunnerOpt
         ArtifactError: the file is missing, corrupt, not loadable, or of a format ``runtime`` does not run.
     """
     name = runtime or runtime_for(path)
-    if name not in RUNTIMES:
-        close = difflib.get_close_matches(name, list(RUNTIMES), n=2)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise UnknownRuntimeError(f"unknown runtime {name!r}{hint} (known: {', '.join(sorted(RUNTIMES))})")
+    entry = RUNTIMES.get(name)
     suffix = Path(path).suffix.lower()
-    if OPENS.get(name) and suffix in EXTENSIONS and suffix not in OPENS[name]:
+    extensions = known_extensions()
+    if entry.opens and suffix in extensions and suffix not in entry.opens:
         raise ArtifactError(f"runtime {name} does not run {suffix} files "
-                            f"(it runs {', '.join(sorted(OPENS[name]))}; {suffix} runs in {EXTENSIONS[suffix]})")
-    module, cls = RUNTIMES[name].split(":")
+                            f"(it runs {', '.join(sorted(entry.opens))}; {suffix} runs in {extensions[suffix]})")
+    module, cls = entry.target.split(":")
     return getattr(importlib.import_module(module), cls)(path, options)
 
 

@@ -1,9 +1,14 @@
 """The transports behind :func:`devices.transport.open_transport`, one module each.
 
-``ssh`` imports paramiko only when a connection is opened, so this package loads without it.
+:data:`TRANSPORTS` names them; each module is imported only when a profile asks for it
+(``ssh`` imports paramiko only when a connection is opened).
 """
 
-from devices.transports.local import LocalTransport
-from devices.transports.ssh import SshTransport
+from bench.registry import Registry
 
-__all__ = ["LocalTransport", "SshTransport"]
+#: transport name (a profile's ``transport``) -> "module:Class" of its :class:`devices.transport.Transport`
+TRANSPORTS: Registry[str] = Registry("transport")
+TRANSPORTS.register("local", "devices.transports.local:LocalTransport")
+TRANSPORTS.register("ssh", "devices.transports.ssh:SshTransport")
+
+__all__ = ["TRANSPORTS"]

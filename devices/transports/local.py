@@ -11,7 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from devices.errors import RemoteError, RemoteTimeoutError
+from devices.errors import RemoteError, RemoteTimeoutError, TransportError
+from devices.profiles import DeviceProfile
 from devices.transport import Transport
 
 __all__ = ["LocalTransport", "bench_root"]
@@ -40,6 +41,17 @@ class LocalTransport(Transport):
     def __init__(self, python: str | None = None) -> None:
         super().__init__(python or sys.executable, "local")
         self._root = bench_root()
+
+    @classmethod
+    def from_profile(cls, profile: DeviceProfile, host: str | None = None, key: str | None = None,
+                     known_hosts: str | None = None, python: str | None = None,
+                     connect_timeout: float = 10) -> LocalTransport:
+        """This machine; SSH options are refused (they would be silently ignored)."""
+        given = [flag for flag, value in (("--host", host), ("--key", key), ("--known-hosts", known_hosts)) if value]
+        if given:
+            raise TransportError(f"device {profile.name!r} runs on this machine, so it takes no {', '.join(given)} "
+                                 f"(those are for SSH devices)")
+        return cls(python or profile.python or None)
 
     def _worker(self, args: list[str], timeout: float) -> tuple[int, str, str]:
         env = dict(os.environ)

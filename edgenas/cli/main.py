@@ -33,19 +33,6 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def user_errors() -> tuple[type[Exception], ...]:
-    """The error families that mean bad input, not a bug: printed as one line, exit 2.
-
-    ``bench``, ``devices`` and ``exporters`` have their own bases because they do not
-    import edgenas (bench and devices run on the boards); their modules are light.
-    """
-    from bench.errors import BenchError
-    from devices.errors import DevicesError
-    from exporters.errors import ExportError
-
-    return (EdgenasError, BenchError, DevicesError, ExportError)
-
-
 class LazyGroup(click.Group):
     """A group that imports a subcommand's module only when it runs."""
 
@@ -66,7 +53,7 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except user_errors() as exc:
+        except EdgenasError as exc:
             message = " ".join(str(exc).split()) or type(exc).__name__
             click.echo(f"error: {message}", err=True)
             sys.exit(2)

@@ -26,7 +26,7 @@ from edgenas.data.cifar_batches import find_batches_dir, read_batches, read_clas
 from edgenas.data.progress import track
 from edgenas.data.splits import stratified_count, train_val_split
 from edgenas.errors import ConfigError, DataError
-from edgenas.registry import Registry
+from bench.registry import Registry
 
 DEFAULT_DATA_ROOT = Path(os.environ.get("EDGENAS_DATA", "~/.cache/edgenas")).expanduser()
 """Where real data sets are looked for when no root is given (``$EDGENAS_DATA``)."""

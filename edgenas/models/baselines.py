@@ -27,7 +27,7 @@ from collections.abc import Callable
 from torch import nn
 
 from edgenas.errors import ConfigError, UnknownNameError
-from edgenas.registry import Registry
+from bench.registry import Registry
 
 __all__ = ["BASELINES", "SMALL_INPUT_MAX", "build_baseline", "resolve_baseline"]
 

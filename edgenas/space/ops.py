@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from edgenas.registry import Registry
+from bench.registry import Registry
 
 OpFactory = Callable[[int, int, bool], nn.Module]
 

@@ -6,6 +6,6 @@ from collections.abc import Callable
 
 from torch import nn
 
-from edgenas.registry import Registry
+from bench.registry import Registry
 
 SSL_METHODS: Registry[Callable[..., nn.Module]] = Registry("ssl method")

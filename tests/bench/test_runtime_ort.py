@@ -144,16 +144,14 @@ def test_providers_option(tmp_path):
 
 
 def test_register_runtime(tmp_path):
-    from bench.runtimes.base import EXTENSIONS, OPENS, RUNTIMES, register_runtime, runtime_for
+    from bench.runtimes.base import RUNTIMES, register_runtime, runtime_for
 
     register_runtime("ort-copy", "bench.runtimes.ort:OrtRunner", extensions=(".onnxcopy",))
     try:
         path = _model(tmp_path / "m.onnxcopy")
         assert runtime_for(path) == "ort-copy" and isinstance(open_runner(path), OrtRunner)
     finally:
-        RUNTIMES.pop("ort-copy")
-        EXTENSIONS.pop(".onnxcopy")
-        OPENS.pop("ort-copy")
+        RUNTIMES.unregister("ort-copy")
 
 
 def test_a_runtime_refuses_a_format_it_does_not_run(tmp_path):

@@ -31,13 +31,13 @@ def _exporter_or_skip(fmt: str):
     from bench.runtimes.base import RUNTIMES
     from exporters.base import get_exporter
 
-    module = FORMATS[fmt].split(":")[0]
+    module = FORMATS.get(fmt).split(":")[0]
     if importlib.util.find_spec(module) is None:
         pytest.skip(f"{module} does not exist yet")
     for package in PACKAGES.get(fmt, ()):
         pytest.importorskip(package)
     exporter = get_exporter(fmt)
-    runtime_module = RUNTIMES[exporter.runtime].split(":")[0]
+    runtime_module = RUNTIMES.get(exporter.runtime).target.split(":")[0]
     if importlib.util.find_spec(runtime_module) is None:
         pytest.skip(f"{runtime_module} does not exist yet")
     return exporter
@@ -132,3 +132,17 @@ def test_onnx_artifacts_are_self_contained_and_checked(exports):
             assert max(len(t) for n in model.graph.node for t in n.output if t != "logits") < 8
         assert "BatchNormalization" not in ops
     assert sorted(p.suffix for p in out.iterdir()) == [".json", ".onnx", ".onnx", ".onnx", ".txt"]
+
+
+def test_each_format_runs_in_the_runtime_the_bench_registers_for_it():
+    """The exporters name their artifacts' runtime, the bench names each runtime's format: one map, both ways."""
+    from bench.runtimes.base import format_of_runtime, runtime_of_format
+
+    for fmt in FORMATS:
+        module = FORMATS.get(fmt).split(":")[0]
+        if importlib.util.find_spec(module) is None:
+            continue
+        runtime = importlib.import_module(module)
+        exporter = next(v for v in vars(runtime).values() if getattr(v, "format", None) == fmt)
+        assert format_of_runtime(exporter.runtime) == fmt
+        assert runtime_of_format(fmt) == exporter.runtime

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from edgenas.errors import DuplicateNameError, UnknownNameError
-from edgenas.registry import Registry
+from bench.registry import Registry
 from edgenas.space import OPS, register_op
 from edgenas.space.ops import DEFAULT_OPS, build_op
 

@@ -1,7 +1,9 @@
-"""One small name -> object registry, used for ops, spaces, datasets, devices...
+"""One small name -> object registry, used for ops, spaces, SSL methods, exporters, runtimes and transports.
 
 Register by name, duplicates are an error, unknown names list close matches
-and nothing is auto-corrected (STYLE.md, point 2).
+and nothing is auto-corrected (STYLE.md, point 2). It lives in ``bench``, the
+torch-free package every other one may import, so that the runtimes (on the
+board) and the transports use the same class as the search.
 """
 
 from __future__ import annotations
@@ -10,13 +12,19 @@ import difflib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from edgenas.errors import DuplicateNameError, UnknownNameError
+from bench.errors import DuplicateNameError, UnknownNameError
 
 T = TypeVar("T")
+
+__all__ = ["Registry"]
 
 
 class Registry(Generic[T]):
     """A named collection of objects of one kind.
+
+    Args:
+        kind: what the names name ("op", "runtime"), for messages.
+        error: the :class:`UnknownNameError` subclass :meth:`get` raises.
 
     Example:
         >>> OPS = Registry("op")
@@ -27,8 +35,9 @@ class Registry(Generic[T]):
         6
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, error: type[UnknownNameError] = UnknownNameError) -> None:
         self.kind = kind
+        self.error = error
         self._items: dict[str, T] = {}
 
     def register(self, name: str, obj: T | None = None) -> Callable[[T], T] | T:
@@ -67,8 +76,8 @@ class Registry(Generic[T]):
         """
         try:
             return self._items[name]
-        except KeyError:
-            raise UnknownNameError(self.unknown_message(name)) from None
+        except (KeyError, TypeError):
+            raise self.error(self.unknown_message(name)) from None
 
     def unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(str(name), list(self._items), n=3, cutoff=0.5)
@@ -78,6 +87,9 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._items)
+
+    def items(self) -> list[tuple[str, T]]:
+        return sorted(self._items.items())
 
     def __contains__(self, name: object) -> bool:
         return name in self._items
