@@ -80,7 +80,7 @@ def setup(device: str = "auto") -> World:
     Raises:
         ConfigError: ``--device cuda`` without CUDA, or more processes than GPUs.
     """
-    from edgenas.search.runner import resolve_device
+    from edgenas.accelerator import resolve_device
 
     size = int(os.environ.get("WORLD_SIZE", "1"))
     dev = resolve_device(device)

@@ -37,7 +37,7 @@ def evolved_table_name(device: str, runtime: str, precision: str = "fp32") -> st
 
 def _children(spec: EvolvedSpec, cfg) -> list[EvolvedSpec]:
     from edgenas.evolve.importance import ImportanceTracker
-    from edgenas.evolve.runner import propose, spec_after
+    from edgenas.evolve.proposals import propose, spec_after
 
     return [spec_after(spec, m) for m, _ in propose(spec, ImportanceTracker(), cfg)]
 
@@ -82,7 +82,7 @@ def build_evolved_table(cfg, num_classes: int, run_job, device, fingerprint: dic
                         timeout: float = 600, progress: Callable[[str, int, int], None] = lambda w, d, t: None
                         ) -> Path:
     """Measure the blocks within ``depth`` mutations of the seed network of ``cfg``, calibrate, write the table."""
-    from edgenas.evolve.runner import seed_spec
+    from edgenas.evolve.proposals import seed_spec
     from edgenas.lut import _build
 
     seed = dataclasses.replace(seed_spec(cfg, num_classes), projector=())

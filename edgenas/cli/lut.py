@@ -273,7 +273,7 @@ def validate(device, host, key, known_hosts, python, lut_path, runtime, precisio
 
 def _evolved_held_out(table, samples: int, seed: int, transport, path: Path, profile) -> list:
     """Random grown networks of the table's limits; blocks the table lacks are measured into it first."""
-    from edgenas.evolve.runner import seed_spec
+    from edgenas.evolve.proposals import seed_spec
     from edgenas.lut import measure_blocks
     from edgenas.lut_evolved import GrowingTable, sample_evolved
     from edgenas.search.config import SearchConfig

@@ -300,7 +300,7 @@ def _few_shot_split(plan: EvalPlan, data, num_classes: int):
 def _few_shot(run: Path, plan: EvalPlan, protocol: FinetuneConfig, pid: str, data, num_classes: int,
               resolution: int, console) -> list[dict[str, Any]]:
     from edgenas.evaluate.fewshot import run_episodes
-    from edgenas.search.runner import resolve_device
+    from edgenas.accelerator import resolve_device
     from edgenas.train.candidates import load_candidate
     from edgenas.train.data import only_classes
     from edgenas.train.finetune import run_finetune

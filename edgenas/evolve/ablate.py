@@ -81,7 +81,8 @@ def run_ablation(cfg: SearchConfig, out: str | Path, components: tuple[str, ...]
     """
     from rich.console import Console
 
-    from edgenas.search.runner import resolve_device, run_search
+    from edgenas.accelerator import resolve_device
+    from edgenas.search.runner import run_search
     from edgenas.train import FinetuneConfig, run_finetune
     from edgenas.train.data import load_protocol_data
 

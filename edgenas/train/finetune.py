@@ -19,12 +19,14 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from edgenas.accelerator import autocast
 from edgenas.errors import CheckpointError, ConfigError, EdgenasError
 from edgenas.rundir import append_jsonl, atomic_torch_save, atomic_write_text, read_jsonl, rewrite_jsonl
+from edgenas.schedules import cosine_lr
 from edgenas.train.config import FinetuneConfig
 from edgenas.seeds import derive_seed
 
-__all__ = ["CKPT_VERSION", "FinetuneResult", "Finetuner", "evaluate_accuracy", "lr_at", "run_finetune"]
+__all__ = ["CKPT_VERSION", "FinetuneResult", "Finetuner", "evaluate_accuracy", "run_finetune"]
 
 CKPT_VERSION = 1
 EVAL_BATCH = 256
@@ -37,14 +39,6 @@ class FinetuneResult:
     out: Path
     result: dict[str, Any]
     resumed: bool
-
-
-def lr_at(step: int, total: int, warmup: int, lr: float, lr_min: float) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine from ``lr`` to ``lr_min`` (Loshchilov and Hutter, 2017)."""
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    t = (step - warmup) / max(1, total - warmup)
-    return lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
 @torch.no_grad()
@@ -95,7 +89,7 @@ class Finetuner:
         from edgenas.train.data import labelled_split, load_protocol_data, only_classes
 
         from edgenas.distributed import setup
-        from edgenas.search.runner import check_accelerator_options
+        from edgenas.accelerator import check_accelerator_options
 
         cfg = self.cfg
         self.world = setup(cfg.device)
@@ -185,8 +179,8 @@ class Finetuner:
         probe_steps = self.steps_per_epoch * self.cfg.probe_epochs
         if global_step < probe_steps:
             return self.cfg.lr
-        return lr_at(global_step - probe_steps, self.total_steps - probe_steps, self.warmup_steps, self.cfg.lr,
-                     self.cfg.lr_min)
+        return cosine_lr(global_step - probe_steps, self.total_steps - probe_steps, self.cfg.lr, self.cfg.lr_min,
+                         self.warmup_steps)
 
     def _batch(self, idx: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """This rank's share of the global batch ``idx`` (augmented whole, as one process would): (x, labels)."""
@@ -260,8 +254,6 @@ class Finetuner:
                         group["lr"] = lr
                     idx = order[step * self.batch:(step + 1) * self.batch]
                     x, y = self._batch(idx, derive_seed(cfg.seed, epoch, step, 8))
-                    from edgenas.search.runner import autocast
-
                     with autocast(cfg, self.device):
                         logits = self.forward(x)
                     loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)

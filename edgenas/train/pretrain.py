@@ -58,7 +58,8 @@ def ensure_pretrained(run: str | Path, device: str = "auto", threads: int = 0, p
     from edgenas.data.splits import halves
     from edgenas.data.views import BarlowTwinsViews, channel_stats
     from edgenas.models import build
-    from edgenas.search.runner import import_plugins, resolve_device
+    from edgenas.accelerator import resolve_device
+    from edgenas.plugins import import_plugins
     from edgenas.seeds import derive_seed
     from edgenas.space.spec import ArchSpec
     from edgenas.ssl import two_view_loss

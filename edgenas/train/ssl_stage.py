@@ -41,6 +41,7 @@ from edgenas.rundir import (
     read_jsonl,
     rewrite_jsonl,
 )
+from edgenas.schedules import cosine_lr
 
 __all__ = ["SSLStage", "ensure_refined", "refine_pool", "refine_stage", "run_ssl_stage"]
 
@@ -98,10 +99,7 @@ def refine_stage(cfg, rows: int) -> SSLStage:
 
 
 def _lr(stage: SSLStage, step: int) -> float:
-    if step < stage.warmup_steps:
-        return stage.lr * (step + 1) / (stage.warmup_steps + 1)  # rises to lr at the first step after
-    done, span = step - stage.warmup_steps, max(stage.total_steps - stage.warmup_steps, 1)
-    return stage.lr_min + 0.5 * (stage.lr - stage.lr_min) * (1 + math.cos(math.pi * min(done, span) / span))
+    return cosine_lr(step, stage.total_steps, stage.lr, stage.lr_min, stage.warmup_steps)
 
 
 def run_ssl_stage(net: torch.nn.Module, stage: SSLStage, images: torch.Tensor, rows: torch.Tensor, views, criterion,

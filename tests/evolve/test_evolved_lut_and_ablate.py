@@ -33,7 +33,7 @@ def evolved_table(tmp_path_factory):
 
 
 def _seed():
-    from edgenas.evolve.runner import seed_spec
+    from edgenas.evolve.proposals import seed_spec
 
     return dataclasses.replace(seed_spec(SearchConfig(**TINY), 10), projector=())
 

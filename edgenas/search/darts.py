@@ -1,0 +1,425 @@
+"""The DARTS strategy: a supernet of every candidate op on every edge, its alphas trained bilevel, then derived.
+
+:func:`edgenas.search.runner.run_search` drives it: :meth:`DartsSearch.prepare`,
+:meth:`~DartsSearch.train` (resumable) and :meth:`~DartsSearch.finish` (derive,
+repair to the budgets, transfer the weights, write the run directory).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgenas.accelerator import autocast, check_accelerator_options
+from edgenas.errors import BudgetError, ConfigError, EdgenasError
+from edgenas.plugins import import_plugins
+from edgenas.rundir import append_jsonl, atomic_torch_save, atomic_write_text, read_jsonl, rewrite_jsonl
+from edgenas.schedules import cosine_lr
+from edgenas.search.loop import SearchLoop, SearchResult, resolve_target
+from edgenas.seeds import derive_seed
+
+__all__ = ["CKPT_VERSION", "DartsSearch"]
+
+CKPT_VERSION = 1
+
+
+class DartsSearch(SearchLoop):
+    """State and loop of one DARTS search; :func:`run_search` drives it."""
+
+    # --- set-up -----------------------------------------------------------------------
+    def prepare(self) -> None:
+        from edgenas.data.datasets import load_dataset
+        from edgenas.data.splits import halves
+        from edgenas.data.views import BarlowTwinsViews, channel_stats
+        from edgenas.search.cost import CostModel, check_feasible
+        from edgenas.search.derive import spec_from_supernet
+        from edgenas.space.network import DARTSAutoSSL
+        from edgenas.ssl import SSL_METHODS, two_view_loss
+
+        cfg = self.cfg
+        import_plugins(cfg.plugins)
+        from edgenas.distributed import setup
+
+        self.profile = resolve_target(cfg.target)
+        self.world = setup(cfg.device)
+        self.device = self.world.device
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        SSL_METHODS.get(cfg.ssl)
+        check_accelerator_options(cfg, self.device)
+        if self.world.distributed:
+            if cfg.batch_size % self.world.size:
+                raise ConfigError(f"--batch-size {cfg.batch_size} (the global batch) must divide among "
+                                  f"{self.world.size} processes")
+            if cfg.order == "second":
+                raise ConfigError("--order second is single-process only (its unrolled step is not data-parallel)")
+
+        torch.manual_seed(cfg.seed)
+        self.net = DARTSAutoSSL(cfg.channels, cfg.cells, cfg.nodes, cfg.ops, cfg.stem_multiplier, cfg.projector)
+        if cfg.resolution % (2 ** len(self.net.reduction_cells)):
+            raise ConfigError(f"--resolution {cfg.resolution} must be divisible by 2^{len(self.net.reduction_cells)}")
+        # The cost tables need the classifier size, hence the data's classes; a synthetic
+        # template spec is enough to measure them before any data is loaded.
+        data = load_dataset(cfg.data, cfg.data_root, train=True, resolution=cfg.resolution, size=cfg.subset,
+                            level=cfg.level if cfg.data == "synthetic" else 1, seed=cfg.seed,
+                            holdout="train")  # the fixed validation hold-out is never searched on
+        if len(data) < 2 * cfg.batch_size * cfg.accum_steps:
+            raise ConfigError(
+                f"{len(data)} images are too few for --batch-size {cfg.batch_size} x --accum-steps "
+                f"{cfg.accum_steps} on each half of the bilevel split; raise --subset or lower the batch"
+            )
+        self.num_classes = len(data.classes)
+        self.classes = list(data.classes)
+        self.template = spec_from_supernet(self.net, resolution=cfg.resolution, num_classes=self.num_classes)
+        self.cost_model = CostModel(self.template, self.net.op_names)
+        self.min_cost = check_feasible(self.cost_model, cfg.max_params, cfg.max_macs)
+        self.latency_model = self._latency_model()
+
+        self.images = data.images  # uint8 [N, 3, R, R], labels unused: the search is label-free
+        self.data_name = data.name
+        w_idx, a_idx = halves(torch.arange(len(data)), cfg.seed)
+        self.w_idx, self.a_idx = torch.as_tensor(w_idx), torch.as_tensor(a_idx)
+        mean, std = channel_stats(self.images)
+        self.views = BarlowTwinsViews(resolution=cfg.resolution, mean=mean, std=std)
+        self.mean, self.std = mean, std
+
+        # NHWC is 1.3-10x faster for the depthwise and 1x1 convs of this space on CPU (oneDNN),
+        # measured in benchmarks/search_throughput.py; CUDA benefits too with cuDNN.
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        if cfg.sync_bn:
+            from edgenas.distributed import sync_batch_norm
+
+            self.net = sync_batch_norm(self.net, self.device)
+        self.net.to(self.device, memory_format=self.memory_format)
+        # the forward every rank runs: DDP averages the weight and architecture gradients
+        self.model = self.net
+        if self.world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.model = DistributedDataParallel(
+                self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.criterion = two_view_loss(cfg.ssl, cfg)
+        self.w_opt = torch.optim.SGD(self.net.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                     weight_decay=cfg.weight_decay)
+        self.a_opt = torch.optim.Adam(self.net.arch_parameters(), lr=cfg.arch_lr, betas=(0.5, 0.999),
+                                      weight_decay=cfg.arch_weight_decay)
+        per_step = cfg.batch_size * cfg.accum_steps
+        self.steps_per_epoch = min(len(self.w_idx), len(self.a_idx)) // per_step
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+
+    def _latency_model(self):
+        """The latency model of the target's table (None without --target/--lut); checks the budget can be met.
+
+        Raises:
+            ConfigError: --latency-ms without a table for the target.
+            LutError: a table for another device, runtime or space version; a missing entry.
+            BudgetError: even the fastest network is predicted over --latency-ms.
+        """
+        from bench.lut import LatencyTable, MissingEntryError
+        from edgenas.search.cost import LatencyModel, check_latency_feasible
+
+        cfg = self.cfg
+        self.latency_table = None
+        if cfg.lut:
+            table = LatencyTable.load(cfg.lut)
+            if self.profile is not None:
+                table.check(device=self.profile.name)
+        elif self.profile is not None:
+            from edgenas.lut import find_table
+
+            path = find_table(self.profile.name, self.profile.runtime, "fp32")
+            if path is None:
+                if cfg.latency_ms is not None:
+                    raise ConfigError(
+                        f"no latency table for {self.profile.name}/{self.profile.runtime}/fp32: measure one with "
+                        f"edgenas lut build --device {self.profile.name} --channels {cfg.channels} --cells "
+                        f"{cfg.cells} --nodes {cfg.nodes} --resolution {cfg.resolution}, or pass --lut FILE")
+                return None
+            table = LatencyTable.load(path)
+            table.check(device=self.profile.name, runtime=self.profile.runtime)
+        else:
+            return None
+        table.check(space=self.template.space, space_version=self.template.space_version)
+        try:
+            model = LatencyModel(self.template, self.net.op_names, table)
+        except MissingEntryError as exc:
+            if cfg.latency_ms is not None:
+                raise
+            # without a latency budget the table only reports: a layout it does not cover is a note, not an error
+            self.console.print(f"[yellow]no latency prediction: {exc}[/]")
+            return None
+        self.latency_table = table
+        if table.estimated:
+            self.console.print(f"[yellow]latency table {table.source} is estimated from an analytic model of "
+                               f"{table.device}, not measured; replace it: {table.data.get('replace_with', '')}[/]")
+        if cfg.latency_ms is not None:
+            check_latency_feasible(model, self.latency_target, table.label)
+        return model
+
+    @property
+    def latency_target(self) -> float | None:
+        """What the predicted latency must meet: the budget less the prediction margin (--latency-margin)."""
+        return None if self.cfg.latency_ms is None else self.cfg.latency_ms * (1 - self.cfg.latency_margin)
+
+    def penalty(self) -> torch.Tensor:
+        """Budget hinge on the expected cost: zero while within budget, linear past it."""
+        params, macs = self.cost_model.expected(*self.net.arch_weights())
+        over = torch.relu(params / self.cfg.max_params - 1) + torch.relu(macs / self.cfg.max_macs - 1)
+        if self.latency_model is not None and self.cfg.latency_ms is not None:
+            over = over + torch.relu(self.latency_model.expected(*self.net.arch_weights()) / self.latency_target - 1)
+        return (self.cfg.cost_weight * over).float()
+
+    def _batch_views(self, idx: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Views of the global batch ``idx``, drawn whole (as one process would), then this rank's rows."""
+        g = torch.Generator().manual_seed(seed)
+        v1, v2 = (self.world.shard(v) for v in self.views(self.images[idx], g))
+        return (v1.to(self.device, memory_format=self.memory_format, non_blocking=True),
+                v2.to(self.device, memory_format=self.memory_format, non_blocking=True))
+
+    def _loss(self, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
+        from edgenas.distributed import gather
+        from edgenas.search.bilevel import ssl_loss
+
+        with autocast(self.cfg, self.device):
+            return ssl_loss(self.model, self.criterion, v1, v2,
+                            gather=(lambda z: gather(z, self.world)) if self.world.distributed else None)
+
+    # --- checkpoints ------------------------------------------------------------------
+    def save_checkpoint(self, epoch: int, step: int, global_step: int, elapsed: float, done: bool = False) -> None:
+        if not self.world.main:
+            return
+        atomic_torch_save({
+            "version": CKPT_VERSION, "strategy": "darts", "config": self.cfg.identity(), "epoch": epoch, "step": step,
+            "global_step": global_step, "elapsed_s": elapsed, "done": done,
+            "model": self.net.state_dict(), "w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(),
+        }, self.ckpt_path)
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        from edgenas.rundir import load_checkpoint
+
+        return load_checkpoint(self.ckpt_path, CKPT_VERSION, self.cfg.identity(), "a DARTS search",
+                               {"strategy": "darts"})
+
+    # --- the loop ---------------------------------------------------------------------
+    def train(self) -> tuple[float, bool]:
+        """Run (or resume) the bilevel optimisation; returns (elapsed seconds, resumed)."""
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        from edgenas.search.bilevel import unrolled_arch_grads
+
+        cfg = self.cfg
+        ckpt = self.load_checkpoint()
+        start_epoch, start_step, global_step, elapsed0 = 0, 0, 0, 0.0
+        resumed = ckpt is not None
+        if ckpt is not None:
+            self.net.load_state_dict(ckpt["model"])
+            self.w_opt.load_state_dict(ckpt["w_opt"])
+            self.a_opt.load_state_dict(ckpt["a_opt"])
+            start_epoch, start_step, global_step = ckpt["epoch"], ckpt["step"], ckpt["global_step"]
+            elapsed0 = ckpt["elapsed_s"]
+            self.world.barrier()  # every rank has read the checkpoint before rank 0 writes again
+            if self.world.main:
+                for name in ("metrics.jsonl", "alpha.jsonl"):  # drop events logged after the checkpoint
+                    path = self.run_dir / name
+                    rewrite_jsonl(path, [r for r in read_jsonl(path) if r.get("global_step", 0) <= global_step])
+                append_jsonl(self.run_dir / "metrics.jsonl", {"event": "resume", "global_step": global_step,
+                                                              "epoch": start_epoch, "step": start_step})
+            if ckpt.get("done"):
+                return elapsed0, True
+            self.console.print(f"resuming {self.run_dir} at epoch {start_epoch + 1}, step {start_step}")
+
+        t0 = time.perf_counter() - elapsed0
+        per = cfg.batch_size
+        progress = Progress(TextColumn("[bold]search[/] {task.description}"), BarColumn(),
+                            TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
+                            TimeElapsedColumn(), TimeRemainingColumn(), console=self.console,
+                            disable=not cfg.progress or not self.world.main, transient=False)
+        with progress:
+            task = progress.add_task(f"epoch {start_epoch + 1}/{cfg.epochs}", total=self.total_steps,
+                                     completed=global_step, info="")
+            for epoch in range(start_epoch, cfg.epochs):
+                self.net.train()
+                gw = torch.Generator().manual_seed(derive_seed(cfg.seed, epoch, 1))
+                ga = torch.Generator().manual_seed(derive_seed(cfg.seed, epoch, 2))
+                perm_w = self.w_idx[torch.randperm(len(self.w_idx), generator=gw)]
+                perm_a = self.a_idx[torch.randperm(len(self.a_idx), generator=ga)]
+                search_alpha = epoch >= cfg.warmup_epochs
+                first = start_step if epoch == start_epoch else 0
+                progress.update(task, description=f"epoch {epoch + 1}/{cfg.epochs}")
+                for step in range(first, self.steps_per_epoch):
+                    t_step = time.perf_counter()
+                    lr = cosine_lr(global_step, self.total_steps, cfg.lr, cfg.lr_min)
+                    for group in self.w_opt.param_groups:
+                        group["lr"] = lr
+                    micro = [(perm_w[(step * cfg.accum_steps + m) * per:(step * cfg.accum_steps + m + 1) * per],
+                              perm_a[(step * cfg.accum_steps + m) * per:(step * cfg.accum_steps + m + 1) * per])
+                             for m in range(cfg.accum_steps)]
+                    arch_loss = float("nan")
+                    if search_alpha:
+                        self.a_opt.zero_grad(set_to_none=True)
+                        arch_loss = 0.0
+                        for m, (wi, ai) in enumerate(micro):
+                            arch_views = self._batch_views(ai, derive_seed(cfg.seed, epoch, step, m, 2))
+                            if cfg.order == "second":
+                                train_views = self._batch_views(wi, derive_seed(cfg.seed, epoch, step, m, 1))
+                                grads, value = unrolled_arch_grads(self.net, self.criterion, train_views, arch_views,
+                                                                   self.penalty, lr, cfg.weight_decay)
+                                for p, g in zip(self.net.arch_parameters(), grads):
+                                    p.grad = g / cfg.accum_steps if p.grad is None else p.grad + g / cfg.accum_steps
+                                arch_loss += value / cfg.accum_steps
+                            else:
+                                loss = self._loss(*arch_views) + self.penalty()
+                                (loss / cfg.accum_steps).backward()
+                                arch_loss += float(loss.detach()) / cfg.accum_steps
+                        self.a_opt.step()
+                    self.w_opt.zero_grad(set_to_none=True)
+                    train_loss = 0.0
+                    for m, (wi, _) in enumerate(micro):
+                        v1, v2 = self._batch_views(wi, derive_seed(cfg.seed, epoch, step, m, 1))
+                        loss = self._loss(v1, v2)
+                        (loss / cfg.accum_steps).backward()
+                        train_loss += float(loss.detach()) / cfg.accum_steps
+                    if cfg.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(self.net.weight_parameters(), cfg.grad_clip)
+                    self.w_opt.step()
+                    if not math.isfinite(train_loss):
+                        raise EdgenasError(f"the SSL loss diverged at step {global_step} (lr {lr:.4g}); lower --lr")
+
+                    global_step += 1
+                    dt = time.perf_counter() - t_step
+                    images = 2 * per * cfg.accum_steps * (2 if search_alpha else 1)
+                    with torch.no_grad():
+                        e_params, e_macs = self.cost_model.expected(*self.net.arch_weights())
+                        e_ms = (float(self.latency_model.expected(*self.net.arch_weights()))
+                                if self.latency_model is not None else None)
+                    self._log("metrics.jsonl", {
+                        "event": "step", "epoch": epoch, "step": step, "global_step": global_step,
+                        "train_loss": train_loss, "arch_loss": arch_loss, "lr": lr,
+                        "expected_params": float(e_params), "expected_macs": float(e_macs),
+                        "expected_latency_ms": e_ms,
+                        "step_s": dt, "images_per_s": images / dt, "elapsed_s": time.perf_counter() - t0,
+                    })
+                    progress.update(task, advance=1, info=f"loss {train_loss:8.2f}  {images / dt:6.0f} img/s")
+                    if global_step % cfg.checkpoint_every == 0:
+                        self.save_checkpoint(epoch, step + 1, global_step, time.perf_counter() - t0)
+                    if self.on_step is not None:
+                        self.on_step(global_step)
+                self._log_alpha(epoch, global_step)
+                self.save_checkpoint(epoch + 1, 0, global_step, time.perf_counter() - t0)
+        return time.perf_counter() - t0, resumed
+
+    def _log(self, name: str, record: dict) -> None:
+        if self.world.main:  # one writer: rank 0
+            append_jsonl(self.run_dir / name, record)
+
+    def _log_alpha(self, epoch: int, global_step: int) -> None:
+        from edgenas.search.derive import derive_genotype
+
+        with torch.no_grad():
+            wn, wr = (w.cpu() for w in self.net.arch_weights())
+            e_params, e_macs = self.cost_model.expected(wn, wr)
+        self._log("alpha.jsonl", {
+            "epoch": epoch, "global_step": global_step, "ops": list(self.net.op_names),
+            "normal": [[round(float(v), 5) for v in row] for row in wn],
+            "reduce": [[round(float(v), 5) for v in row] for row in wr],
+            "genotype_normal": derive_genotype(wn, self.net.op_names, self.net.nodes).to_list(),
+            "genotype_reduce": derive_genotype(wr, self.net.op_names, self.net.nodes).to_list(),
+            "expected_params": float(e_params), "expected_macs": float(e_macs),
+        })
+
+    def _latency_summary(self, normal, reduce, spec) -> dict:
+        """Predicted latency of the derived network and, on a device reachable without a host, measured."""
+        if self.latency_model is None:
+            return {}
+        table = self.latency_table
+        predicted = self.latency_model.genotype_latency(normal, reduce)
+        out = {"predicted_latency_ms": round(predicted, 5), "latency_budget_ms": self.cfg.latency_ms,
+               "latency_table": table.label, "latency_table_estimated": table.estimated,
+               "measured_latency_ms": None, "latency_measured_on": None}
+        if self.cfg.latency_ms is not None and predicted > self.latency_target:  # repair guarantees this; a guard
+            raise BudgetError(f"derived network is predicted at {predicted:.4f} ms, over --latency-ms "
+                              f"{self.cfg.latency_ms:g} less its {self.cfg.latency_margin:.0%} margin")
+        reachable = self.profile is not None and (self.profile.transport == "local" or self.profile.ssh.host)
+        if reachable:
+            from devices.errors import DevicesError
+            from devices.transport import open_transport
+            from edgenas.lut import measure_specs
+
+            try:
+                with open_transport(self.profile) as transport:
+                    (measured,) = measure_specs([spec], transport.run_job, table.runtime, table.precision,
+                                                int(table.threads))
+                out.update(measured_latency_ms=round(measured, 5), latency_measured_on=self.profile.name)
+            except (DevicesError, ConfigError) as exc:  # the search result stands; say why nothing was measured
+                self.console.print(f"[yellow]could not measure the derived network on {self.profile.name}: {exc}[/]")
+        return out
+
+    # --- result -----------------------------------------------------------------------
+    def finish(self, elapsed: float, resumed: bool) -> SearchResult:
+        from edgenas.profiler import count_macs, count_params
+        from edgenas.search.cost import repair
+        from edgenas.search.derive import (
+            derive_genotype,
+            spec_from_supernet,
+            transfer_weights,
+        )
+
+        cfg = self.cfg
+        self.net.eval()
+        if not all(self.world.same_everywhere(a) for a in self.net.arch_parameters()):  # DDP keeps them equal
+            raise EdgenasError("the architecture weights differ between ranks; the derived network would too")
+        wn, wr = (w.detach().cpu() for w in self.net.arch_weights())
+        normal = derive_genotype(wn, self.net.op_names, self.net.nodes)
+        reduce = derive_genotype(wr, self.net.op_names, self.net.nodes)
+        latency = (self.latency_model, self.latency_target) if self.latency_model and cfg.latency_ms else None
+        normal, reduce, changes = repair(self.cost_model, normal, reduce, wn, wr, cfg.max_params, cfg.max_macs,
+                                         latency=latency)
+        spec = spec_from_supernet(self.net.cpu(), resolution=cfg.resolution, num_classes=self.num_classes,
+                                  normal=normal, reduce=reduce)
+        spec = dataclasses.replace(spec, extra=(("classes", ",".join(self.classes)),
+                                                ("mean", ",".join(f"{m:.5f}" for m in self.mean)),
+                                                ("std", ",".join(f"{s:.5f}" for s in self.std))))
+        derived = transfer_weights(self.net, spec)
+        deploy = derived.deployable()
+        params, macs = count_params(deploy), count_macs(deploy, cfg.resolution)
+        if params > cfg.max_params or macs > cfg.max_macs:  # the cost tables are exact; this is a guard
+            raise BudgetError(f"derived network has {params:,} params / {macs / 1e6:.1f}M MACs, over budget")
+        if not self.world.main:  # the same network on every rank; rank 0 writes it
+            self.world.barrier()
+            return SearchResult(self.run_dir, spec, params, macs, elapsed, resumed, {})
+        latency = self._latency_summary(normal, reduce, spec)
+        spec.save(self.run_dir / "arch.json")
+        atomic_torch_save(derived.state_dict(), self.run_dir / "weights.pt")
+        steps = [r for r in read_jsonl(self.run_dir / "metrics.jsonl") if r.get("event") == "step"]
+        ips = [r["images_per_s"] for r in steps[1:]] or [r["images_per_s"] for r in steps]
+        summary = {
+            "run_dir": str(self.run_dir), "target": cfg.target,
+            "target_device": getattr(self.profile, "name", None), "data": self.data_name,
+            "images": int(len(self.images)), "params": params, "macs": macs,
+            "max_params": cfg.max_params, "max_macs": cfg.max_macs, "budget_repairs": changes,
+            "min_params_in_space": self.min_cost.params, "min_macs_in_space": self.min_cost.macs,
+            "epochs": cfg.epochs, "steps": self.total_steps, "elapsed_s": round(elapsed, 2),
+            "images_per_s_median": float(np.median(ips)) if ips else None,
+            "final_train_loss": steps[-1]["train_loss"] if steps else None,
+            "device": str(self.device), "processes": self.world.size, "torch": torch.__version__,
+            "arch_sha256": spec.sha256(), **latency,
+        }
+        atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        from edgenas.search.report import write_report
+
+        write_report(self.run_dir, spec, summary)
+        self.save_checkpoint(cfg.epochs, 0, self.total_steps, elapsed, done=True)
+        self.world.barrier()
+        return SearchResult(self.run_dir, spec, params, macs, elapsed, resumed, summary)
