@@ -34,10 +34,13 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("CI", "true")
 
-    from bench.lut import LatencyTable
+    from bench.latency_table import LatencyTable
     from devices.profiles import load_profile
     from devices.transports.local import LocalTransport
-    from edgenas.lut import Layout, build_table, sample_specs, validate_table
+    from edgenas.latency.build import build_table, validate_table
+    from edgenas.latency.keys import Layout
+    from edgenas.latency.measure import Timing
+    from edgenas.latency.spaces import sample_specs
     from edgenas.space.ops import DEFAULT_OPS
 
     transport = LocalTransport()
@@ -51,12 +54,12 @@ def main() -> None:
                 layout = Layout(resolution=res)
                 t0 = time.perf_counter()
                 path = build_table([layout], DEFAULT_OPS, transport.run_job, device, fingerprint, runtime=runtime,
-                                   threads=1, out=root / f"r{res}", runs=args.runs)
+                                   threads=1, out=root / f"r{res}", timing=Timing(runs=args.runs))
                 built = time.perf_counter() - t0
                 table = LatencyTable.load(path)
                 specs = sample_specs(args.samples, 12345, [layout], DEFAULT_OPS)
                 t0 = time.perf_counter()
-                result = validate_table(table, specs, transport.run_job, runs=args.runs)
+                result = validate_table(table, specs, transport.run_job, Timing(runs=args.runs))
                 measured = time.perf_counter() - t0
                 m = result["measured_ms"]
                 rows.append((runtime, res, built, len(table.entries), table.calibration["mape_pct"],

@@ -1,4 +1,4 @@
-"""How well does the analytic latency model (edgenas.lut_prior) rank architectures on this machine?
+"""How well does the analytic latency model (edgenas.latency.prior) rank architectures on this machine?
 
 The prior tables shipped for boards we cannot reach (devices/luts/) come from a
 roofline of each block fed with the board's published figures. This script
@@ -65,7 +65,7 @@ def fit_rescale(predicted: list[float], measured: list[float]) -> tuple[float, f
 
 
 def scores(predicted: list[float], measured: list[float]) -> dict:
-    from bench.lut import spearman
+    from bench.latency_table import spearman
 
     errors = [abs(p - m) / m for p, m in zip(predicted, measured)]
     return {"mape_pct": 100 * sum(errors) / len(errors), "within_10pct": sum(e <= 0.10 for e in errors) / len(errors),
@@ -83,16 +83,18 @@ def main() -> None:
     if args.n <= args.fit + 1:
         raise SystemExit("--n must exceed --fit + 1")
 
-    from bench.lut import LatencyTable, spearman
+    from bench.latency_table import LatencyTable, spearman
     from devices.profiles import load_profile
     from devices.transports.local import LocalTransport
-    from edgenas.lut import Layout, arch_keys, measure_specs, sample_specs
-    from edgenas.lut_prior import (
+    from edgenas.latency.keys import Layout
+    from edgenas.latency.measure import Timing, measure_specs
+    from edgenas.latency.prior import (
         MEMORY_EFFICIENCY,
         block_features,
         core_traits,
         prior_table,
     )
+    from edgenas.latency.spaces import arch_keys, sample_specs
     from edgenas.space.ops import DEFAULT_OPS
 
     bandwidth = copy_bandwidth_gbs()
@@ -112,8 +114,8 @@ def main() -> None:
         print(f"\rmeasured {done[0]}/{args.n}", end="", file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
-    measured = measure_specs(specs, LocalTransport().run_job, "ort", "fp32", threads=1, warmup=args.warmup,
-                             runs=args.runs, progress=step)
+    measured = measure_specs(specs, LocalTransport().run_job, "ort", "fp32", threads=1,
+                             timing=Timing(args.warmup, args.runs), progress=step)
     measure_s = time.perf_counter() - t0
     print(file=sys.stderr)
 

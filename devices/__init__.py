@@ -28,7 +28,7 @@ from devices.profiles import (
     load_profile_file,
     profile_dirs,
 )
-from devices.transport import Transport, open_transport, parse_host
+from devices.transport import Reach, Transport, open_device, open_transport, parse_host
 
 __all__ = [
     "AuthenticationError",
@@ -40,6 +40,7 @@ __all__ = [
     "HostUnreachableError",
     "MissingRuntimeError",
     "RemoteError",
+    "Reach",
     "RemoteTimeoutError",
     "SshSettings",
     "Transport",
@@ -48,6 +49,7 @@ __all__ = [
     "list_profiles",
     "load_profile",
     "load_profile_file",
+    "open_device",
     "open_transport",
     "parse_host",
     "profile_dirs",

@@ -30,6 +30,7 @@ import math
 import os
 import re
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from devices.errors import (
@@ -43,8 +44,10 @@ from devices.transports import TRANSPORTS
 
 __all__ = [
     "RUNTIME_PACKAGES",
+    "Reach",
     "Transport",
     "missing_runtime",
+    "open_device",
     "open_transport",
     "parse_host",
     "worker_json",
@@ -268,3 +271,32 @@ def open_transport(profile: DeviceProfile, host: str | None = None, key: str | N
     transport: type[Transport] = getattr(importlib.import_module(module), cls)
     return transport.from_profile(profile, host=host, key=key, known_hosts=known_hosts, python=python,
                                   connect_timeout=connect_timeout)
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Which device, and how to reach it: the ``--device --host --key --known-hosts --python`` options."""
+
+    device: str = "local"
+    host: str | None = None
+    key: str | None = None
+    known_hosts: str | None = None
+    python: str | None = None
+
+    def open(self, connect_timeout: float = 10) -> tuple[DeviceProfile, Transport]:
+        """``(profile, transport)``; see :func:`open_device`."""
+        return open_device(self.device, self.host, self.key, self.known_hosts, self.python, connect_timeout)
+
+
+def open_device(device: str, host: str | None = None, key: str | None = None, known_hosts: str | None = None,
+                python: str | None = None, connect_timeout: float = 10) -> tuple[DeviceProfile, Transport]:
+    """``(profile, transport)`` of the device profile named ``device``, reached with the command line's options.
+
+    Raises:
+        UnknownDeviceError: no profile of that name; the errors of :func:`open_transport`.
+    """
+    from devices.profiles import load_profile
+
+    profile = load_profile(device)
+    return profile, open_transport(profile, host=host, key=key, known_hosts=known_hosts, python=python,
+                                   connect_timeout=connect_timeout)

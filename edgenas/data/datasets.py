@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from edgenas.data.cifar_batches import LAYOUT as CIFAR_LAYOUT
 from edgenas.data.cifar_batches import find_batches_dir, read_batches, read_class_names
-from edgenas.data.progress import track
+from edgenas.progress import track
 from edgenas.data.splits import stratified_count, train_val_split
 from edgenas.errors import ConfigError, DataError
 from bench.registry import Registry

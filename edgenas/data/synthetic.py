@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from edgenas.data.progress import track
+from edgenas.progress import track
 from edgenas.data.shapes import (
     CLASSES,
     gaussian_blur,

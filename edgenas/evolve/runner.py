@@ -23,7 +23,6 @@ import dataclasses
 import json
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,7 +34,7 @@ from edgenas.evolve.proposals import cost_of, propose, seed_spec, spec_after
 from edgenas.rundir import append_jsonl, atomic_torch_save, atomic_write_text, read_jsonl, rewrite_jsonl
 from edgenas.search.loop import SearchLoop, SearchResult, resolve_target
 from edgenas.seeds import derive_seed
-from edgenas.space.evolved import EvolvedSpec
+
 
 __all__ = ["EvolveSearch"]
 
@@ -100,73 +99,12 @@ class EvolveSearch(SearchLoop):
         self.total_steps = self.steps_per_epoch * cfg.epochs
 
     def _latency(self):
-        """``spec -> predicted ms`` from the target's table of the evolved space (grown on demand), or None.
+        """``spec -> predicted ms`` from the target's table of the evolved space (grown on demand), or None."""
+        from edgenas.latency.evolved import search_table
 
-        The table is ``--lut``, or ``<target>-evolved-cnn-<runtime>-fp32.json`` on the table path; for a
-        target whose profile has the analytic model's figures and no such table, an estimated one.
-
-        Raises:
-            ConfigError: ``--latency-ms`` without any table; LutError: a table of another space or device.
-        """
-        from bench.lut import LatencyTable
-        from edgenas.lut import find_table
-        from edgenas.lut_evolved import GrowingTable, check_space, evolved_prior_table
-
-        cfg, profile = self.cfg, self.profile
-        self.latency_table = None
-        path = cfg.lut
-        if path is None and profile is not None:
-            path = find_table(f"{profile.name}-evolved-cnn", profile.runtime, "fp32")
-        if path is not None:
-            table = LatencyTable.load(path)
-            check_space(table)
-            if profile is not None:
-                table.check(device=profile.name)
-            reachable = profile is not None and (profile.transport == "local" or profile.ssh.host)
-            growing = GrowingTable(table, Path(path), self._measure_blocks(table) if reachable else None, profile)
-        elif profile is not None and getattr(profile, "clock_ghz", None) and profile.name != "local":
-            table = LatencyTable(evolved_prior_table(profile, cfg), f"estimated {profile.name} table")
-            growing = GrowingTable(table, None, None, profile)
-        elif cfg.latency_ms is not None:
-            raise ConfigError("--latency-ms with --strategy evolve needs a latency table of the evolved-cnn space: "
-                              "edgenas lut build --space evolved-cnn --device ... (or --lut FILE)")
-        else:
-            return None
-        if table.estimated:
-            self.console.print(f"[yellow]latency of {table.device} is estimated from an analytic model, not "
-                               f"measured; replace it: {table.data.get('replace_with', '')}[/]")
-        self.latency_table = table
-        self.growing = growing
-        return growing.predict
-
-    def _measure_blocks(self, table):
-        def measure(keys):
-            from devices.transport import open_transport
-            from edgenas.lut import measure_blocks
-
-            self.console.print(f"measuring {len(keys)} new block(s) on {self.profile.name} for the latency table")
-            with open_transport(self.profile) as transport:
-                return measure_blocks(keys, {}, transport.run_job, table.runtime, table.precision,
-                                      int(table.threads), 30, 200, 600)
-        return measure
-
-    def _measured_latency(self, spec: EvolvedSpec) -> dict:
-        """The final network measured on the target, when a latency table was used and the device is reachable."""
-        table, profile = self.latency_table, self.profile
-        if table is None or profile is None or not (profile.transport == "local" or profile.ssh.host):
-            return {}
-        from devices.errors import DevicesError
-        from devices.transport import open_transport
-        from edgenas.lut import measure_specs
-
-        try:
-            with open_transport(profile) as transport:
-                (ms,) = measure_specs([dataclasses.replace(spec, projector=())], transport.run_job, table.runtime,
-                                      table.precision, int(table.threads))
-        except (DevicesError, ConfigError) as exc:
-            self.console.print(f"[yellow]could not measure the evolved network on {profile.name}: {exc}[/]")
-            return {}
-        return {"measured_latency_ms": round(ms, 5), "latency_measured_on": profile.name}
+        self.growing = search_table(self.cfg, self.profile, self.console, len(self.classes))
+        self.latency_table = None if self.growing is None else self.growing.table
+        return None if self.growing is None else self.growing.predict
 
     # --- data ---------------------------------------------------------------------------
     def _pool(self, stage: int) -> torch.Tensor:
@@ -433,6 +371,7 @@ class EvolveSearch(SearchLoop):
     # --- result -----------------------------------------------------------------------
     def finish(self, elapsed: float, resumed: bool):
         from edgenas.evolve.report import write_evolution_report
+        from edgenas.latency.target import measure_on_target
 
         cfg = self.cfg
         spec = dataclasses.replace(self.learner.spec, extra=(("classes", ",".join(self.classes)),
@@ -465,7 +404,7 @@ class EvolveSearch(SearchLoop):
             "predicted_latency_ms": cost.get("latency_ms"), "latency_budget_ms": cfg.latency_ms,
             "latency_table": None if self.latency_table is None else self.latency_table.label,
             "latency_table_estimated": None if self.latency_table is None else self.latency_table.estimated,
-            **self._measured_latency(spec),
+            **measure_on_target(spec, self.profile, self.latency_table, self.console),
         }
         atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         write_evolution_report(self.run_dir, spec, summary)

@@ -8,30 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgenas.report.figures import pyplot, save_figure
 from edgenas.report.tables import RunRecords, _order, aggregate, budget_label, model_label
 from edgenas.rundir import read_jsonl
 
-__all__ = ["alpha_evolution", "data_efficiency", "finetune_curves", "pareto", "pyplot", "save_figure", "write_plots"]
-
-
-def pyplot():
-    """matplotlib.pyplot on the Agg backend, or None without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    return plt
-
-
-def save_figure(fig, path: Path) -> Path:
-    """Write ``fig`` to the PNG ``path`` through a temporary file (never a half-written plot)."""
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    tmp.replace(path)
-    return path
+__all__ = ["alpha_evolution", "data_efficiency", "finetune_curves", "pareto", "write_plots"]
 
 
 def data_efficiency(results: list[dict], out: Path) -> Path | None:
@@ -62,7 +43,6 @@ def data_efficiency(results: list[dict], out: Path) -> Path | None:
         ax.legend(fontsize=8)
     fig.tight_layout()
     path = save_figure(fig, out / "data_efficiency.png")
-    plt.close(fig)
     return path
 
 
@@ -106,7 +86,6 @@ def pareto(records: RunRecords, out: Path) -> Path | None:
     ax.legend(fontsize=7)
     fig.tight_layout()
     path = save_figure(fig, out / "pareto.png")
-    plt.close(fig)
     return path
 
 
@@ -128,7 +107,6 @@ def alpha_evolution(run: Path, out: Path) -> Path | None:
         ax.set(xlabel="epoch", title=f"{kind} cell: mean softmax(alpha) per op")
         fig.colorbar(im, ax=ax)
     path = save_figure(fig, out / "alpha_evolution.png")
-    plt.close(fig)
     return path
 
 
@@ -161,7 +139,6 @@ def finetune_curves(records: RunRecords, out: Path) -> Path | None:
         ax.legend(fontsize=7)
     fig.tight_layout()
     path = save_figure(fig, out / "finetune.png")
-    plt.close(fig)
     return path
 
 

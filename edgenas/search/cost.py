@@ -154,17 +154,18 @@ class LatencyModel:
     """Expected and exact latency of networks of one supernet layout, from a device's latency table.
 
     The table's calibrated law, ``a * sum(net_ms) + b * blocks + c`` (see
-    :mod:`bench.lut`), is linear in the blocks, so its expectation under the op
+    :mod:`bench.latency_table`), is linear in the blocks, so its expectation under the op
     distributions is the same law over alpha-softmax-weighted table entries:
     differentiable, like :meth:`CostModel.expected`. The exact latency of a
-    genotype is :meth:`bench.lut.LatencyTable.predict` of its keys.
+    genotype is :meth:`bench.latency_table.LatencyTable.predict` of its keys.
 
     Raises (constructor):
         MissingEntryError: the table lacks a block this layout can hold.
     """
 
     def __init__(self, template: ArchSpec, op_names: tuple[str, ...], table) -> None:
-        from edgenas.lut import arch_keys
+        from edgenas.latency.keys import BlockKey
+        from edgenas.latency.spaces import arch_keys
 
         self.template, self.op_names, self.table = template, op_names, table
         cal = table.calibration or {"a": 1.0, "b": 0.0, "c": 0.0}
@@ -185,8 +186,8 @@ class LatencyModel:
                     stride = 2 if reduction and j < 2 else 1
                     for k, name in enumerate(op_names):
                         if name != "zero":
-                            key = f"op/{name}/c{C}/s{stride}/r{size if j < 2 else out}"
-                            t[edge_index(i, j), k] = table.raw_sum([key])[0]
+                            key = BlockKey.op(name, C, stride, size if j < 2 else out)
+                            t[edge_index(i, j), k] = table.raw_sum([str(key)])[0]
             self.tables.append(t)
             size = out
 
@@ -202,7 +203,7 @@ class LatencyModel:
 
     def genotype_latency(self, normal: CellGenotype, reduce: CellGenotype) -> float:
         """Predicted latency (ms) of the deployable network with these genotypes."""
-        from edgenas.lut import arch_keys
+        from edgenas.latency.spaces import arch_keys
 
         return self.table.predict(arch_keys(dataclasses.replace(self.template, normal=normal, reduce=reduce)))
 

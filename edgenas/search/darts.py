@@ -121,31 +121,20 @@ class DartsSearch(SearchLoop):
             LutError: a table for another device, runtime or space version; a missing entry.
             BudgetError: even the fastest network is predicted over --latency-ms.
         """
-        from bench.lut import LatencyTable, MissingEntryError
+        from bench.latency_table import MissingEntryError
+        from edgenas.latency.target import target_table, warn_if_estimated
         from edgenas.search.cost import LatencyModel, check_latency_feasible
 
         cfg = self.cfg
         self.latency_table = None
-        if cfg.lut:
-            table = LatencyTable.load(cfg.lut)
-            if self.profile is not None:
-                table.check(device=self.profile.name)
-        elif self.profile is not None:
-            from edgenas.lut import find_table
-
-            path = find_table(self.profile.name, self.profile.runtime, "fp32")
-            if path is None:
-                if cfg.latency_ms is not None:
-                    raise ConfigError(
-                        f"no latency table for {self.profile.name}/{self.profile.runtime}/fp32: measure one with "
-                        f"edgenas lut build --device {self.profile.name} --channels {cfg.channels} --cells "
-                        f"{cfg.cells} --nodes {cfg.nodes} --resolution {cfg.resolution}, or pass --lut FILE")
-                return None
-            table = LatencyTable.load(path)
-            table.check(device=self.profile.name, runtime=self.profile.runtime)
-        else:
+        table = target_table(cfg.lut, self.profile, self.template.space, self.template.space_version)
+        if table is None:
+            if cfg.latency_ms is not None and self.profile is not None:
+                raise ConfigError(
+                    f"no latency table for {self.profile.name}/{self.profile.runtime}/fp32: measure one with "
+                    f"edgenas lut build --device {self.profile.name} --channels {cfg.channels} --cells "
+                    f"{cfg.cells} --nodes {cfg.nodes} --resolution {cfg.resolution}, or pass --lut FILE")
             return None
-        table.check(space=self.template.space, space_version=self.template.space_version)
         try:
             model = LatencyModel(self.template, self.net.op_names, table)
         except MissingEntryError as exc:
@@ -155,9 +144,7 @@ class DartsSearch(SearchLoop):
             self.console.print(f"[yellow]no latency prediction: {exc}[/]")
             return None
         self.latency_table = table
-        if table.estimated:
-            self.console.print(f"[yellow]latency table {table.source} is estimated from an analytic model of "
-                               f"{table.device}, not measured; replace it: {table.data.get('replace_with', '')}[/]")
+        warn_if_estimated(table, self.console)
         if cfg.latency_ms is not None:
             check_latency_feasible(model, self.latency_target, table.label)
         return model
@@ -341,6 +328,8 @@ class DartsSearch(SearchLoop):
 
     def _latency_summary(self, normal, reduce, spec) -> dict:
         """Predicted latency of the derived network and, on a device reachable without a host, measured."""
+        from edgenas.latency.target import measure_on_target
+
         if self.latency_model is None:
             return {}
         table = self.latency_table
@@ -351,19 +340,7 @@ class DartsSearch(SearchLoop):
         if self.cfg.latency_ms is not None and predicted > self.latency_target:  # repair guarantees this; a guard
             raise BudgetError(f"derived network is predicted at {predicted:.4f} ms, over --latency-ms "
                               f"{self.cfg.latency_ms:g} less its {self.cfg.latency_margin:.0%} margin")
-        reachable = self.profile is not None and (self.profile.transport == "local" or self.profile.ssh.host)
-        if reachable:
-            from devices.errors import DevicesError
-            from devices.transport import open_transport
-            from edgenas.lut import measure_specs
-
-            try:
-                with open_transport(self.profile) as transport:
-                    (measured,) = measure_specs([spec], transport.run_job, table.runtime, table.precision,
-                                                int(table.threads))
-                out.update(measured_latency_ms=round(measured, 5), latency_measured_on=self.profile.name)
-            except (DevicesError, ConfigError) as exc:  # the search result stands; say why nothing was measured
-                self.console.print(f"[yellow]could not measure the derived network on {self.profile.name}: {exc}[/]")
+        out.update(measure_on_target(spec, self.profile, table, self.console))
         return out
 
     # --- result -----------------------------------------------------------------------

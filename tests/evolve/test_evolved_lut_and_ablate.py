@@ -25,11 +25,12 @@ def evolved_table(tmp_path_factory):
     """A measured table of the tiny evolved space on `local` (onnxruntime, 1 thread)."""
     from devices.profiles import load_profile
     from devices.transports.local import LocalTransport
-    from edgenas.lut_evolved import build_evolved_table
+    from edgenas.latency.build import build_evolved_table
+    from edgenas.latency.measure import Timing
 
     out = tmp_path_factory.mktemp("evlut")
     return build_evolved_table(SearchConfig(**TINY), 10, LocalTransport().run_job, load_profile("local"), {},
-                               out=out, depth=1, calibration_networks=3, warmup=2, runs=20)
+                               out=out, depth=1, calibration_networks=3, timing=Timing(2, 20))
 
 
 def _seed():
@@ -39,9 +40,9 @@ def _seed():
 
 
 def test_table_covers_the_seed_neighbourhood(evolved_table):
-    from bench.lut import LatencyTable
-    from edgenas.lut import arch_keys
-    from edgenas.lut_evolved import neighbourhood
+    from bench.latency_table import LatencyTable
+    from edgenas.latency.evolved import neighbourhood
+    from edgenas.latency.spaces import arch_keys
 
     table = LatencyTable.load(evolved_table)
     assert evolved_table.name == "local-evolved-cnn-ort-fp32.json" and table.data["space"] == "evolved-cnn"
@@ -52,8 +53,8 @@ def test_table_covers_the_seed_neighbourhood(evolved_table):
 
 
 def test_search_grows_the_table_and_meets_a_latency_budget(evolved_table, tmp_path):
-    from bench.lut import LatencyTable
-    from edgenas.lut import arch_keys
+    from bench.latency_table import LatencyTable
+    from edgenas.latency.spaces import arch_keys
     from edgenas.search.runner import run_search
 
     lut = tmp_path / evolved_table.name
@@ -107,3 +108,42 @@ def test_ablate_runs_every_variant_and_writes_a_table(tmp_path):
     darts.write_text("epochs: 1\n")
     bad = CliRunner().invoke(cli, ["ablate", "--config", str(darts)])
     assert bad.exit_code == 2 and "takes an evolve config" in bad.output
+
+
+def test_space_sample_draws_from_the_space_it_names(tmp_path):
+    from edgenas.space.evolved import load_spec
+
+    result = CliRunner().invoke(cli, ["space", "sample", "--space", "evolved-cnn", "--n", "3", "--seed", "2",
+                                      "--resolution", "16", "--seed-channels", "8", "--seed-blocks", "2",
+                                      "--max-blocks", "3", "--max-channels", "16", "--num-classes", "5",
+                                      "--out", str(tmp_path / "archs")])
+    assert result.exit_code == 0, result.output
+    specs = [load_spec(p) for p in sorted((tmp_path / "archs").glob("*.json"))]
+    assert len(specs) == 3 and {s.space for s in specs} == {"evolved-cnn"} and {s.num_classes for s in specs} == {5}
+
+
+def test_validate_an_evolved_table_with_the_users_timing(evolved_table, tmp_path, monkeypatch):
+    """The blocks the held-out networks need are measured with --warmup/--runs/--timeout, for the table's classes."""
+    import shutil
+
+    from edgenas.latency import measure
+
+    lut = shutil.copy(evolved_table, tmp_path / evolved_table.name)
+    seen = []
+    real = measure._time
+    monkeypatch.setattr(measure, "_time", lambda *a: seen.append(a[-1]) or real(*a))
+    result = CliRunner().invoke(cli, ["lut", "validate", "--space", "evolved-cnn", "--lut", str(lut), "--samples", "3",
+                                      "--warmup", "1", "--runs", "7", "--timeout", "99", "--json"])
+    assert result.exit_code == 0, result.output
+    assert seen and {(t.warmup, t.runs, t.timeout) for t in seen} == {(1, 7, 99.0)}
+    assert json.loads(result.output)["n"] == 3
+
+
+def test_measure_blocks_leaves_the_callers_rows_alone(tmp_path):
+    from devices.transports.local import LocalTransport
+    from edgenas.latency.measure import Timing, measure_blocks
+
+    done = {"empty/c4/r8": {"p50_ms": 1.0, "cv": 0.0}}
+    rows = measure_blocks(["empty/c4/r8", "op/ds_conv/c4/s1/r8"], done, LocalTransport().run_job, "ort", "fp32", 1,
+                          Timing(1, 3))
+    assert list(done) == ["empty/c4/r8"] and set(rows) == {"empty/c4/r8", "op/ds_conv/c4/s1/r8"}

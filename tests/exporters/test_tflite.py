@@ -196,7 +196,8 @@ def test_tool_versions():
 
 def _tiny_derived() -> nn.Module:
     """A frozen 1-cell searched network with a reduction (factorized reduce) and pooled-feature classifier."""
-    from edgenas.lut import Layout, sample_specs
+    from edgenas.latency.keys import Layout
+    from edgenas.latency.spaces import sample_specs
     from edgenas.models import build
 
     torch.manual_seed(0)

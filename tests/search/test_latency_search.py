@@ -9,9 +9,11 @@ import torch
 
 pytest.importorskip("onnxruntime")
 
-from bench.lut import LatencyTable  # noqa: E402
+from bench.latency_table import LatencyTable  # noqa: E402
 from edgenas.errors import BudgetError, ConfigError  # noqa: E402
-from edgenas.lut import Layout, build_table  # noqa: E402
+from edgenas.latency.build import build_table  # noqa: E402
+from edgenas.latency.keys import Layout  # noqa: E402
+from edgenas.latency.measure import Timing  # noqa: E402
 from edgenas.search.config import SearchConfig  # noqa: E402
 from edgenas.search.runner import run_search  # noqa: E402
 from edgenas.space.ops import DEFAULT_OPS  # noqa: E402
@@ -26,7 +28,7 @@ def table_path(tmp_path_factory):
     out = tmp_path_factory.mktemp("luts")
     layout = Layout(channels=4, cells=2, nodes=2, resolution=16)
     return build_table([layout], DEFAULT_OPS, LocalTransport().run_job, load_profile("local"), {}, runtime="ort",
-                       threads=1, out=out, calibration_networks=4, warmup=2, runs=20)
+                       threads=1, out=out, calibration_networks=4, timing=Timing(2, 20))
 
 
 def _fastest(table_path, options):
@@ -49,7 +51,8 @@ def test_expected_latency_is_differentiable_and_bounded(table_path, tiny_search_
     assert float(expected.detach()) > 0
     # fastest() is exact: the law is a sum over edges, so no genotype of the space is predicted faster
     # (a comparison with the uniform expectation would hang on measurement noise: it averages in zero ops)
-    from edgenas.lut import Layout, sample_specs
+    from edgenas.latency.keys import Layout
+    from edgenas.latency.spaces import sample_specs
 
     layout = Layout(channels=tiny_search_options["channels"], cells=tiny_search_options["cells"],
                     nodes=tiny_search_options["nodes"], resolution=tiny_search_options["resolution"])
@@ -79,7 +82,7 @@ def test_impossible_budget_fails_before_training(tmp_path, table_path, tiny_sear
 
 
 def test_table_of_another_device_or_space_is_refused(tmp_path, table_path, tiny_search_options):
-    from bench.lut import LutError
+    from bench.latency_table import LutError
 
     with pytest.raises(LutError, match="is for device 'local', not 'rpi4'"):
         run_search(SearchConfig(**tiny_search_options, out=str(tmp_path / "a"), target="rpi4",

@@ -9,7 +9,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from bench.lut import (
+from bench.latency_table import (
     LatencyTable,
     LutError,
     MissingEntryError,
@@ -17,7 +17,8 @@ from bench.lut import (
     spearman,
 )
 from edgenas.cli.main import cli
-from edgenas.lut import Layout, arch_keys, layout_keys, sample_specs
+from edgenas.latency.keys import Layout, layout_keys
+from edgenas.latency.spaces import arch_keys, sample_specs
 
 OPS = ("ds_conv", "irb_e3", "se", "identity")
 TINY = Layout(channels=4, cells=2, nodes=2, resolution=16)
@@ -37,7 +38,7 @@ def test_keys_need_no_torch(tmp_path):
     (spec,) = sample_specs(1, 3, [Layout()], OPS)
     spec.save(tmp_path / "arch.json")
     code = ("import sys; sys.modules['torch'] = None\n"
-            "from edgenas.space.spec import ArchSpec\nfrom edgenas.lut import arch_keys\n"
+            "from edgenas.space.spec import ArchSpec\nfrom edgenas.latency.spaces import arch_keys\n"
             f"print(len(arch_keys(ArchSpec.load({str(tmp_path / 'arch.json')!r}))))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "26", done.stderr
@@ -147,7 +148,8 @@ def test_build_resumes_from_the_partial_file(tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
     from devices.profiles import load_profile
     from devices.transports.local import LocalTransport
-    from edgenas.lut import build_table
+    from edgenas.latency.build import build_table
+    from edgenas.latency.measure import Timing
 
     transport = LocalTransport()
     calls = []
@@ -158,7 +160,7 @@ def test_build_resumes_from_the_partial_file(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return transport.run_job(job, timeout)
 
-    kwargs = dict(runtime="ort", threads=1, out=tmp_path, calibration_networks=2, warmup=1, runs=5)
+    kwargs = dict(runtime="ort", threads=1, out=tmp_path, calibration_networks=2, timing=Timing(1, 5))
     with pytest.raises(KeyboardInterrupt):
         build_table([TINY], OPS, run_job, load_profile("local"), {}, **kwargs)
     assert len((tmp_path / "local-ort-fp32.json.partial.jsonl").read_text().splitlines()) == 4
@@ -190,12 +192,13 @@ def test_int8_table_is_its_own_table(tmp_path):
     pytest.importorskip("onnxruntime")
     from devices.profiles import load_profile
     from devices.transports.local import LocalTransport
-    from edgenas.lut import build_table
+    from edgenas.latency.build import build_table
+    from edgenas.latency.measure import Timing
 
     tiny = Layout(channels=4, cells=1, nodes=1, resolution=8)
     path = build_table([tiny], ("ds_conv", "identity"), LocalTransport().run_job, load_profile("local"), {},
                        runtime="ort", precision="int8", threads=1, out=tmp_path, calibration_networks=2,
-                       warmup=1, runs=5)
+                       timing=Timing(1, 5))
     table = LatencyTable.load(path)
     assert path.name == "local-ort-int8.json" and table.precision == "int8"
     with pytest.raises(LutError, match="precision 'int8', not 'fp32'"):

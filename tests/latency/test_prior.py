@@ -10,18 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from bench.lut import LatencyTable
+from bench.latency_table import LatencyTable
 from devices.profiles import load_profile
 from edgenas.errors import ConfigError
-from edgenas.lut import Layout, arch_keys, find_table, layout_keys, sample_specs
-from edgenas.lut_prior import (
+from edgenas.latency.files import SHIPPED_DIR, find_table
+from edgenas.latency.keys import Layout, layout_keys
+from edgenas.latency.prior import (
     SHIPPED_DEVICES,
-    SHIPPED_DIR,
     block_features,
     estimate_ms,
     glue_features,
     prior_table,
 )
+from edgenas.latency.spaces import arch_keys, sample_specs
 
 SHIPPED = sorted(SHIPPED_DIR.glob("*.json"))
 
@@ -54,7 +55,7 @@ def test_shipped_table_is_estimated_complete_and_predicts(path):
 
 
 def test_shipped_tables_are_what_the_code_computes():
-    """The data files are regenerated with ``python -m edgenas.lut_prior --write`` after a change of the model."""
+    """The data files are regenerated with ``python -m edgenas.latency.prior --write`` after a change of the model."""
     path = find_table("rpi4", "litert", dirs=[SHIPPED_DIR])
     shipped = json.loads(path.read_text())
     layouts = [Layout(**d) for d in shipped["layouts"]]
@@ -63,7 +64,7 @@ def test_shipped_tables_are_what_the_code_computes():
 
 
 def test_block_features_count_like_the_profiler():
-    from edgenas.lut import key_module
+    from edgenas.latency.blocks import key_module
     from edgenas.profiler import count_macs
     from exporters.freeze import freeze
 
@@ -148,7 +149,7 @@ def test_find_table_precedence(tmp_path, monkeypatch):
 
 
 def test_module_entry_writes_tables(tmp_path, capsys):
-    from edgenas.lut_prior import main
+    from edgenas.latency.prior import main
 
     assert main([]) == 0 and "--write" in capsys.readouterr().out
     assert main(["--write", "--out", str(tmp_path), "--device", "rpi5"]) == 0

@@ -1,6 +1,6 @@
 """Analytic prior latency tables for devices we cannot reach: a roofline per block of the cell space.
 
-A measured table (:func:`edgenas.lut.build_table`) needs the board. Until
+A measured table (:func:`edgenas.latency.build.build_table`) needs the board. Until
 someone measures one, :func:`prior_table` computes the same table from the
 device profile's published figures (cores, clock, SIMD width, DRAM bandwidth)
 and a small model of each block (:func:`block_features`)::
@@ -18,11 +18,11 @@ XNNPACK's tile heuristics), so more threads are never predicted slower.
 
 The tables are priors, not measurements: every one says ``"estimated": true``,
 how it was made (``estimated_by``) and the command that replaces it with a
-measured one (``replace_with``); :attr:`bench.lut.LatencyTable.label` and the
+measured one (``replace_with``); :attr:`bench.latency_table.LatencyTable.label` and the
 search show it. The model's own accuracy on this machine, built from this CPU's
 figures: ``benchmarks/lut_prior_validation.py``.
 
-``python -m edgenas.lut_prior --write`` regenerates the shipped tables in
+``python -m edgenas.latency.prior --write`` regenerates the shipped tables in
 ``devices/luts/``.
 """
 
@@ -41,10 +41,12 @@ from pathlib import Path
 from typing import Any
 
 from edgenas.errors import ConfigError
-from edgenas.lut import Layout, _parse, layout_keys
+from edgenas.latency.files import SHIPPED_DIR, table_file_name
+from edgenas.latency.keys import Layout, empty_keys, layout_keys, parse_key
 
 __all__ = ["BYTES_PER_ELEMENT", "SHIPPED_DEVICES", "SHIPPED_DIR", "CoreTraits", "block_features",
-           "call_overhead_ms", "core_traits", "estimate_ms", "glue_features", "prior_table", "write_shipped"]
+           "call_overhead_ms", "core_traits", "estimate_ms", "glue_features", "prior_table", "profile_fingerprint",
+           "write_shipped"]
 
 # ---------------------------------------------------------------------------------------------------------------
 # Constants of the model. They are order-of-magnitude figures with the reasoning given, not fitted to any board;
@@ -115,9 +117,8 @@ CORES = {
 SHIPPED_DEVICES = ("rpi4", "rpi5", "jetson-nano", "jetson-orin-nano")
 #: the layouts of the shipped tables: the search's default frame, and the same wider and at 96 px
 SHIPPED_LAYOUTS = (Layout(), Layout(channels=16), Layout(resolution=96))
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "devices" / "luts"
 
-ESTIMATED_BY = "analytic roofline (edgenas.lut_prior)"
+ESTIMATED_BY = "analytic roofline (edgenas.latency.prior)"
 
 
 def core_traits(profile) -> CoreTraits:
@@ -153,7 +154,7 @@ def _is_activation(node) -> bool:
 def block_features(key: str, precision: str = "fp32") -> dict[str, float]:
     """What one table key's block costs, counted on its module with batch norm folded (as exported).
 
-    The block of :func:`edgenas.lut.key_module` is frozen (:func:`exporters.freeze.freeze`) and traced with its
+    The block of :func:`edgenas.latency.blocks.key_module` is frozen (:func:`exporters.freeze.freeze`) and traced with its
     input shape; every conv, linear, pooling, reduction, element-wise, slice or concatenation node is a layer.
     An activation right after a conv or linear (its only user) is fused into it, as ORT, XNNPACK and OpenVINO
     do: no layer, no memory pass.
@@ -170,7 +171,7 @@ def block_features(key: str, precision: str = "fp32") -> dict[str, float]:
     from torch import nn
     from torch.fx.passes.shape_prop import ShapeProp
 
-    from edgenas.lut import key_module
+    from edgenas.latency.blocks import key_module
     from exporters.freeze import freeze
 
     if precision not in BYTES_PER_ELEMENT:
@@ -229,11 +230,11 @@ def glue_features(key: str, nodes: int, precision: str = "fp32") -> dict[str, fl
     node outputs (each read and written once); a measured table leaves these to its calibration, a prior puts
     them on the op entries. Zero features for keys other than ``op/...``.
     """
-    k = _parse(key)
+    k = parse_key(key)
     zero = {"macs": 0.0, "dw_macs": 0.0, "weight_bytes": 0.0, "act_bytes": 0.0, "layers": 0.0}
-    if k["kind"] != "op":
+    if k.kind != "op":
         return zero
-    out = k["c_in"] * (k["size"] // k["stride"]) ** 2 * BYTES_PER_ELEMENT[precision]
+    out = k.c_in * (k.size // k.stride) ** 2 * BYTES_PER_ELEMENT[precision]
     add_share = 0.5 * 3 * out  # half of: two inputs read, one output written
     concat_share = out  # (read + write) of each node output, shared by its two edges
     return {**zero, "act_bytes": add_share + concat_share, "layers": 0.5 + 1 / (2 * nodes)}
@@ -301,7 +302,8 @@ def _add(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
     return {k: a[k] + b.get(k, 0.0) for k in a}
 
 
-def _fingerprint(profile) -> dict[str, Any]:
+def profile_fingerprint(profile) -> dict[str, Any]:
+    """The fingerprint of an estimated table: the profile's published figures, not a probe of the device."""
     fields = ("arch", "cpu", "cores", "clock_ghz", "simd", "simd_width_bits", "memory_mb", "mem_bandwidth_gbs",
               "gpu", "os")
     return {"source": f"device profile {profile.name} ({profile.description})",
@@ -310,9 +312,9 @@ def _fingerprint(profile) -> dict[str, Any]:
 
 def prior_table(profile, layouts: Sequence[Layout], ops: Sequence[str], runtime: str | None = None,
                 precision: str = "fp32", threads: int | None = None) -> dict[str, Any]:
-    """A complete latency table (the :class:`bench.lut.LatencyTable` format) computed, not measured.
+    """A complete latency table (the :class:`bench.latency_table.LatencyTable` format) computed, not measured.
 
-    Entries are those :func:`edgenas.lut.build_table` would measure (every key of ``layouts`` over ``ops``,
+    Entries are those :func:`edgenas.latency.build.build_table` would measure (every key of ``layouts`` over ``ops``,
     plus one ``empty/...`` per input shape); ``net_ms`` is :func:`estimate_ms` of the block (op entries with
     their share of the cell's additions and concatenation, :func:`glue_features`), ``empty_ms`` the runtime
     call plus the empty model's one element-wise layer. The calibration is the identity plus the call
@@ -324,7 +326,7 @@ def prior_table(profile, layouts: Sequence[Layout], ops: Sequence[str], runtime:
     Raises:
         ConfigError: a profile field the model needs is unset, an unknown runtime or precision.
     """
-    from bench.lut import SCHEMA_VERSION
+    from bench.latency_table import SCHEMA_VERSION
     from edgenas.space.spec import SPACE_NAME, SPACE_VERSION
 
     runtime = runtime or profile.runtime
@@ -339,8 +341,7 @@ def prior_table(profile, layouts: Sequence[Layout], ops: Sequence[str], runtime:
         return estimate_ms(features, profile, precision, threads, runtime)
 
     def empty_ms(key):
-        k = _parse(key)
-        return call_ms + est(block_features(f"empty/c{k['c_in']}/r{k['size']}", precision))
+        return call_ms + est(block_features(str(parse_key(key).empty), precision))
 
     keys = sorted({k for layout in layouts for k in layout_keys(layout, ops)})
     entries: dict[str, dict[str, float]] = {}
@@ -348,7 +349,7 @@ def prior_table(profile, layouts: Sequence[Layout], ops: Sequence[str], runtime:
         net = est(_add(block_features(key, precision), glue_features(key, nodes, precision)))
         empty = empty_ms(key)
         entries[key] = {"p50_ms": round(empty + net, 6), "net_ms": round(net, 6), "empty_ms": round(empty, 6)}
-    for key in sorted({f"empty/c{_parse(k)['c_in']}/r{_parse(k)['size']}" for k in keys}):
+    for key in empty_keys(keys):
         empty = empty_ms(key)
         entries[key] = {"p50_ms": round(empty, 6), "net_ms": 0.0, "empty_ms": round(empty, 6)}
 
@@ -368,7 +369,7 @@ def prior_table(profile, layouts: Sequence[Layout], ops: Sequence[str], runtime:
         "ops": list(ops), "layouts": [dataclasses.asdict(layout) for layout in layouts],
         "estimated": True, "estimated_by": ESTIMATED_BY,
         "replace_with": replace_with,
-        "notes": notes, "fingerprint": _fingerprint(profile),
+        "notes": notes, "fingerprint": profile_fingerprint(profile),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "entries": entries,
         "calibration": {"a": 1.0, "b": 0.0, "c": round(call_ms, 6), "networks": 0, "mape_pct": None},
@@ -379,7 +380,7 @@ def write_shipped(out: Path = SHIPPED_DIR, devices: Sequence[str] = SHIPPED_DEVI
                   layouts: Sequence[Layout] = SHIPPED_LAYOUTS, ops: Sequence[str] | None = None) -> list[Path]:
     """(Re)write the prior table of each device (its profile's runtime and threads, fp32) into ``out``."""
     from bench.files import atomic_write_text
-    from bench.lut import LatencyTable, table_name
+    from bench.latency_table import LatencyTable
     from devices.profiles import load_profile
     from edgenas.space.ops import DEFAULT_OPS
 
@@ -387,7 +388,7 @@ def write_shipped(out: Path = SHIPPED_DIR, devices: Sequence[str] = SHIPPED_DEVI
     for name in devices:
         profile = load_profile(name)
         table = LatencyTable(prior_table(profile, layouts, ops or DEFAULT_OPS))
-        path = Path(out) / table_name(profile.name, table.runtime, table.precision)
+        path = Path(out) / table_file_name(profile.name, table.runtime, table.precision)
         atomic_write_text(path, table.to_json() + "\n")
         path.chmod(0o644)  # a data file of the package, not a private temp file
         paths.append(path)
@@ -395,7 +396,7 @@ def write_shipped(out: Path = SHIPPED_DIR, devices: Sequence[str] = SHIPPED_DEVI
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edgenas.lut_prior", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m edgenas.latency.prior", description=__doc__.split("\n")[0])
     parser.add_argument("--write", action="store_true", help=f"write the shipped tables into {SHIPPED_DIR}")
     parser.add_argument("--out", type=Path, default=SHIPPED_DIR, help="directory to write into [%(default)s]")
     parser.add_argument("--device", action="append", default=None,

@@ -1,6 +1,7 @@
 """Latency tables: format, compatibility checks and the latency predictor (stdlib only).
 
-A table (``luts/<device>-<runtime>-<precision>.json``) holds one entry per
+A table (``luts/<device>-<runtime>-<precision>.json``, named by
+:func:`edgenas.latency.files.table_file_name`) holds one entry per
 building block of a search space at every shape it takes in a network (the
 stem, each cell's pre-processing, each candidate op at each channel count,
 stride and input size, the head), measured on one device with one runtime,
@@ -13,7 +14,7 @@ measured on the same device:
 input (what running any model at all costs there); ``b`` puts back a per-block
 cost and ``c`` what the blocks do not cover (additions, concatenations, the call
 into the runtime). The keys of a network come from
-:func:`edgenas.lut.arch_keys`; this module never imports torch or edgenas, so a
+:func:`edgenas.latency.keys.arch_keys`; this module never imports torch or edgenas, so a
 prediction runs wherever the table and the keys are.
 
 Table fields: ``schema``, ``device``, ``runtime``, ``runtime_version``,
@@ -33,8 +34,7 @@ from typing import Any
 
 from bench.errors import BenchError
 
-__all__ = ["SCHEMA_VERSION", "LutError", "MissingEntryError", "LatencyTable", "fit_calibration", "spearman",
-           "table_name"]
+__all__ = ["SCHEMA_VERSION", "LutError", "MissingEntryError", "LatencyTable", "fit_calibration", "spearman"]
 
 SCHEMA_VERSION = 1
 
@@ -51,10 +51,6 @@ class MissingEntryError(LutError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
-
-
-def table_name(device: str, runtime: str, precision: str) -> str:
-    return f"{device}-{runtime}-{precision}.json"
 
 
 class LatencyTable:
