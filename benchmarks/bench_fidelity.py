@@ -36,7 +36,7 @@ MODELS = (("mobilenet_v3_small", 32), ("mobilenet_v2_035", 224), ("efficientnet_
 
 
 def export_ir(model: str, resolution: int, out: Path) -> Path:
-    from edgenas.cli.export import run_export
+    from edgenas.deploy.export import run_export
 
     run_export(model, "openvino", "fp32", out=str(out), resolution=resolution, parity_samples=16)
     return out / "model-fp32.xml"

@@ -75,7 +75,7 @@ def models(args) -> list[tuple[str, str, int, str | None]]:
 
 
 def load(target: str, resolution: int, weights: str | None, args):
-    from edgenas.export_source import DataOptions, load_data, resolve_source
+    from edgenas.deploy.source import DataOptions, load_data, resolve_source
 
     source = resolve_source(target, weights=weights, resolution=resolution)
     if args.mean and source.kind == "baseline":  # the normalisation the baseline was trained with

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import click
 
+from edgenas.cli.params import CommaList
+
 
 @click.command(context_settings={"show_default": True})
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), required=True,
               help="YAML experiment file of an evolve search (strategy: evolve).")
 @click.option("--out", default="runs/ablate", help="One search run directory per variant, and the table.")
 @click.option("--components", default="evolution,sparse_routing,curriculum,rotation",
+              type=CommaList(str, "components", allow_empty=True),
               help="Components to switch off one at a time (those the config uses).")
 @click.option("--eval-data", type=click.Choice(["synthetic", "cifar10", "imagefolder"]), default=None,
               help="Labelled data of the evaluation [default: the config's].")
@@ -32,6 +35,5 @@ def ablate(config_file, out, components, eval_data, eval_root, fraction, finetun
     if finetune_epochs < 0:
         raise ConfigError(f"--finetune-epochs must be >= 0, got {finetune_epochs}")
     cfg = SearchConfig.from_dict(read_yaml_options(config_file))
-    names = tuple(c.strip() for c in components.split(",") if c.strip())
-    run_ablation(cfg, out, names, eval_data, eval_root, fraction, finetune_epochs, seed)
+    run_ablation(cfg, out, components, eval_data, eval_root, fraction, finetune_epochs, seed)
     click.echo((Path(out) / "ablation.md").read_text())

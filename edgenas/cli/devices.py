@@ -107,32 +107,18 @@ def check_cmd(name: str, host: str | None, key: str | None, known_hosts: str | N
     hardware fingerprint) over the profile's transport. Exits with 2 and one line when the device cannot be reached, its python has
     no numpy, or the profile's default runtime is not installed there.
     """
+    from devices.check import check_device
     from devices.errors import MissingRuntimeError
     from devices.profiles import load_profile
-    from devices.transport import RUNTIME_PACKAGES, missing_runtime, open_transport
 
-    profile = load_profile(name)
-    with open_transport(profile, host=host, key=key, known_hosts=known_hosts, python=python,
-                        connect_timeout=timeout) as transport:
-        probe = transport.probe(timeout=timeout)
-        address = transport.address
-    problem = None
-    if missing_runtime(probe, profile.runtime):
-        packages = " or ".join(RUNTIME_PACKAGES[profile.runtime])
-        problem = (f"device {profile.name!r}: its default runtime {profile.runtime!r} ({packages}) is not installed "
-                   f"for {probe.get('executable') or transport.python} on {address}; "
-                   f"pip install {RUNTIME_PACKAGES[profile.runtime][0]} there")
-    warnings = []
-    arch = (probe.get("fingerprint") or {}).get("arch")
-    if profile.arch and arch and profile.arch != arch:
-        warnings.append(f"the profile says arch {profile.arch}, the device reports {arch}")
+    result = check_device(load_profile(name), host, key, known_hosts, python, timeout)
     if as_json:
-        click.echo(json.dumps({"device": profile.name, "transport": transport.name, "address": address,
-                               "ok": problem is None, "problem": problem, "warnings": warnings, **probe}))
+        click.echo(json.dumps(result.to_dict()))
     else:
-        _print_check(profile, transport.name, address, probe, problem, warnings)
-    if problem:
-        raise MissingRuntimeError(problem)
+        _print_check(result.profile, result.transport, result.address, result.probe, result.problem,
+                     list(result.warnings))
+    if result.problem:
+        raise MissingRuntimeError(result.problem)
 
 
 def _print_check(profile, transport: str, address: str, probe: dict, problem: str | None,

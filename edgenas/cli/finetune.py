@@ -6,20 +6,14 @@ from pathlib import Path
 
 import click
 
+from edgenas.cli.params import CommaList
 from edgenas.train.config import INITS, FinetuneConfig
 
 D = FinetuneConfig(model="-")
 
 
-def _list(kind, what: str):
-    def convert(ctx, param, value):
-        if value is None:
-            return None
-        try:
-            return tuple(kind(v.strip()) for v in str(value).split(",") if v.strip())
-        except ValueError:
-            raise click.BadParameter(f"{value!r} is not a comma-separated list of {what}") from None
-    return convert
+def _list(kind, what: str) -> CommaList:
+    return CommaList(kind, what, allow_empty=True)
 
 
 def protocol_options(f):
@@ -88,7 +82,7 @@ def _protocol(ctx, options: dict, **fixed) -> FinetuneConfig:
                    "pre-training (two-stage). [default: preserved; random for a baseline, the only start it has]")
 @click.option("--fraction", type=float, default=None, help="Share of the labels (stratified, seeded). [default: 0.1]")
 @click.option("--samples", type=int, default=None, help="Labelled images in total, instead of --fraction.")
-@click.option("--classes", "class_subset", default=None, callback=_list(int, "class indices"),
+@click.option("--classes", "class_subset", default=None, type=_list(int, "class indices"),
               help="Train on these classes only (comma list of indices).")
 @click.option("--seed", type=int, default=D.seed, help="Seed of the labelled subset, initialisation and batches.")
 @click.option("--out", default=None, help="Output directory [default: RUN/finetune/<init>-<labels>-s<seed>, "
@@ -139,18 +133,18 @@ def finetune(ctx, model, init, fraction, samples, class_subset, seed, out, as_js
 @click.command(context_settings={"show_default": True})
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--models", default=",".join(("searched", "mobilenet_v2_035", "mobilenet_v3_small", "efficientnet_b0")),
-              callback=_list(str, "names"), help="'searched' (the run's network) and baselines.")
-@click.option("--inits", default="preserved", callback=_list(str, "inits"),
+              type=_list(str, "names"), help="'searched' (the run's network) and baselines.")
+@click.option("--inits", default="preserved", type=_list(str, "inits"),
               help="Initialisations of the searched network: preserved,random,pretrained is the ablation.")
-@click.option("--fractions", default="0.01,0.05,0.1,0.2", callback=_list(float, "numbers"),
+@click.option("--fractions", default="0.01,0.05,0.1,0.2", type=_list(float, "numbers"),
               help="Label fractions (stratified).")
-@click.option("--samples", default=None, callback=_list(int, "integers"),
+@click.option("--samples", default=None, type=_list(int, "integers"),
               help="Labelled images in total (e.g. 200,500,1000); alone, it replaces the default --fractions.")
-@click.option("--seeds", default="0", callback=_list(int, "integers"), help="Seeds; mean and std over them.")
-@click.option("--few-shot", "few_shot", default="5w1s,5w5s", callback=_list(str, "settings"),
+@click.option("--seeds", default="0", type=_list(int, "integers"), help="Seeds; mean and std over them.")
+@click.option("--few-shot", "few_shot", default="5w1s,5w5s", type=_list(str, "settings"),
               help="N-way K-shot settings of the few-shot episodes.")
 @click.option("--no-few-shot", is_flag=True, help="Skip the few-shot episodes.")
-@click.option("--novel-classes", default=None, callback=_list(int, "class indices"),
+@click.option("--novel-classes", default=None, type=_list(int, "class indices"),
               help="Few-shot classes (never trained on) [default: the upper half of the class indices].")
 @click.option("--fewshot-fraction", type=float, default=0.1,
               help="Share of the base classes' labels the few-shot backbones are fine-tuned on.")

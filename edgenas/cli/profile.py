@@ -6,105 +6,14 @@ torch is imported only when the command runs, so ``--help`` stays fast.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from pathlib import Path
 
 import click
 
-from edgenas.errors import ConfigError, UnknownNameError
-
-DEFAULT_RESOLUTION = 32
-DEFAULT_WIDTH = 1.0
-DEFAULT_NUM_CLASSES = 10
+# the defaults, for --help; profile_target owns them
+DEFAULT_RESOLUTION, DEFAULT_WIDTH, DEFAULT_NUM_CLASSES = 32, 1.0, 10
 
 
-@dataclass(frozen=True)
-class ProfileReport:
-    """What ``edgenas profile`` prints; ``kind`` is ``baseline`` or ``arch``."""
-
-    name: str
-    kind: str
-    resolution: int
-    width: float | None
-    num_classes: int
-    params: int
-    macs: int
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "resolution": self.resolution,
-            "width": self.width,
-            "num_classes": self.num_classes,
-            "params": self.params,
-            "macs": self.macs,
-        }
-
-
-def profile_target(
-    target: str,
-    resolution: int | None = None,
-    width: float | None = None,
-    num_classes: int | None = None,
-) -> ProfileReport:
-    """Profile a baseline name, a run directory (holding ``arch.json``) or an ``arch.json``.
-
-    Args:
-        target: a baseline name (``mobilenet_v2``, ``mobilenet_v2_035``, ...) or a path.
-        resolution: input side in pixels; None: 32 for a baseline, the spec's
-            own resolution for an ArchSpec.
-        width, num_classes: baselines only (an ArchSpec fixes both); None: 1.0 and 10.
-
-    Raises:
-        UnknownNameError: ``target`` is neither a baseline nor an existing path.
-        ConfigError: a baseline-only option given for an ArchSpec, or bad values.
-        ArchSpecError: the arch.json is missing or malformed.
-    """
-    from edgenas.models.baselines import build_baseline, resolve_baseline
-    from edgenas.profiler import profile_model
-
-    path = Path(target)
-    try:
-        base, alias_width = resolve_baseline(target)
-    except UnknownNameError as exc:
-        if not path.exists():
-            if path.suffix == ".json" or len(path.parts) > 1:
-                raise ConfigError(f"no such file or directory: {target}") from None
-            raise UnknownNameError(f"{exc}; nor is it a file or directory") from None
-    else:
-        if path.exists():
-            # A local file named like a baseline would be silently ignored otherwise.
-            raise ConfigError(f"{target!r} is both a baseline name and a path; pass the path as ./{target}")
-        res = resolution if resolution is not None else DEFAULT_RESOLUTION
-        classes = num_classes if num_classes is not None else DEFAULT_NUM_CLASSES
-        model = build_baseline(target, num_classes=classes, width=width, resolution=res)
-        used_width = width if width is not None else (alias_width if alias_width is not None else DEFAULT_WIDTH)
-        profile = profile_model(model, res)
-        return ProfileReport(base, "baseline", res, used_width, classes, profile.params, profile.macs)
-
-    for option, value in (("--width", width), ("--num-classes", num_classes)):
-        if value is not None:
-            raise ConfigError(f"{option} applies to baselines only; {target} fixes it in its arch.json")
-    return _profile_arch(path, resolution)
-
-
-def _profile_arch(path: Path, resolution: int | None) -> ProfileReport:
-    from dataclasses import replace
-
-    from edgenas.models import build
-    from edgenas.profiler import profile_model
-    from edgenas.space.evolved import load_spec
-
-    spec = load_spec(path)
-    # Count what gets deployed: the SSL projector is dropped before export.
-    # Re-validating through the spec also rejects a resolution its reductions cannot divide.
-    spec = replace(spec, projector=(), resolution=resolution if resolution is not None else spec.resolution)
-    profile = profile_model(build(spec), spec.resolution, spec.in_channels)
-    return ProfileReport(str(path), "arch", spec.resolution, None, spec.num_classes, profile.params, profile.macs)
-
-
-def _print_table(report: ProfileReport) -> None:
+def _print_table(report) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -157,6 +66,8 @@ def profile(target: str, resolution: int | None, width: float | None, num_classe
       edgenas profile mobilenet_v2 --width 0.35
       edgenas profile runs/demo --json
     """
+    from edgenas.profiler import profile_target
+
     report = profile_target(target, resolution=resolution, width=width, num_classes=num_classes)
     if as_json:
         click.echo(json.dumps(report.to_dict()))

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import click
 
-
-def _formats(ctx, param, value):
-    return tuple(v.strip() for v in str(value).split(",") if v.strip())
+from edgenas.cli.params import CommaList
 
 
 @click.command(context_settings={"show_default": True})
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--format", "formats", default="md,latex,csv,json", callback=_formats,
+@click.option("--format", "formats", default="md,latex,csv,json", type=CommaList(str, "formats", allow_empty=True),
               help="Any of md (RUN/report.md), latex (report/report.tex), csv (report/<table>.csv), json.")
 @click.option("--protocol", default=None, help="Evaluation protocol id to report [default: the latest].")
 def report(run_dir, formats, protocol) -> None:

@@ -4,34 +4,11 @@ from __future__ import annotations
 
 import click
 
+from edgenas.cli.params import CommaList, key_values
 from edgenas.search.config import SearchConfig
 from edgenas.space.ops import DEFAULT_OPS
 
 D = SearchConfig()
-
-
-def _csv(value: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in value.split(",") if v.strip())
-
-
-def _weights(ctx, param, value: str) -> dict[str, float]:
-    out = {}
-    for item in _csv(value or ""):
-        name, sep, number = item.partition("=")
-        try:
-            out[name.strip()] = float(number)
-        except ValueError:
-            raise click.BadParameter(f"{item!r} is not NAME=NUMBER") from None
-        if not sep:
-            raise click.BadParameter(f"{item!r} is not NAME=NUMBER")
-    return out
-
-
-def _ints(value: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in _csv(value))
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
 
 
 @click.command(context_settings={"show_default": True})
@@ -57,7 +34,7 @@ def _ints(value: str) -> tuple[int, ...]:
 @click.option("--ssl", default=D.ssl,
               help="Self-supervised objective: barlow, ntxent, dino (evolve), or several joined by '+', "
                    "e.g. dino+rotation.")
-@click.option("--ssl-weights", default="", callback=_weights,
+@click.option("--ssl-weights", default="", callback=key_values("NAME=NUMBER", float, as_dict=True),
               help="Weights of the combined objectives, e.g. rotation=0.5 (each 1 by default).")
 @click.option("--ntxent-temperature", type=float, default=D.ntxent_temperature, help="NT-Xent temperature.")
 @click.option("--dino-out-dim", type=int, default=D.dino_out_dim, help="DINO prototypes.")
@@ -149,8 +126,8 @@ def search(ctx: click.Context, config_file, as_json, no_progress, **options) -> 
 
     from_file = SearchConfig.from_dict(read_yaml_options(config_file)).to_dict() if config_file else {}
     values = merge_options(ctx, from_file, options)
-    values["ops"] = _csv(values["ops"]) if isinstance(values["ops"], str) else tuple(values["ops"])
-    values["projector"] = _ints(values["projector"]) if isinstance(values["projector"], str) else tuple(values["projector"])
+    values["ops"] = CommaList(str, "op names").convert(values["ops"], None, ctx)
+    values["projector"] = CommaList(int, "integers").convert(values["projector"], None, ctx)
     values["plugins"] = tuple(values.get("plugins") or ())
     if not values.get("out"):
         values["out"] = f"runs/search-{values.get('target') or 'local'}"

@@ -9,8 +9,60 @@ supernet and no search code. Baselines (MobileNetV2/V3, EfficientNet) live in
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from pathlib import Path
 
 from edgenas.space.evolved import load_spec
+
+__all__ = ["ModelName", "build", "load", "load_into", "load_weights", "resolve_model_name"]
+
+
+@dataclass(frozen=True)
+class ModelName:
+    """What a model argument names: a searched network (a run directory or an ``arch.json``) or a baseline.
+
+    Attributes:
+        text: the argument as given.
+        kind: ``searched`` or ``baseline``.
+        path: the run directory or arch.json of a searched network (it may not exist: see :attr:`exists`).
+        baseline, width: a baseline's registered name and its alias's width (``mobilenet_v2_035``: 0.35).
+    """
+
+    text: str
+    kind: str
+    path: Path | None = None
+    baseline: str | None = None
+    width: float | None = None
+
+    @property
+    def exists(self) -> bool:
+        return self.path is not None and self.path.exists()
+
+
+def resolve_model_name(text: str) -> ModelName:
+    """The one rule for what a model argument means (``profile``, ``export``, ``finetune``, ``sweep``...).
+
+    A registered baseline name (or a width alias of one) is that baseline; any other
+    existing path, or anything written as a path (a ``/``, a ``.json`` suffix), is a
+    searched network. A name that is both a baseline and an existing path is refused.
+
+    Raises:
+        ConfigError: a baseline name that is also a path here.
+        UnknownNameError: neither a baseline nor a path (close baseline names listed).
+    """
+    from edgenas.errors import ConfigError, UnknownNameError
+    from edgenas.models.baselines import resolve_baseline
+
+    path = Path(text)
+    try:
+        base, width = resolve_baseline(text)
+    except UnknownNameError as exc:
+        if path.exists() or path.suffix == ".json" or "/" in text or "\\" in text:
+            return ModelName(text, "searched", path)
+        raise UnknownNameError(f"{exc}; nor is it a file or directory") from None
+    if path.exists():  # a local file named like a baseline would be silently ignored otherwise
+        raise ConfigError(f"{text!r} is both a baseline name and a path; pass the path as ./{text}")
+    return ModelName(text, "baseline", baseline=base, width=width)
 
 
 def build(spec):
@@ -38,8 +90,6 @@ def load_weights(path: str | os.PathLike) -> dict:
     Raises:
         CheckpointError: the file is missing or is not a PyTorch state dict (one line).
     """
-    from pathlib import Path
-
     import torch
 
     from edgenas.errors import CheckpointError
@@ -64,19 +114,26 @@ def load(run_dir_or_arch: str | os.PathLike, weights: str | os.PathLike | None =
     Raises:
         ArchSpecError: no or malformed arch.json; CheckpointError: weights do not fit.
     """
-    from pathlib import Path
-
-    from edgenas.errors import CheckpointError
-
     path = Path(run_dir_or_arch)
     spec = load_spec(path)
     model = build(spec)
     if weights is None and path.is_dir() and (path / "weights.pt").is_file():
         weights = path / "weights.pt"
     if weights is not None:
-        state = load_weights(weights)
-        try:
-            model.load_state_dict(state)
-        except (RuntimeError, TypeError, AttributeError) as exc:
-            raise CheckpointError(f"cannot load weights {weights}: {str(exc).splitlines()[0]}") from None
+        load_into(model, weights)
     return model
+
+
+def load_into(model, path: str | os.PathLike) -> None:
+    """Load the state dict in ``path`` into ``model``: every key, every shape (the one weight loader).
+
+    Raises:
+        CheckpointError: an unreadable file, or weights that do not fit the network (the first difference named).
+    """
+    from edgenas.errors import CheckpointError
+
+    state = load_weights(path)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"cannot load weights {path}: {str(exc).strip().splitlines()[0]}") from None

@@ -51,9 +51,14 @@ class Candidate:
 
 
 def is_searched(model: str) -> bool:
-    """A run directory or an ``arch.json``, or what is written as a path (as opposed to a baseline name)."""
-    path = Path(model)
-    return path.is_dir() or path.suffix == ".json" or "/" in model or "\\" in model
+    """Whether ``model`` names a searched network, by :func:`edgenas.models.resolve_model_name`'s rule.
+
+    Raises:
+        UnknownNameError: neither a baseline nor a path; ConfigError: both.
+    """
+    from edgenas.models import resolve_model_name
+
+    return resolve_model_name(model).kind == "searched"
 
 
 def classifier_of(model: nn.Module) -> tuple[str, nn.Linear]:
@@ -171,9 +176,8 @@ def load_candidate(model: str, init: str, num_classes: int, resolution: int, see
         net, spec, weights_sha256 = _searched(model, init, num_classes, resolution, seed, pretrained, reset_norms)
         name, kind = "searched", "searched"
     else:
-        from edgenas.models.baselines import build_baseline, resolve_baseline
+        from edgenas.models.baselines import build_baseline
 
-        resolve_baseline(model)  # unknown names fail here, with close matches
         if init != "random":
             raise ConfigError(f"{model} is a baseline: it starts from --init random (no pretrained weights are "
                               f"downloaded); --init {init} applies to a search run")

@@ -62,8 +62,8 @@ def test_fleet_sweep_measures_every_device_into_one_file(fleet, tmp_path):
 def test_a_device_that_drops_out_is_reported_and_the_others_finish(fleet, sshd_fleet, tmp_path):
     from devices.profiles import load_profile
     from devices.transport import open_transport
-    from edgenas.cli.bench import BenchOptions
-    from edgenas.sweep import SweepPlan, run_fleet
+    from edgenas.deploy.bench import BenchOptions
+    from edgenas.deploy.sweep import SweepPlan, run_fleet
     from tests.conftest import _start_sshd, _stop
 
     key, known = fleet

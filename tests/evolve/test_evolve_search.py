@@ -96,7 +96,7 @@ def test_curriculum_moves_through_the_levels(tmp_path):
 
 
 def test_evolved_run_fine_tunes_and_exports(tmp_path, tiny_finetune_options):
-    from edgenas.export_source import resolve_source
+    from edgenas.deploy.source import resolve_source
     from edgenas.train import FinetuneConfig, run_finetune
 
     run_search(SearchConfig(**TINY, ssl="barlow", out=str(tmp_path / "r")))

@@ -12,10 +12,10 @@ pytest.importorskip("onnxruntime")
 from devices.errors import RemoteTimeoutError  # noqa: E402
 from devices.profiles import load_profile  # noqa: E402
 from devices.transports.local import LocalTransport  # noqa: E402
-from edgenas.cli.bench import BenchOptions  # noqa: E402
+from edgenas.deploy.bench import BenchOptions  # noqa: E402
 from edgenas.cli.main import cli  # noqa: E402
 from edgenas.errors import ConfigError  # noqa: E402
-from edgenas.sweep import SweepPlan, run_sweep  # noqa: E402
+from edgenas.deploy.sweep import SweepPlan, run_sweep  # noqa: E402
 
 FAST = BenchOptions(warmup=1, runs=5, timeout=120)
 PLAN = SweepPlan(models=("mobilenet_v3_small",), formats=("onnx",), precisions=("fp32",), resolutions=(32,),
@@ -86,7 +86,7 @@ def test_bad_plans(kwargs, message):
 
 
 def test_bench_cli_json_and_records_file(tmp_path):
-    from edgenas.cli.export import run_export
+    from edgenas.deploy.export import run_export
 
     run_export("mobilenet_v3_small", "onnx", "fp32,int8", out=str(tmp_path / "e"), calib=16, parity_samples=16)
     result = run("bench", tmp_path / "e", "--threads", "1", "--runs", "5", "--warmup", "1", "--json",
@@ -138,7 +138,7 @@ def test_bench_over_ssh_with_accuracy(tmp_path, sshd):
     data are shipped, measured by the device's python, and the record comes back."""
     import sys
 
-    from edgenas.cli.export import run_export
+    from edgenas.deploy.export import run_export
 
     run_export("mobilenet_v3_small", "tflite", "fp32", out=str(tmp_path / "e"), parity_samples=16)
     result = run("bench", tmp_path / "e", "--device", "rpi4", "--host", sshd.spec, "--key", sshd.key,

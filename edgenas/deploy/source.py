@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgenas.errors import CheckpointError, ConfigError, UnknownNameError
+from edgenas.errors import CheckpointError, ConfigError
 
 DEFAULT_CALIB = 300
 DEFAULT_PARITY_SAMPLES = 1000
@@ -88,16 +88,6 @@ def _run_config(run_dir: Path) -> DataOptions:
     return DataOptions(name, cfg.get("data_root"), int(cfg.get("seed", 0)), level)
 
 
-def _load_weights(model, weights: Path) -> None:
-    from edgenas.models import load_weights
-
-    state = load_weights(weights)
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"cannot load weights {weights}: {str(exc).strip().splitlines()[0]}") from None
-
-
 def resolve_source(target: str, weights: str | None = None, resolution: int | None = None,
                    num_classes: int | None = None, width: float | None = None) -> ExportSource:
     """Build the network named by ``target`` (run directory, arch.json or baseline name).
@@ -113,27 +103,24 @@ def resolve_source(target: str, weights: str | None = None, resolution: int | No
         UnknownNameError: ``target`` is neither a path nor a baseline.
         ConfigError: a baseline-only option given for an ArchSpec.
     """
-    from edgenas.models.baselines import build_baseline, resolve_baseline
+    from edgenas.models import load_into, resolve_model_name
+    from edgenas.models.baselines import build_baseline
 
-    path = Path(target)
+    name = resolve_model_name(target)
     weights_path = Path(weights) if weights else None
     if weights_path is not None and not weights_path.is_file():
         raise CheckpointError(f"no weights file at {weights_path}")
-    if path.exists():
+    if name.kind == "searched":
         for option, value in (("--width", width), ("--num-classes", num_classes)):
             if value is not None:
                 raise ConfigError(f"{option} applies to baselines only; {target} fixes it in its arch.json")
-        return _from_arch(path, weights_path, resolution)
-    try:
-        base, _ = resolve_baseline(target)
-    except UnknownNameError as exc:
-        raise UnknownNameError(f"{exc}; nor is {target!r} a run directory or arch.json") from None
+        return _from_arch(name.path, weights_path, resolution)
     res = resolution or DEFAULT_RESOLUTION
     classes = num_classes or DEFAULT_NUM_CLASSES
     model = build_baseline(target, num_classes=classes, width=width, resolution=res)
     notes = ()
     if weights_path is not None:
-        _load_weights(model, weights_path)
+        load_into(model, weights_path)
     else:
         notes = (f"{target} has random weights (pass --weights for trained ones); accuracy figures are meaningless",)
     suffix = f"_{width:g}" if width is not None else ""
@@ -143,7 +130,7 @@ def resolve_source(target: str, weights: str | None = None, resolution: int | No
 
 
 def _from_arch(path: Path, weights: Path | None, resolution: int | None) -> ExportSource:
-    from edgenas.models import build
+    from edgenas.models import build, load_into
     from edgenas.space.evolved import load_spec
 
     spec = load_spec(path)  # ArchSpecError for a run dir without arch.json
@@ -155,7 +142,7 @@ def _from_arch(path: Path, weights: Path | None, resolution: int | None) -> Expo
     model = build(spec)
     notes: tuple[str, ...] = ()
     if weights is not None:
-        _load_weights(model, weights)
+        load_into(model, weights)
         how = "preserved" if run_dir is not None and weights == run_dir / "weights.pt" else str(weights)
     else:
         how = "random"

@@ -7,7 +7,10 @@ from pathlib import Path
 
 from bench.files import atomic_write_text
 
-__all__ = ["comparison_markdown", "write_comparison"]
+__all__ = ["COMPARE_BASELINES", "comparison_markdown", "run_compare", "write_comparison"]
+
+#: the baselines every comparison measures next to the searched network
+COMPARE_BASELINES = ("mobilenet_v2_035", "mobilenet_v3_small", "efficientnet_b0")
 
 BEGIN, END = "<!-- edgenas compare: begin -->", "<!-- edgenas compare: end -->"
 
@@ -55,3 +58,33 @@ def write_comparison(run: str | Path, records: list[dict], device: str) -> Path:
     pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n?", re.S)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
     return atomic_write_text(report, text)
+
+
+def run_compare(run: str | Path, reach, formats: tuple[str, ...] | None = None,
+                precisions: tuple[str, ...] = ("fp32", "int8"), baselines: tuple[str, ...] = COMPARE_BASELINES,
+                weights: dict[str, str] | None = None, calib: int = 300, threads: int | None = None,
+                batch: int | None = None, bench_options=None, data: str | None = None, data_root: str | None = None,
+                samples: int = 1000, progress: bool = True) -> tuple[list[dict], Path]:
+    """The Python form of ``edgenas compare``: the run's network and the baselines, exported alike, measured alike.
+
+    Every model is exported at the run's input resolution in ``formats`` (default: the
+    format of the device's runtime) and measured on the device with the same settings;
+    the records go to ``RUN/compare/`` and a "Device comparison" section into ``RUN/report.md``.
+
+    Returns:
+        (the records, the report written).
+    """
+    from bench.runtimes.base import format_of_runtime
+    from devices.profiles import load_profile
+    from edgenas.deploy.sweep import SweepPlan, sweep_devices
+    from edgenas.space.evolved import load_spec
+
+    run = Path(run)
+    profile = load_profile(reach.device)
+    resolution = load_spec(run / "arch.json").resolution  # baselines at the run's input size
+    plan = SweepPlan(models=(str(run), *baselines), formats=formats or (format_of_runtime(profile.runtime),),
+                     precisions=precisions, resolutions=(resolution,), batches=(batch or 1,),
+                     threads=(threads or profile.threads,), weights=dict(weights or {}), calib=calib)
+    records, _ = sweep_devices(plan, run / "compare", reach, bench_options=bench_options, data=data,
+                               data_root=data_root, samples=samples, progress=progress)
+    return records, write_comparison(run, records, reach.device)

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.records import Failure, is_failure
+from bench.runtimes.base import runtime_of_format
 from edgenas.errors import ConfigError
 
-__all__ = ["SweepPlan", "run_fleet", "run_sweep"]
-
-_RUNTIME_OF_FORMAT = {"onnx": "ort", "tflite": "litert", "openvino": "openvino"}
+__all__ = ["SweepPlan", "run_fleet", "run_sweep", "sweep_devices"]
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def _export_ok(out_dir: Path, formats: Sequence[str], precisions: Sequence[str])
 
 def _profile(model: str, resolution: int | None, weights: str | None) -> tuple[int, int, int]:
     """(params, MACs, resolution) of a sweep model."""
-    from edgenas.export_source import resolve_source
+    from edgenas.deploy.source import resolve_source
     from edgenas.profiler import count_macs, count_params
 
     source = resolve_source(model, weights=weights, resolution=resolution)
@@ -107,7 +107,7 @@ class _Step:
     def planned(self, plan: SweepPlan, device, options) -> list[dict]:
         return [{"device": device.name, "model": self.name, "format": f, "precision": p,
                  "resolution": self.resolution, "batch": self.batch, "threads": t,
-                 "runtime": options.runtime or _RUNTIME_OF_FORMAT[f],
+                 "runtime": options.runtime or runtime_of_format(f),
                  "inference_precision": options.inference_precision}
                 for f in plan.formats for p in plan.precisions for t in plan.threads]
 
@@ -116,7 +116,7 @@ def _prepare(plan: SweepPlan, out: Path, devices: Sequence, options, done: set, 
     """Export (once, on this host) every step some device still has to measure; resolve its artifacts."""
     from bench.plan import resolve_targets
     from bench.sweep import key
-    from edgenas.cli.export import run_export
+    from edgenas.deploy.export import run_export
     from exporters.errors import ExportError
 
     steps = []
@@ -154,11 +154,11 @@ def _measure(step: _Step, p: dict, device, run_job, options, data, retries: int)
     (:class:`~devices.errors.HostUnreachableError` and the like) is raised.
     """
     from devices.errors import RemoteError, RemoteTimeoutError
-    from edgenas.cli.bench import finish_record, job_for
+    from edgenas.deploy.bench import finish_record, job_for
 
     target = step.targets.get((p["format"], p["precision"]))
     if target is None:
-        return {**p, "error": step.reason, "error_type": "ExportError", "plan": p}
+        return Failure(step.reason, "ExportError", plan=p).to_record()
     target = type(target)(**{**target.__dict__, "model": step.name})
     npz = data.path_for(step.resolution) if data is not None else None
     job_options = type(options)(**{**options.__dict__, "threads": p["threads"], "batch": step.batch})
@@ -168,7 +168,7 @@ def _measure(step: _Step, p: dict, device, run_job, options, data, retries: int)
             record = finish_record(run_job(job, options.timeout), device, target)
             break
         except (RemoteTimeoutError, RemoteError) as exc:
-            record = {**p, "error": str(exc), "error_type": type(exc).__name__, "attempts": attempt + 1}
+            record = Failure.of(exc, attempts=attempt + 1, plan=p).to_record()
     record["plan"] = p
     return record
 
@@ -182,8 +182,8 @@ def run_sweep(plan: SweepPlan, out: str | Path, run_job: Callable[[dict, float],
     Args:
         run_job: ``(job, timeout) -> record`` of the device's transport.
         device: the device profile (name, default threads).
-        bench_options: :class:`edgenas.cli.bench.BenchOptions` (warm-up, runs, timeout, runtime settings).
-        data: a :class:`edgenas.cli.bench.DataCache` for accuracy, or None.
+        bench_options: :class:`edgenas.deploy.bench.BenchOptions` (warm-up, runs, timeout, runtime settings).
+        data: a :class:`edgenas.deploy.bench.DataCache` for accuracy, or None.
         progress: ``(what, done, total)`` after each step.
         retries: more tries of a measurement that hung or crashed before it is recorded as failed.
     """
@@ -216,7 +216,7 @@ def run_fleet(plan: SweepPlan, out: str | Path, devices: Sequence[tuple[Any, Cal
     from bench.files import append_jsonl, read_jsonl
     from bench.sweep import done_keys, key, plot_records, write_csv
     from devices.errors import TransportError
-    from edgenas.cli.bench import BenchOptions
+    from edgenas.deploy.bench import BenchOptions
 
     options = bench_options or BenchOptions()
     out = Path(out)
@@ -249,11 +249,10 @@ def run_fleet(plan: SweepPlan, out: str | Path, devices: Sequence[tuple[Any, Cal
                 reason = f"device {device.name} dropped out: {exc}"
                 summary["dropped_out"] = str(exc)
                 for _, rest in todo[i:]:
-                    write({**rest, "error": reason, "error_type": type(exc).__name__, "plan": rest},
-                          f"{device.name}: dropped out")
+                    write(Failure(reason, type(exc).__name__, plan=rest).to_record(), f"{device.name}: dropped out")
                 summary["failed"] += len(todo) - i
                 break
-            summary["failed" if "error" in record else "measured"] += 1
+            summary["failed" if is_failure(record) else "measured"] += 1
             write(record, f"{device.name}: {step.name}@{step.resolution} {p['format']}/{p['precision']} "
                           f"t{p['threads']}")
         summary["wall_s"] = round(time.perf_counter() - t0, 2)
@@ -268,4 +267,61 @@ def run_fleet(plan: SweepPlan, out: str | Path, devices: Sequence[tuple[Any, Cal
     write_csv(records, out / "records.csv")
     names = ", ".join(d.name for d in profiles)
     plot_records(records, out / "plots", title=f"sweep on {names}")
+    return records, summaries
+
+
+def sweep_devices(plan: SweepPlan, out: str | Path, reach, device_names: Sequence[str] | None = None,
+                  bench_options=None, data: str | None = None, data_root: str | None = None, samples: int = 1000,
+                  retry_failed: bool = False, retries: int = 0, progress: bool = True,
+                  warn: Callable[[str], None] = lambda m: None) -> tuple[list[dict], list[dict] | None]:
+    """The Python form of ``edgenas sweep``: ``plan`` on one device (``reach``) or a fleet (``device_names``).
+
+    A fleet connects to every device it names (each profile names its host; the
+    reach's key, known_hosts and python apply to all); a device that cannot be
+    reached is reported through ``warn`` and left out, and ``OUT/fleet.json`` says
+    what each device did.
+
+    Returns:
+        (every record of the sweep file, one summary per device for a fleet, else None).
+
+    Raises:
+        ConfigError: no device of the fleet could be reached; DevicesError: the one device cannot be reached.
+    """
+    from bench.files import atomic_write_text
+    from devices.errors import TransportError
+    from devices.profiles import load_profile
+    from devices.transport import open_transport
+    from edgenas.deploy.bench import DataCache
+    from edgenas.progress import ProgressBar
+
+    cache = DataCache(data, data_root, samples)
+    if not device_names:
+        profile, transport = reach.open()
+        connected, unreachable = [(profile, transport)], {}
+    else:
+        connected, unreachable = [], {}
+        for profile in [load_profile(d) for d in device_names]:
+            try:
+                connected.append((profile, open_transport(profile, key=reach.key, known_hosts=reach.known_hosts,
+                                                          python=reach.python)))
+            except TransportError as exc:
+                unreachable[profile.name] = str(exc)
+                warn(f"{profile.name} left out: {exc}")
+        if not connected:
+            raise ConfigError("no device of the fleet could be reached: "
+                              + "; ".join(f"{k}: {v}" for k, v in unreachable.items()))
+    try:
+        with ProgressBar("sweep", enabled=progress, only_on_terminal=True, transient=True) as bar:
+            records, summaries = run_fleet(plan, out, [(p, t.run_job) for p, t in connected], bench_options,
+                                           cache if data else None, retry_failed=retry_failed, progress=bar.report,
+                                           warn=warn, retries=retries)
+    finally:
+        for _, transport in connected:
+            transport.close()
+        cache.close()
+    if not device_names:
+        return records, None
+    summaries += [{"device": name, "measured": 0, "failed": 0, "dropped_out": reason, "wall_s": 0.0}
+                  for name, reason in unreachable.items()]
+    atomic_write_text(Path(out) / "fleet.json", json.dumps(summaries, indent=2) + "\n")
     return records, summaries
