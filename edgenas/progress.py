@@ -32,12 +32,14 @@ class ProgressBar:
         enabled: False draws nothing (``--no-progress``, or a rank other than 0).
         only_on_terminal: draw only when stderr is a terminal (measurement commands piped to a file).
         transient: remove the bar when done (measurements); training bars stay as a record.
+        subtitle: plain text after the title (``mnv3 10% labels``).
     """
 
     def __init__(self, title: str, total: int | None = None, completed: int = 0, description: str = "",
-                 console=None, enabled: bool = True, only_on_terminal: bool = False, transient: bool = False) -> None:
+                 console=None, enabled: bool = True, only_on_terminal: bool = False, transient: bool = False,
+                 subtitle: str = "") -> None:
         self.enabled = enabled and (not only_on_terminal or sys.stderr.isatty())
-        self._args = (title, total, completed, description, console, transient)
+        self._args = (title, total, completed, description, console, transient, subtitle)
         self._bar = None
 
     def __enter__(self) -> ProgressBar:
@@ -46,8 +48,8 @@ class ProgressBar:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        title, total, completed, description, console, transient = self._args
-        heading = f"[bold]{title}[/] " if title else ""
+        title, total, completed, description, console, transient, subtitle = self._args
+        heading = (f"[bold]{title}[/] " if title else "") + (f"{subtitle} " if subtitle else "")
         self._bar = Progress(TextColumn(heading + "{task.description}"), BarColumn(),
                              TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
                              TimeElapsedColumn(), TimeRemainingColumn(), console=console or Console(stderr=True),

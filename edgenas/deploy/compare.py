@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from bench.files import atomic_write_text
 
 __all__ = ["COMPARE_BASELINES", "comparison_markdown", "run_compare", "write_comparison"]
 
@@ -44,20 +42,11 @@ def comparison_markdown(records: list[dict], device: str, plot: str | None) -> s
     return "\n".join(lines) + "\n"
 
 
-def write_comparison(run: str | Path, records: list[dict], device: str) -> Path:
-    """Put the comparison section (and its plots, from ``run/compare/plots``) into ``run/report.md``.
+def write_comparison(run: str | Path) -> Path:
+    """Rewrite ``run/report.md`` with its device comparison (from ``run/compare/records.jsonl`` and its plots)."""
+    from edgenas.report import write_markdown
 
-    An earlier comparison section is replaced; the rest of the report is kept.
-    """
-    run = Path(run)
-    plots = run / "compare" / "plots"
-    plot = next((p for p in (plots / "accuracy_vs_latency.png", plots / "latency_vs_macs.png") if p.is_file()), None)
-    section = comparison_markdown(records, device, plot.relative_to(run).as_posix() if plot else None)
-    report = run / "report.md"
-    text = report.read_text() if report.is_file() else f"# Report: {run.name}\n"
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n?", re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    return atomic_write_text(report, text)
+    return write_markdown(run)
 
 
 def run_compare(run: str | Path, reach, formats: tuple[str, ...] | None = None,
@@ -87,4 +76,4 @@ def run_compare(run: str | Path, reach, formats: tuple[str, ...] | None = None,
                      threads=(threads or profile.threads,), weights=dict(weights or {}), calib=calib)
     records, _ = sweep_devices(plan, run / "compare", reach, bench_options=bench_options, data=data,
                                data_root=data_root, samples=samples, progress=progress)
-    return records, write_comparison(run, records, reach.device)
+    return records, write_comparison(run)

@@ -1,14 +1,14 @@
-"""The evolution run's ``report.md`` and ``plots/evolution.png`` (loss, size and every mutation over the steps)."""
+"""The evolution run's section of ``report.md`` and ``plots/evolution.png`` (loss, size and every mutation)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from edgenas.rundir import atomic_write_text, read_jsonl
+from edgenas.rundir import read_jsonl
 from edgenas.space.evolved import EvolvedSpec
 
-__all__ = ["evolution_section", "write_evolution_report", "write_evolution_plot"]
+__all__ = ["evolution_section", "write_evolution_plot"]
 
 
 def evolution_section(run_dir: Path, spec: EvolvedSpec, summary: dict[str, Any]) -> list[str]:
@@ -61,12 +61,10 @@ def evolution_section(run_dir: Path, spec: EvolvedSpec, summary: dict[str, Any])
 
 def write_evolution_plot(run_dir: Path) -> Path | None:
     """Loss per step with the mutations marked, and the parameter count over the run (None without matplotlib)."""
-    try:
-        import matplotlib
+    from edgenas.report.figures import pyplot, save_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return None
     steps = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("event") == "step"]
     events = read_jsonl(run_dir / "evolution.jsonl")
@@ -99,18 +97,4 @@ def write_evolution_plot(run_dir: Path) -> Path | None:
         size_ax.step([p[0] for p in points], [p[1] for p in points], where="post")
     size_ax.set(xlabel="step", ylabel="parameters")
     size_ax.grid(True, alpha=0.3)
-    path = run_dir / "plots" / "evolution.png"
-    path.parent.mkdir(exist_ok=True)
-    tmp = path.with_name(".evolution.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
-
-
-def write_evolution_report(run_dir: Path, spec: EvolvedSpec, summary: dict[str, Any]) -> Path:
-    plot = write_evolution_plot(run_dir)
-    lines = [f"# Search report: {run_dir.name}", "", *evolution_section(run_dir, spec, summary)]
-    if plot:
-        lines += ["## Plots", "", f"![evolution](plots/{plot.name})", ""]
-    return atomic_write_text(run_dir / "report.md", "\n".join(lines))
+    return save_figure(fig, run_dir / "plots" / "evolution.png", dpi=110)

@@ -31,6 +31,7 @@ import torch
 from edgenas.errors import BudgetError, ConfigError, EdgenasError
 from edgenas.evolve.objective import Learner
 from edgenas.evolve.proposals import cost_of, propose, seed_spec, spec_after
+from edgenas.progress import ProgressBar
 from edgenas.rundir import append_jsonl, atomic_torch_save, atomic_write_text, read_jsonl, rewrite_jsonl
 from edgenas.search.loop import SearchLoop, SearchResult, resolve_target
 from edgenas.seeds import derive_seed
@@ -268,8 +269,6 @@ class EvolveSearch(SearchLoop):
 
     # --- the loop ---------------------------------------------------------------------
     def train(self) -> tuple[float, bool]:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
         from edgenas.evolve.schedule import plateaued
 
         cfg = self.cfg
@@ -296,12 +295,8 @@ class EvolveSearch(SearchLoop):
         def save() -> None:
             self.save_checkpoint({**pos, "elapsed_s": time.perf_counter() - t0})
 
-        bar = Progress(TextColumn("[bold]evolve[/] {task.description}"), BarColumn(),
-                       TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
-                       TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, disable=not cfg.progress)
-        with bar:
-            task = bar.add_task(f"epoch {pos['epoch'] + 1}/{cfg.epochs}", total=self.total_steps,
-                                completed=pos["global_step"], info="")
+        with ProgressBar("evolve", self.total_steps, pos["global_step"], f"epoch {pos['epoch'] + 1}/{cfg.epochs}",
+                         self.console, enabled=cfg.progress) as bar:
             for epoch in range(pos["epoch"], cfg.epochs):
                 if self.curriculum is not None and self.curriculum.mode == "epochs":
                     stage = self.curriculum.stage_at_epoch(epoch, cfg.epochs)
@@ -318,7 +313,7 @@ class EvolveSearch(SearchLoop):
                 pool = self._pool(pos["stage"])
                 g = torch.Generator().manual_seed(derive_seed(cfg.seed, epoch, 1))
                 order = torch.randperm(len(pool), generator=g)
-                bar.update(task, description=f"epoch {epoch + 1}/{cfg.epochs}")
+                bar.update(description=f"epoch {epoch + 1}/{cfg.epochs}")
                 for step in range(pos["step"] if epoch == pos["epoch"] else 0, self.steps_per_epoch):
                     t_step = time.perf_counter()
                     idx = order[(step * cfg.batch_size) % len(pool):][:cfg.batch_size]
@@ -338,7 +333,7 @@ class EvolveSearch(SearchLoop):
                         "train_loss": result.total, **{f"loss_{k}": v for k, v in result.parts.items()},
                         "lr": self._lr(pos["global_step"]), "blocks": len(self.learner.spec.blocks),
                         "stage": pos["stage"], "images_per_s": images, "elapsed_s": time.perf_counter() - t0})
-                    bar.update(task, advance=1, info=f"loss {result.total:8.3f}  {len(self.learner.spec.blocks)} "
+                    bar.update(1, info=f"loss {result.total:8.3f}  {len(self.learner.spec.blocks)} "
                                                      f"blocks")
                     since = pos["global_step"] - pos["last_change"]
                     if (not last_epoch and cfg.evolution and since >= cfg.min_steps_between_mutations
@@ -370,7 +365,7 @@ class EvolveSearch(SearchLoop):
 
     # --- result -----------------------------------------------------------------------
     def finish(self, elapsed: float, resumed: bool):
-        from edgenas.evolve.report import write_evolution_report
+        from edgenas.report import write_markdown
         from edgenas.latency.target import measure_on_target
 
         cfg = self.cfg
@@ -407,7 +402,7 @@ class EvolveSearch(SearchLoop):
             **measure_on_target(spec, self.profile, self.latency_table, self.console),
         }
         atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-        write_evolution_report(self.run_dir, spec, summary)
+        write_markdown(self.run_dir)
         self.save_checkpoint({"epoch": cfg.epochs, "step": 0, "global_step": self.total_steps, "elapsed_s": elapsed,
                               "stage": 0, "round": 0, "last_change": 0, "losses": [], "pruned": True}, done=True)
         return SearchResult(self.run_dir, spec, cost["params"], cost["macs"], elapsed, resumed, summary)

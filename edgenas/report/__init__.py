@@ -27,7 +27,7 @@ from edgenas.report.tables import (
 )
 from edgenas.rundir import atomic_write_text
 
-__all__ = ["FORMATS", "build_tables", "write_reports"]
+__all__ = ["FORMATS", "build_tables", "write_markdown", "write_reports"]
 
 
 def build_tables(run: str | Path, protocol: str | None = None) -> tuple[object, list[Table]]:
@@ -75,17 +75,29 @@ def _markdown(records, tables: list[Table], plots: list[Path]) -> str:
     report = run / "report.md"
     old = report.read_text() if report.is_file() else ""
     section = re.search(re.escape(BEGIN) + r".*?" + re.escape(END), old, re.S)
-    if records.compare:
-        device = ", ".join(sorted({str(r.get("device")) for r in records.compare}))
-        plot = run / "compare" / "plots" / "accuracy_vs_latency.png"
-        lines.append(comparison_markdown(records.compare, device,
-                                         plot.relative_to(run).as_posix() if plot.is_file() else None))
+    if records.compare or records.compare_failed:
+        device = ", ".join(sorted({str(r.get("device")) for r in records.compare + records.compare_failed}))
+        plots = run / "compare" / "plots"
+        plot = next((p for p in (plots / "accuracy_vs_latency.png", plots / "latency_vs_macs.png") if p.is_file()),
+                    None)
+        lines.append(comparison_markdown(records.compare + records.compare_failed, device,
+                                         plot.relative_to(run).as_posix() if plot else None))
     elif section:
         lines.append(section.group(0) + "\n")
     return "\n".join(lines)
 
 
 _PREAMBLE = "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage[margin=2cm]{geometry}\n\\begin{document}\n"
+
+
+def write_markdown(run: str | Path) -> Path:
+    """(Re)write the run's ``report.md`` and its plots from what its commands recorded: the one writer of it.
+
+    The search, its refinement, ``compare`` and ``report`` all call this, so the file
+    always holds every section the run has (search, evaluation, device comparison).
+    """
+    (path,) = write_reports(run, ("md",))
+    return path
 
 
 def write_reports(run: str | Path, formats: tuple[str, ...] = FORMATS, protocol: str | None = None) -> list[Path]:

@@ -42,6 +42,7 @@ class RunRecords:
     compare: list[dict]
     protocol: str | None
     protocols: list[str] = field(default_factory=list)
+    compare_failed: list[dict] = field(default_factory=list)
 
 
 def load_records(run: str | Path, protocol: str | None = None) -> RunRecords:
@@ -63,9 +64,10 @@ def load_records(run: str | Path, protocol: str | None = None) -> RunRecords:
     if protocol is not None and protocol not in protocols:
         raise ConfigError(f"no evaluation with protocol {protocol!r} in {run} (recorded: {', '.join(protocols) or 'none'})")
     chosen = protocol or (results[-1]["protocol"] if results else fewshot[-1]["protocol"] if fewshot else None)
-    compare = [r for r in read_jsonl(run / "compare" / "records.jsonl") if "error" not in r]
+    compare = read_jsonl(run / "compare" / "records.jsonl")
     return RunRecords(run, summary, spec, [r for r in results if r.get("protocol") == chosen],
-                      [r for r in fewshot if r.get("protocol") == chosen], compare, chosen, protocols)
+                      [r for r in fewshot if r.get("protocol") == chosen], [r for r in compare if "error" not in r],
+                      chosen, protocols, [r for r in compare if "error" in r])
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

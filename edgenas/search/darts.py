@@ -19,6 +19,7 @@ import torch
 from edgenas.accelerator import autocast, check_accelerator_options
 from edgenas.errors import BudgetError, ConfigError, EdgenasError
 from edgenas.plugins import import_plugins
+from edgenas.progress import ProgressBar
 from edgenas.rundir import append_jsonl, atomic_torch_save, atomic_write_text, read_jsonl, rewrite_jsonl
 from edgenas.schedules import cosine_lr
 from edgenas.search.loop import SearchLoop, SearchResult, resolve_target
@@ -196,13 +197,6 @@ class DartsSearch(SearchLoop):
     # --- the loop ---------------------------------------------------------------------
     def train(self) -> tuple[float, bool]:
         """Run (or resume) the bilevel optimisation; returns (elapsed seconds, resumed)."""
-        from rich.progress import (
-            BarColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
 
         from edgenas.search.bilevel import unrolled_arch_grads
 
@@ -229,13 +223,8 @@ class DartsSearch(SearchLoop):
 
         t0 = time.perf_counter() - elapsed0
         per = cfg.batch_size
-        progress = Progress(TextColumn("[bold]search[/] {task.description}"), BarColumn(),
-                            TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
-                            TimeElapsedColumn(), TimeRemainingColumn(), console=self.console,
-                            disable=not cfg.progress or not self.world.main, transient=False)
-        with progress:
-            task = progress.add_task(f"epoch {start_epoch + 1}/{cfg.epochs}", total=self.total_steps,
-                                     completed=global_step, info="")
+        with ProgressBar("search", self.total_steps, global_step, f"epoch {start_epoch + 1}/{cfg.epochs}",
+                         self.console, enabled=cfg.progress and self.world.main) as progress:
             for epoch in range(start_epoch, cfg.epochs):
                 self.net.train()
                 gw = torch.Generator().manual_seed(derive_seed(cfg.seed, epoch, 1))
@@ -244,7 +233,7 @@ class DartsSearch(SearchLoop):
                 perm_a = self.a_idx[torch.randperm(len(self.a_idx), generator=ga)]
                 search_alpha = epoch >= cfg.warmup_epochs
                 first = start_step if epoch == start_epoch else 0
-                progress.update(task, description=f"epoch {epoch + 1}/{cfg.epochs}")
+                progress.update(description=f"epoch {epoch + 1}/{cfg.epochs}")
                 for step in range(first, self.steps_per_epoch):
                     t_step = time.perf_counter()
                     lr = cosine_lr(global_step, self.total_steps, cfg.lr, cfg.lr_min)
@@ -298,7 +287,7 @@ class DartsSearch(SearchLoop):
                         "expected_latency_ms": e_ms,
                         "step_s": dt, "images_per_s": images / dt, "elapsed_s": time.perf_counter() - t0,
                     })
-                    progress.update(task, advance=1, info=f"loss {train_loss:8.2f}  {images / dt:6.0f} img/s")
+                    progress.update(1, info=f"loss {train_loss:8.2f}  {images / dt:6.0f} img/s")
                     if global_step % cfg.checkpoint_every == 0:
                         self.save_checkpoint(epoch, step + 1, global_step, time.perf_counter() - t0)
                     if self.on_step is not None:
@@ -394,9 +383,9 @@ class DartsSearch(SearchLoop):
             "arch_sha256": spec.sha256(), **latency,
         }
         atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-        from edgenas.search.report import write_report
+        from edgenas.report import write_markdown
 
-        write_report(self.run_dir, spec, summary)
+        write_markdown(self.run_dir)
         self.save_checkpoint(cfg.epochs, 0, self.total_steps, elapsed, done=True)
         self.world.barrier()
         return SearchResult(self.run_dir, spec, params, macs, elapsed, resumed, summary)

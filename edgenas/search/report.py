@@ -1,11 +1,14 @@
-"""The run's ``report.md`` and its plots (alpha heat map, loss curve)."""
+"""The DARTS search's section of ``report.md`` and its plots (alpha heat map, loss curves).
+
+:func:`edgenas.report.write_markdown` assembles the report from these.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from edgenas.rundir import atomic_write_text, read_jsonl
+from edgenas.rundir import read_jsonl
 from edgenas.space.spec import ArchSpec
 
 
@@ -16,15 +19,6 @@ def _genotype_lines(name: str, genotype) -> list[str]:
                            for e in node)
         lines.append(f"- n{i} = {inputs}")
     return lines + [""]
-
-
-def write_report(run_dir: Path, spec: ArchSpec, summary: dict[str, Any]) -> Path:
-    """Write ``report.md`` (and ``plots/*.png`` when matplotlib is installed)."""
-    plots = write_plots(run_dir)
-    lines = [f"# Search report: {run_dir.name}", "", *search_section(spec, summary)]
-    if plots:
-        lines += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
-    return atomic_write_text(run_dir / "report.md", "\n".join(lines))
 
 
 def search_section(spec: ArchSpec, summary: dict[str, Any]) -> list[str]:
@@ -77,12 +71,10 @@ def _latency_lines(summary: dict[str, Any]) -> list[str]:
 
 def write_plots(run_dir: Path) -> list[Path]:
     """Alpha heat maps of the last epoch and the loss curve; [] without matplotlib."""
-    try:
-        import matplotlib
+    from edgenas.report.figures import pyplot, save_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return []
     out = []
     plots = run_dir / "plots"
@@ -101,8 +93,7 @@ def write_plots(run_dir: Path) -> list[Path]:
             ax.set_xticks(range(len(last["ops"])), last["ops"], rotation=45, ha="right")
             ax.set_ylabel("edge")
             ax.set_title(f"{kind} cell: softmax(alpha), epoch {last['epoch'] + 1}")
-        out.append(_save(fig, plots / "alpha.png"))
-        plt.close(fig)
+        out.append(save_figure(fig, plots / "alpha.png", dpi=110))
     steps = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("event") == "step"]
     if steps:
         fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
@@ -114,8 +105,7 @@ def write_plots(run_dir: Path) -> list[Path]:
         ax.set_xlabel("step")
         ax.set_ylabel("SSL loss")
         ax.legend()
-        out.append(_save(fig, plots / "loss.png"))
-        plt.close(fig)
+        out.append(save_figure(fig, plots / "loss.png", dpi=110))
     refined = [r for r in read_jsonl(run_dir / "refine" / "metrics.jsonl") if r.get("event") == "step"]
     two_stage = [r for r in read_jsonl(run_dir / "pretrain" / "refine" / "metrics.jsonl") if r.get("event") == "step"]
     if refined:
@@ -133,13 +123,5 @@ def write_plots(run_dir: Path) -> list[Path]:
         ax.set_ylabel("SSL loss")
         ax.legend()
         ax.set_title("refinement of the derived network")
-        out.append(_save(fig, plots / "refine_loss.png"))
-        plt.close(fig)
+        out.append(save_figure(fig, plots / "refine_loss.png", dpi=110))
     return out
-
-
-def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
-    return path

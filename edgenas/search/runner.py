@@ -115,9 +115,9 @@ def refine_run(cfg: SearchConfig, run_dir: Path, console=None) -> dict[str, Any]
     summary["refine"] = {k: refined[k] for k in ("epochs", "batch_size", "lr", "rows", "steps", "first_loss",
                                                  "final_loss", "elapsed_s", "cpu_s")}
     atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
-    from edgenas.search.report import write_report
+    from edgenas.report import write_markdown
 
-    write_report(run_dir, spec, summary)
+    write_markdown(run_dir)
     return summary
 
 

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from edgenas.accelerator import autocast
 from edgenas.errors import CheckpointError, ConfigError, EdgenasError
 from edgenas.rundir import append_jsonl, atomic_torch_save, atomic_write_text, read_jsonl, rewrite_jsonl
+from edgenas.progress import ProgressBar
 from edgenas.schedules import cosine_lr
 from edgenas.train.config import FinetuneConfig
 from edgenas.seeds import derive_seed
@@ -211,8 +212,6 @@ class Finetuner:
     # --- the loop ---------------------------------------------------------------------
     def train(self) -> tuple[dict[str, Any], bool]:
         """Run (or resume) the epochs; returns (the final position and best epoch, resumed)."""
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
         cfg = self.cfg
         ckpt = self.load_checkpoint()
         state = {"epoch": 0, "step": 0, "global_step": 0, "elapsed_s": 0.0, "cpu_s": 0.0,
@@ -233,13 +232,9 @@ class Finetuner:
             return {"elapsed_s": time.perf_counter() - wall0, "cpu_s": time.process_time() - cpu0}
 
         label = f"{self.candidate.name}/{cfg.init}" if self.candidate.kind == "searched" else self.candidate.name
-        progress = Progress(TextColumn(f"[bold]finetune[/] {label} {cfg.labels_label} {{task.description}}"),
-                            BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                            console=self.console, disable=not cfg.progress or not self.world.main)
-        with progress:
-            task = progress.add_task(f"epoch {state['epoch'] + 1}/{cfg.epochs}", total=self.total_steps,
-                                     completed=state["global_step"], info="")
+        with ProgressBar("finetune", self.total_steps, state["global_step"], f"epoch {state['epoch'] + 1}/{cfg.epochs}",
+                         self.console, enabled=cfg.progress and self.world.main,
+                         subtitle=f"{label} {cfg.labels_label}") as progress:
             for epoch in range(state["epoch"], cfg.epochs):
                 self._train_mode(epoch)
                 probing = self._probing(epoch)
@@ -247,7 +242,7 @@ class Finetuner:
                 order = self.fit_idx[torch.randperm(len(self.fit_idx), generator=g)]
                 first = state["step"] if epoch == state["epoch"] else 0
                 seen, loss_sum, correct = 0, 0.0, 0
-                progress.update(task, description=f"epoch {epoch + 1}/{cfg.epochs}")
+                progress.update(description=f"epoch {epoch + 1}/{cfg.epochs}")
                 for step in range(first, self.steps_per_epoch):
                     lr = self._lr(state["global_step"])
                     for group in self.optimizer.param_groups:
@@ -272,7 +267,7 @@ class Finetuner:
                     correct += int((logits.detach().argmax(1) == y).sum())
                     state["global_step"] += 1
                     state["step"] = step + 1
-                    progress.update(task, advance=1, info=f"loss {value:6.3f}")
+                    progress.update(1, info=f"loss {value:6.3f}")
                     if state["global_step"] % cfg.checkpoint_every == 0 and step + 1 < self.steps_per_epoch:
                         self.save_checkpoint({**state, **clocks()})
                     if self.on_step is not None:

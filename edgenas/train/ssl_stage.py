@@ -41,6 +41,7 @@ from edgenas.rundir import (
     read_jsonl,
     rewrite_jsonl,
 )
+from edgenas.progress import ProgressBar
 from edgenas.schedules import cosine_lr
 
 __all__ = ["SSLStage", "ensure_refined", "refine_pool", "refine_stage", "run_ssl_stage"]
@@ -123,13 +124,6 @@ def run_ssl_stage(net: torch.nn.Module, stage: SSLStage, images: torch.Tensor, r
         EdgenasError: the loss diverged.
     """
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
     from edgenas.seeds import derive_seed
 
@@ -162,17 +156,13 @@ def run_ssl_stage(net: torch.nn.Module, stage: SSLStage, images: torch.Tensor, r
     every = max(1, min(50, stage.steps_per_epoch))
     key = (stage.seed,) if stage.stream == 0 else (stage.seed, stage.stream)
     memory_format = torch.channels_last
-    bar = Progress(TextColumn(f"[bold]{stage.name}[/] SSL {{task.description}}"), BarColumn(),
-                   TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
-                   TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not progress)
-    with bar:
-        task = bar.add_task(f"epoch {epoch0 + 1}/{stage.epochs}", total=stage.total_steps, completed=global_step,
-                            info="")
+    with ProgressBar(stage.name, stage.total_steps, global_step, f"epoch {epoch0 + 1}/{stage.epochs}", console,
+                     enabled=progress, subtitle="SSL") as bar:
         for epoch in range(epoch0, stage.epochs):
             net.train()
             g = torch.Generator().manual_seed(derive_seed(*key, epoch, 1))
             perm = rows[torch.randperm(len(rows), generator=g)]
-            bar.update(task, description=f"epoch {epoch + 1}/{stage.epochs}")
+            bar.update(description=f"epoch {epoch + 1}/{stage.epochs}")
             for step in range(step0 if epoch == epoch0 else 0, stage.steps_per_epoch):
                 lr = _lr(stage, global_step)
                 for group in opt.param_groups:
@@ -197,7 +187,7 @@ def run_ssl_stage(net: torch.nn.Module, stage: SSLStage, images: torch.Tensor, r
                 global_step += 1
                 append_jsonl(metrics, {"event": "step", "epoch": epoch, "global_step": global_step, "lr": lr,
                                        "train_loss": value, "elapsed_s": time.perf_counter() - wall})
-                bar.update(task, advance=1, info=f"loss {value:8.2f}")
+                bar.update(1, info=f"loss {value:8.2f}")
                 if global_step % every == 0:
                     save(epoch, step + 1)
             save(epoch + 1, 0)
