@@ -42,7 +42,7 @@ def main() -> None:
     from edgenas.data.splits import stratified_fraction
     from edgenas.evaluate.knn import knn_accuracy
     from edgenas.evaluate.protocol import features_of
-    from edgenas.space.evolved import load_spec
+    from edgenas.space.registry import load_spec
     from edgenas.train.candidates import load_candidate
     from edgenas.train.data import load_protocol_data
 

@@ -19,8 +19,10 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-def config_from_dict(cls: type[C], data: Any, what: str) -> C:
+def config_from_dict(cls: type[C], data: Any, what: str, retired: frozenset[str] = frozenset()) -> C:
     """Build ``cls`` from a mapping (YAML experiment file, ``config.yaml``); lists become tuples.
+
+    ``retired`` names options that earlier versions wrote and that mean nothing now: they are dropped.
 
     Raises:
         ConfigError: not a mapping, unknown keys (with close matches), or values ``cls`` refuses.
@@ -31,6 +33,8 @@ def config_from_dict(cls: type[C], data: Any, what: str) -> C:
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         k = str(key).replace("-", "_")
+        if k in retired:
+            continue
         if k not in names:
             close = difflib.get_close_matches(k, list(names), n=2)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""

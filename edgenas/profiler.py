@@ -236,7 +236,7 @@ def _profile_arch(path, resolution: int | None) -> ProfileReport:
     from dataclasses import replace
 
     from edgenas.models import build
-    from edgenas.space.evolved import load_spec
+    from edgenas.space.registry import load_spec
 
     spec = load_spec(path)
     # Count what gets deployed: the SSL projector is dropped before export.

@@ -132,7 +132,6 @@ def search(ctx: click.Context, config_file, as_json, no_progress, **options) -> 
     if not values.get("out"):
         values["out"] = f"runs/search-{values.get('target') or 'local'}"
     values["progress"] = not no_progress
-    values.pop("extra", None)
     cfg = SearchConfig.from_dict(values)
 
     from edgenas.distributed import is_main_process

@@ -131,7 +131,7 @@ def resolve_source(target: str, weights: str | None = None, resolution: int | No
 
 def _from_arch(path: Path, weights: Path | None, resolution: int | None) -> ExportSource:
     from edgenas.models import build, load_into
-    from edgenas.space.evolved import load_spec
+    from edgenas.space.registry import load_spec
 
     spec = load_spec(path)  # ArchSpecError for a run dir without arch.json
     if resolution is not None:

@@ -162,7 +162,7 @@ def features_of(model: torch.nn.Module, images: torch.Tensor, mean, std, device)
 def _trained(job: Path, source: str, num_classes: int, resolution: int) -> torch.nn.Module:
     """The network a finished job trained (its ``weights.pt``)."""
     from edgenas.models import build, load_weights
-    from edgenas.space.evolved import load_spec
+    from edgenas.space.registry import load_spec
     from edgenas.train.candidates import load_candidate
 
     if (job / "arch.json").is_file():
@@ -214,7 +214,7 @@ def run_evaluation(run: str | Path, plan: EvalPlan, protocol: FinetuneConfig, co
     from rich.console import Console
 
     from edgenas.models.baselines import resolve_baseline
-    from edgenas.space.evolved import load_spec
+    from edgenas.space.registry import load_spec
     from edgenas.train.data import load_protocol_data
     from edgenas.train.finetune import run_finetune
 

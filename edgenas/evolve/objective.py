@@ -30,11 +30,11 @@ class SearchModel(nn.Module):
     """``net`` (the evolving network) and the heads of the SSL objective, all reading ``net.features``."""
 
     def __init__(self, spec: EvolvedSpec, parts: dict[str, float], dino_out_dim: int = 1024) -> None:
-        from edgenas.models.evolved import EvolvedNet
+        from edgenas.models import build
         from edgenas.ssl import DINOHead, RotationHead
 
         super().__init__()
-        self.net = EvolvedNet(spec)
+        self.net = build(spec)
         self.dino = DINOHead(spec.feature_dim, dino_out_dim) if "dino" in parts else None
         self.rotation = RotationHead(spec.feature_dim) if "rotation" in parts else None
 

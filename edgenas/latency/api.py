@@ -50,7 +50,7 @@ def predict_latency(table_path: str | Path, archs: list[str]) -> list[dict[str, 
     """
     from bench.latency_table import LatencyTable
     from edgenas.latency.spaces import arch_keys
-    from edgenas.space.evolved import load_spec
+    from edgenas.space.registry import load_spec
 
     table = LatencyTable.load(table_path)
     rows = []

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgenas.space.evolved import load_spec
+from edgenas.space.registry import load_spec
 
 __all__ = ["ModelName", "build", "load", "load_into", "load_weights", "resolve_model_name"]
 
@@ -73,15 +73,9 @@ def build(spec):
         :class:`edgenas.models.evolved.EvolvedNet` for an ``EvolvedSpec``;
         ``forward(x [B, C, R, R]) -> logits [B, num_classes]``.
     """
-    from edgenas.space.evolved import EvolvedSpec
+    from edgenas.space.registry import SPACES
 
-    if isinstance(spec, EvolvedSpec):
-        from edgenas.models.evolved import EvolvedNet
-
-        return EvolvedNet(spec)
-    from edgenas.models.derived import DerivedNet
-
-    return DerivedNet(spec)
+    return SPACES.get(spec.space).network_class()(spec)
 
 
 def load_weights(path: str | os.PathLike) -> dict:

@@ -44,7 +44,7 @@ def build_tables(run: str | Path, protocol: str | None = None) -> tuple[object, 
 
 
 def _markdown(records, tables: list[Table], plots: list[Path]) -> str:
-    from edgenas.deploy.compare import BEGIN, END, comparison_markdown
+    from edgenas.report.comparison import BEGIN, END, comparison_markdown
     from edgenas.search.report import search_section
 
     run = records.run

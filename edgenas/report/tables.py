@@ -53,7 +53,7 @@ def load_records(run: str | Path, protocol: str | None = None) -> RunRecords:
         ConfigError: ``protocol`` names no recorded protocol.
     """
     from edgenas.errors import ConfigError
-    from edgenas.space.evolved import load_spec
+    from edgenas.space.registry import load_spec
 
     run = Path(run)
     spec = load_spec(run)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from edgenas.configs import config_from_dict, config_to_dict
@@ -21,6 +21,9 @@ RESUMABLE_CHANGES = frozenset({"out", "device", "threads", "checkpoint_every", "
 #: options of the refinement stage, which has its own checkpoint and identity: a finished search
 #: can be refined (or refined again, into a fresh directory) without searching again
 REFINE_OPTIONS = frozenset({"refine_epochs", "refine_batch_size", "refine_lr", "refine_subset"})
+
+#: options earlier versions wrote to config.yaml that mean nothing now (dropped when read)
+RETIRED_OPTIONS = frozenset({"extra"})
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,6 @@ class SearchConfig:
     threads: int = 0
     checkpoint_every: int = 10
     progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         positive = ("subset", "resolution", "channels", "cells", "nodes", "stem_multiplier", "epochs",
@@ -251,7 +253,7 @@ class SearchConfig:
         Raises:
             ConfigError: unknown keys (with close matches) or invalid values.
         """
-        return config_from_dict(cls, data, "search")
+        return config_from_dict(cls, data, "search", RETIRED_OPTIONS)
 
     def replace(self, **changes: Any) -> "SearchConfig":
         return dataclasses.replace(self, **changes)
@@ -259,6 +261,6 @@ class SearchConfig:
     def identity(self) -> dict[str, Any]:
         """The options that define the search (what a resume must match)."""
         d = self.to_dict()
-        for k in RESUMABLE_CHANGES | REFINE_OPTIONS | {"extra"}:
+        for k in RESUMABLE_CHANGES | REFINE_OPTIONS:
             d.pop(k, None)
         return d

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from edgenas.errors import BudgetError
-from edgenas.models.derived import DerivedNet
+from edgenas.models import build
 from edgenas.profiler import count_macs, count_params
 from edgenas.space.cells import edge_index, num_edges
 from edgenas.space.ops import build_op
@@ -76,7 +76,7 @@ class CostModel:
 
     @staticmethod
     def _profile(spec: ArchSpec) -> Cost:
-        net = DerivedNet(dataclasses.replace(spec, projector=()))
+        net = build(dataclasses.replace(spec, projector=()))
         return Cost(count_params(net), count_macs(net, spec.resolution, spec.in_channels))
 
     def _ops_cost(self, spec: ArchSpec) -> Cost:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from edgenas.errors import CheckpointError
+from edgenas.models import build
 from edgenas.models.derived import DerivedNet
 from edgenas.space.cells import edge_index
 from edgenas.space.network import DARTSAutoSSL
@@ -98,7 +99,7 @@ def transfer_weights(net: DARTSAutoSSL, spec: ArchSpec) -> DerivedNet:
     Raises:
         CheckpointError: a derived parameter has no counterpart of the same shape.
     """
-    derived = DerivedNet(spec)
+    derived = build(spec)
     source = net.state_dict()
     target = derived.state_dict()
     for key, value in target.items():

@@ -64,7 +64,7 @@ def _search(cfg: SearchConfig, console, on_step) -> SearchResult:
         search = DartsSearch(cfg, console, on_step)
     ckpt = search.load_checkpoint() if (run_dir / "search.ckpt").exists() else None
     if ckpt is not None and ckpt.get("done") and (run_dir / "summary.json").exists():
-        from edgenas.space.evolved import load_spec
+        from edgenas.space.registry import load_spec
 
         summary = json.loads((run_dir / "summary.json").read_text())
         spec = load_spec(run_dir)

@@ -26,7 +26,7 @@ from typing import Any
 
 from edgenas.errors import ArchSpecError
 
-__all__ = ["EVOLVED_SPACE", "EVOLVED_VERSION", "BlockSpec", "EvolvedSpec", "load_spec", "spec_from_dict"]
+__all__ = ["EVOLVED_SPACE", "EVOLVED_VERSION", "BlockSpec", "EvolvedSpec"]
 
 EVOLVED_SPACE = "evolved-cnn"
 EVOLVED_VERSION = 1
@@ -163,32 +163,3 @@ class EvolvedSpec:
         from edgenas.rundir import atomic_write_text
 
         atomic_write_text(path, self.to_json())
-
-
-def spec_from_dict(data: Any):
-    """An :class:`~edgenas.space.spec.ArchSpec` or an :class:`EvolvedSpec`, by the ``space`` field.
-
-    Raises:
-        ArchSpecError: an unknown space, or a malformed spec.
-    """
-    from edgenas.space.spec import SPACE_NAME, ArchSpec
-
-    if not isinstance(data, dict):
-        raise ArchSpecError("arch.json must hold a JSON object")
-    space = data.get("space", SPACE_NAME)
-    if space == EVOLVED_SPACE:
-        return EvolvedSpec.from_dict(data)
-    if space == SPACE_NAME:
-        return ArchSpec.from_dict(data)
-    raise ArchSpecError(f"unknown space {space!r} in arch.json (known: {SPACE_NAME}, {EVOLVED_SPACE})")
-
-
-def load_spec(path: str | os.PathLike):
-    """Read an ``arch.json`` (or a run directory holding one) of any space.
-
-    Raises:
-        ArchSpecError: missing, unreadable or malformed file.
-    """
-    from edgenas.space.spec import read_arch_json
-
-    return spec_from_dict(read_arch_json(path)[1])

@@ -19,7 +19,7 @@ from torch import nn
 
 from edgenas.errors import CheckpointError, ConfigError
 from edgenas.models import load_weights
-from edgenas.space.evolved import load_spec
+from edgenas.space.registry import load_spec
 from edgenas.space.spec import ArchSpec
 
 __all__ = ["Candidate", "classifier_of", "init_sha256", "init_weights", "is_searched", "is_stale", "load_candidate",

@@ -85,7 +85,7 @@ class Finetuner:
     # --- set-up -----------------------------------------------------------------------
     def prepare(self) -> None:
         from edgenas.data.splits import stratified_count
-        from edgenas.space.evolved import load_spec
+        from edgenas.space.registry import load_spec
         from edgenas.train.candidates import is_searched, load_candidate
         from edgenas.train.data import labelled_split, load_protocol_data, only_classes
 

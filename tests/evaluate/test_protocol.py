@@ -141,7 +141,7 @@ def test_report_in_every_format(evaluated):
 
 
 def test_report_keeps_the_device_comparison(evaluated):
-    from edgenas.deploy.compare import BEGIN, END
+    from edgenas.report.comparison import BEGIN, END
 
     run, _ = evaluated
     (run / "report.md").write_text(f"# old\n\n{BEGIN}\n## Device comparison (local)\nkept\n{END}\n")

@@ -10,7 +10,8 @@ import torch
 from edgenas.errors import BudgetError, CheckpointError
 from edgenas.search.config import SearchConfig
 from edgenas.search.runner import run_search
-from edgenas.space.evolved import EvolvedSpec, load_spec
+from edgenas.space.evolved import EvolvedSpec
+from edgenas.space.registry import load_spec
 
 TINY = dict(strategy="evolve", subset=128, resolution=16, seed_channels=8, seed_blocks=2, max_blocks=4,
             max_channels=32, projector=(16, 16), epochs=3, batch_size=16, checkpoint_every=3, progress=False,

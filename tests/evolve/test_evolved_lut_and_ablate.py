@@ -111,7 +111,7 @@ def test_ablate_runs_every_variant_and_writes_a_table(tmp_path):
 
 
 def test_space_sample_draws_from_the_space_it_names(tmp_path):
-    from edgenas.space.evolved import load_spec
+    from edgenas.space.registry import load_spec
 
     result = CliRunner().invoke(cli, ["space", "sample", "--space", "evolved-cnn", "--n", "3", "--seed", "2",
                                       "--resolution", "16", "--seed-channels", "8", "--seed-blocks", "2",

@@ -18,7 +18,8 @@ from edgenas.evolve.mutations import (
     widen_hidden,
 )
 from edgenas.models import build
-from edgenas.space.evolved import BlockSpec, EvolvedSpec, load_spec, spec_from_dict
+from edgenas.space.evolved import BlockSpec, EvolvedSpec
+from edgenas.space.registry import load_spec, spec_from_dict
 
 SEED = EvolvedSpec(stem_channels=8, blocks=(BlockSpec(8, 24, 2), BlockSpec(8, 24, 1), BlockSpec(16, 32, 2)),
                    resolution=16, num_classes=5, projector=(12, 6))
