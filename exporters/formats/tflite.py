@@ -4,7 +4,7 @@
   input stays NCHW (the converter inserts one transpose to NHWC), input and
   output carry the spec's names in the ``serving_default`` signature. Padded
   ``AvgPool2d(count_include_pad=False)`` layers are first made explicit
-  (:mod:`exporters.formats.tflite_graph`): 3.2x faster for the searched model.
+  (:mod:`exporters.formats.tflite_rewrite` and :mod:`exporters.formats.tflite_quant`): 3.2x faster for the searched model.
 * FP16: ai-edge-quantizer's ``float_casting`` weight-only recipe on the FP32
   flatbuffer (reused when the same model was just exported at FP32): conv,
   depthwise and fully-connected weights stored as float16, float32 IO and
@@ -16,11 +16,11 @@
   quantizer passed to the conversion (``QuantConfig(pt2e_quantizer=...)``):
   without it the model converts but is 3x larger and 10-60x slower (RECIPES.md).
   The graph is rewritten so that XNNPACK runs all of it in int8, in one
-  partition (see :mod:`exporters.formats.tflite_graph`). Inputs and outputs are
+  partition (see :mod:`exporters.formats.tflite_rewrite` and :mod:`exporters.formats.tflite_quant`). Inputs and outputs are
   int8; their scale and zero point are the tensors' quantization parameters.
 * Dynamic batch: litert-torch lowers reshapes and slices with the traced
   batch size, so the graph is first rewritten without them, exactly
-  (:func:`~exporters.formats.tflite_graph.for_dynamic_batch`: pooled features
+  (:func:`~exporters.formats.tflite_rewrite.for_dynamic_batch`: pooled features
   flattened by a mean, DARTS' offset slice folded into a conv). A model with
   another reshape on the batch still fails, with a one-line error that says so.
 
@@ -59,10 +59,10 @@ class TFLiteInt8Config:
     Attributes:
         per_channel: one weight scale per output channel (the issue asks for it;
             per-tensor loses accuracy on depthwise convs).
-        wide: use :class:`~exporters.formats.tflite_graph.WidePT2EQuantizer`, which
+        wide: use :class:`~exporters.formats.tflite_quant.WidePT2EQuantizer`, which
             also quantizes standalone ReLU, hardswish, hardsigmoid, avg pool and
             slice; litert-torch's own quantizer leaves them in float between
-            DEQUANTIZE/QUANTIZE pairs (measured slower, see :mod:`exporters.formats.tflite_graph`).
+            DEQUANTIZE/QUANTIZE pairs (measured slower, see :mod:`exporters.formats.tflite_rewrite` and :mod:`exporters.formats.tflite_quant`).
         calib_batch: calibration batch size (a graph with a dynamic batch is used
             for calibration; per sample if the model cannot take one). Observers
             see the same values either way; batches of 32 calibrated 5x faster.
@@ -150,7 +150,7 @@ class TFLiteExporter(Exporter):
     Args:
         int8: the INT8 settings (defaults: the measured best, see :class:`TFLiteInt8Config`).
         explicit_pools: rewrite padded ``AvgPool2d(count_include_pad=False)`` into
-            ops XNNPACK runs (exact; see :func:`~exporters.formats.tflite_graph.rewrite_avg_pools`).
+            ops XNNPACK runs (exact; see :func:`~exporters.formats.tflite_rewrite.rewrite_avg_pools`).
     """
 
     format = "tflite"
@@ -198,11 +198,11 @@ class TFLiteExporter(Exporter):
         import torch
 
         if self.explicit_pools:
-            from exporters.formats.tflite_graph import rewrite_avg_pools
+            from exporters.formats.tflite_rewrite import rewrite_avg_pools
 
             model = rewrite_avg_pools(model, spec.shape, as_conv=as_conv)
         if spec.dynamic_batch:
-            from exporters.formats.tflite_graph import for_dynamic_batch
+            from exporters.formats.tflite_rewrite import for_dynamic_batch
 
             model = for_dynamic_batch(model, spec.shape)
         # torch.export specializes a size-1 dimension: a dynamic batch needs a sample of 2
@@ -233,7 +233,7 @@ class TFLiteExporter(Exporter):
     def _int8(self, litert_torch, model, spec: InputSpec, calib, name: str) -> bytes:
         from litert_torch.quantize.quant_config import QuantConfig
 
-        from exporters.formats.tflite_graph import calibrated_graph, make_quantizer
+        from exporters.formats.tflite_quant import calibrated_graph, make_quantizer
 
         if calib is None or len(calib) == 0:
             raise ConversionError(f"{name}: INT8 needs calibration inputs (calib is empty)")

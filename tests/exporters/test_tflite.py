@@ -20,7 +20,7 @@ pytest.importorskip("ai_edge_quantizer")
 from bench.runtimes import RunnerOptions, open_runner  # noqa: E402
 from exporters.errors import ConversionError  # noqa: E402
 from exporters.formats.tflite import TFLiteExporter, read_metadata  # noqa: E402
-from exporters.formats.tflite_graph import ExplicitAvgPool2d, rewrite_avg_pools  # noqa: E402
+from exporters.formats.tflite_rewrite import ExplicitAvgPool2d, rewrite_avg_pools  # noqa: E402
 from exporters.freeze import freeze  # noqa: E402
 from exporters.spec import InputSpec  # noqa: E402
 
@@ -208,7 +208,7 @@ def _tiny_derived() -> nn.Module:
 def test_dynamic_batch_rewrite_is_exact_and_leaves_no_batch_sized_op():
     import operator
 
-    from exporters.formats.tflite_graph import for_dynamic_batch
+    from exporters.formats.tflite_rewrite import for_dynamic_batch
 
     net = _tiny_derived()
     rewritten = for_dynamic_batch(net, (1, 3, 16, 16))
