@@ -1,6 +1,6 @@
 """``edgenas sweep`` and ``edgenas compare``: many measurements on one device, resumable, with a CSV and plots.
 
-The work is :func:`edgenas.deploy.sweep.sweep_devices` and :func:`edgenas.deploy.compare.run_compare`.
+The work is :func:`edgenas.deploy.sweep.run_sweep` and :func:`edgenas.deploy.compare.run_compare`.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def sweep(models, out, formats, precisions, resolutions, batches, thread_counts,
           --resolutions 32,96 --thread-counts 1,2 --out sweeps/local
     """
     from devices.profiles import load_profile
-    from edgenas.deploy.sweep import SweepPlan, sweep_devices
+    from edgenas.deploy.sweep import SweepPlan, run_sweep
 
     if threads is not None or batch is not None:
         raise ConfigError("sweep takes --thread-counts and --batches (lists), not --threads/--batch")
@@ -73,7 +73,7 @@ def sweep(models, out, formats, precisions, resolutions, batches, thread_counts,
     plan = SweepPlan(models=tuple(models), formats=formats, precisions=precisions,
                      resolutions=resolutions or (None,), batches=batches,
                      threads=thread_counts or (profiles[0].threads,), weights=weights, calib=calib)
-    records, summaries = sweep_devices(
+    records, summaries = run_sweep(
         plan, out, reach_of(device, host, key, known_hosts, python), devices,
         _options(warmup, runs, runtime, inference_precision, timeout, runtime_options), data, data_root, samples,
         retry_failed, retries, warn=lambda m: click.echo(f"warning: {m}", err=True))

@@ -36,7 +36,7 @@ def run_compare(run: str | Path, reach, formats: tuple[str, ...] | None = None,
     """
     from bench.runtimes.base import format_of_runtime
     from devices.profiles import load_profile
-    from edgenas.deploy.sweep import SweepPlan, sweep_devices
+    from edgenas.deploy.sweep import SweepPlan, run_sweep
     from edgenas.space.registry import load_spec
 
     run = Path(run)
@@ -45,6 +45,6 @@ def run_compare(run: str | Path, reach, formats: tuple[str, ...] | None = None,
     plan = SweepPlan(models=(str(run), *baselines), formats=formats or (format_of_runtime(profile.runtime),),
                      precisions=precisions, resolutions=(resolution,), batches=(batch or 1,),
                      threads=(threads or profile.threads,), weights=dict(weights or {}), calib=calib)
-    records, _ = sweep_devices(plan, run / "compare", reach, bench_options=bench_options, data=data,
+    records, _ = run_sweep(plan, run / "compare", reach, bench_options=bench_options, data=data,
                                data_root=data_root, samples=samples, progress=progress)
     return records, write_comparison(run)

@@ -23,7 +23,7 @@ from bench.records import Failure, is_failure
 from bench.runtimes.base import runtime_of_format
 from edgenas.errors import ConfigError
 
-__all__ = ["SweepPlan", "run_fleet", "run_sweep", "sweep_devices"]
+__all__ = ["SweepPlan", "run_sweep", "sweep_transport", "sweep_transports"]
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ def _measure(step: _Step, p: dict, device, run_job, options, data, retries: int)
     return record
 
 
-def run_sweep(plan: SweepPlan, out: str | Path, run_job: Callable[[dict, float], dict], device: Any,
+def sweep_transport(plan: SweepPlan, out: str | Path, run_job: Callable[[dict, float], dict], device: Any,
               bench_options=None, data=None, retry_failed: bool = False,
               progress: Callable[[str, int, int], None] | None = None,
               warn: Callable[[str], None] = lambda m: None, retries: int = 0) -> list[dict]:
@@ -187,11 +187,11 @@ def run_sweep(plan: SweepPlan, out: str | Path, run_job: Callable[[dict, float],
         progress: ``(what, done, total)`` after each step.
         retries: more tries of a measurement that hung or crashed before it is recorded as failed.
     """
-    records, _ = run_fleet(plan, out, [(device, run_job)], bench_options, data, retry_failed, progress, warn, retries)
+    records, _ = sweep_transports(plan, out, [(device, run_job)], bench_options, data, retry_failed, progress, warn, retries)
     return records
 
 
-def run_fleet(plan: SweepPlan, out: str | Path, devices: Sequence[tuple[Any, Callable]], bench_options=None,
+def sweep_transports(plan: SweepPlan, out: str | Path, devices: Sequence[tuple[Any, Callable]], bench_options=None,
               data=None, retry_failed: bool = False, progress: Callable[[str, int, int], None] | None = None,
               warn: Callable[[str], None] = lambda m: None, retries: int = 0) -> tuple[list[dict], list[dict]]:
     """Run (or resume) ``plan`` on several devices at once: one worker thread per device.
@@ -270,7 +270,7 @@ def run_fleet(plan: SweepPlan, out: str | Path, devices: Sequence[tuple[Any, Cal
     return records, summaries
 
 
-def sweep_devices(plan: SweepPlan, out: str | Path, reach, device_names: Sequence[str] | None = None,
+def run_sweep(plan: SweepPlan, out: str | Path, reach, device_names: Sequence[str] | None = None,
                   bench_options=None, data: str | None = None, data_root: str | None = None, samples: int = 1000,
                   retry_failed: bool = False, retries: int = 0, progress: bool = True,
                   warn: Callable[[str], None] = lambda m: None) -> tuple[list[dict], list[dict] | None]:
@@ -312,7 +312,7 @@ def sweep_devices(plan: SweepPlan, out: str | Path, reach, device_names: Sequenc
                               + "; ".join(f"{k}: {v}" for k, v in unreachable.items()))
     try:
         with ProgressBar("sweep", enabled=progress, only_on_terminal=True, transient=True) as bar:
-            records, summaries = run_fleet(plan, out, [(p, t.run_job) for p, t in connected], bench_options,
+            records, summaries = sweep_transports(plan, out, [(p, t.run_job) for p, t in connected], bench_options,
                                            cache if data else None, retry_failed=retry_failed, progress=bar.report,
                                            warn=warn, retries=retries)
     finally:

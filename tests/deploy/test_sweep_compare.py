@@ -15,7 +15,7 @@ from devices.transports.local import LocalTransport  # noqa: E402
 from edgenas.deploy.bench import BenchOptions  # noqa: E402
 from edgenas.cli.main import cli  # noqa: E402
 from edgenas.errors import ConfigError  # noqa: E402
-from edgenas.deploy.sweep import SweepPlan, run_sweep  # noqa: E402
+from edgenas.deploy.sweep import SweepPlan, sweep_transport  # noqa: E402
 
 FAST = BenchOptions(warmup=1, runs=5, timeout=120)
 PLAN = SweepPlan(models=("mobilenet_v3_small",), formats=("onnx",), precisions=("fp32",), resolutions=(32,),
@@ -41,11 +41,11 @@ def test_sweep_resumes_without_measuring_twice(tmp_path):
         return transport.run_job(job, timeout)
 
     with pytest.raises(Interrupted):
-        run_sweep(PLAN, tmp_path, dies_on_second, load_profile("local"), FAST)
+        sweep_transport(PLAN, tmp_path, dies_on_second, load_profile("local"), FAST)
     assert len((tmp_path / "records.jsonl").read_text().splitlines()) == 1
 
     calls.clear()
-    records = run_sweep(PLAN, tmp_path, lambda job, t: calls.append(job["threads"]) or transport.run_job(job, t),
+    records = sweep_transport(PLAN, tmp_path, lambda job, t: calls.append(job["threads"]) or transport.run_job(job, t),
                         load_profile("local"), FAST)
     assert calls == [2]  # only the unfinished measurement, and no new export
     assert sorted(r["threads"] for r in records) == [1, 2] and all(r["p50_ms"] > 0 for r in records)
@@ -62,14 +62,14 @@ def test_a_hung_measurement_is_recorded_and_the_sweep_goes_on(tmp_path):
             raise RemoteTimeoutError("the bench worker on local ran past 1 s and was killed")
         return transport.run_job(job, timeout)
 
-    records = run_sweep(PLAN, tmp_path, hangs_once, load_profile("local"), FAST)
+    records = sweep_transport(PLAN, tmp_path, hangs_once, load_profile("local"), FAST)
     failed = [r for r in records if "error" in r]
     assert len(records) == 2 and len(failed) == 1 and failed[0]["error_type"] == "RemoteTimeoutError"
     # a re-run keeps the failure (nothing is measured twice) unless asked to retry it
     calls = []
-    run_sweep(PLAN, tmp_path, lambda j, t: calls.append(j) or transport.run_job(j, t), load_profile("local"), FAST)
+    sweep_transport(PLAN, tmp_path, lambda j, t: calls.append(j) or transport.run_job(j, t), load_profile("local"), FAST)
     assert calls == []
-    records = run_sweep(PLAN, tmp_path, lambda j, t: calls.append(j) or transport.run_job(j, t),
+    records = sweep_transport(PLAN, tmp_path, lambda j, t: calls.append(j) or transport.run_job(j, t),
                         load_profile("local"), FAST, retry_failed=True)
     assert len(calls) == 1 and sum("error" not in r for r in records) == 2
 

@@ -63,7 +63,7 @@ def test_a_device_that_drops_out_is_reported_and_the_others_finish(fleet, sshd_f
     from devices.profiles import load_profile
     from devices.transport import open_transport
     from edgenas.deploy.bench import BenchOptions
-    from edgenas.deploy.sweep import SweepPlan, run_fleet
+    from edgenas.deploy.sweep import SweepPlan, sweep_transports
     from tests.conftest import _start_sshd, _stop
 
     key, known = fleet
@@ -81,7 +81,7 @@ def test_a_device_that_drops_out_is_reported_and_the_others_finish(fleet, sshd_f
         subprocess.run(["pkill", "-KILL", "-P", str(proc.pid)], check=False, timeout=10)
         _stop(proc)
         plan = SweepPlan(models=("mobilenet_v3_small",), resolutions=(16,), threads=(1, 2))
-        records, summaries = run_fleet(plan, tmp_path / "sweep", [(p, t.run_job) for (p, _), t in
+        records, summaries = sweep_transports(plan, tmp_path / "sweep", [(p, t.run_job) for (p, _), t in
                                                                   zip(devices, transports)],
                                        BenchOptions(warmup=2, runs=20))
     finally:
