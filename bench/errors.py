@@ -25,6 +25,10 @@ class DuplicateNameError(EdgenasError, ValueError):
     """A name was registered twice in the same registry."""
 
 
+class CorruptFileError(EdgenasError):
+    """A file a job reads (a summary, a manifest, a record file) is not what it should be."""
+
+
 class BenchError(EdgenasError):
     """Base of every error the bench raises on purpose."""
 

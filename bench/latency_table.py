@@ -14,7 +14,7 @@ measured on the same device:
 input (what running any model at all costs there); ``b`` puts back a per-block
 cost and ``c`` what the blocks do not cover (additions, concatenations, the call
 into the runtime). The keys of a network come from
-:func:`edgenas.latency.keys.arch_keys`; this module never imports torch or edgenas, so a
+:func:`edgenas.latency.spaces.arch_keys`; this module never imports torch or edgenas, so a
 prediction runs wherever the table and the keys are.
 
 Table fields: ``schema``, ``device``, ``runtime``, ``runtime_version``,

@@ -33,7 +33,7 @@ from bench.runtimes.base import RUNTIMES, RunnerOptions, open_runner, runtime_fo
 
 __all__ = ["SCHEMA_VERSION", "MeasureConfig", "latency_stats", "measure", "peak_rss_mb", "preprocessing"]
 
-#: version of the record layout (DESIGN.md, "Bench record")
+#: version of the record layout (docs/architecture.md, "Bench record")
 SCHEMA_VERSION = 1
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ def measure(path: str | Path, runtime: str | None = None, options: RunnerOptions
         meta: free-form fields copied into the record (device name, model name, ...).
 
     Returns:
-        One bench record (DESIGN.md); latency figures carry their unit in the key.
+        One bench record (docs/architecture.md); latency figures carry their unit in the key.
 
     Raises:
         ArtifactError: missing/corrupt artifact, a batch its static shape cannot take.

@@ -47,13 +47,18 @@ def _manifest_targets(manifest_path: Path) -> list[Target]:
     source = manifest.get("source") or {}
     model = source.get("name") or manifest_path.parent.name
     targets = []
+    folder = manifest_path.parent.resolve()
     for entry in artifacts:
         if entry.get("status") != "ok":
             continue
+        path = (folder / str(entry.get("path", ""))).resolve()
+        if folder not in path.parents:  # a manifest only names its own folder's files (no ../, no /abs)
+            raise ArtifactError(f"{manifest_path} names an artifact outside its folder ({entry.get('path')!r}); "
+                                "refusing to read or upload it")
         shape = (entry.get("input") or {}).get("shape") or []
         parity = entry.get("parity") or {}
         targets.append(Target(
-            path=manifest_path.parent / entry["path"], model=model, format=entry.get("format"),
+            path=path, model=model, format=entry.get("format"),
             precision=entry.get("precision"), resolution=int(shape[-1]) if len(shape) == 4 else None,
             info={"source": source, "parity_accuracy": parity.get("accuracy"),
                   "parity_top1_agreement": parity.get("top1_agreement")}))

@@ -1,6 +1,6 @@
 """A measurement that failed, as a record: the one constructor of every failure record.
 
-Records are the JSON objects of a bench or sweep file (DESIGN.md, "Bench
+Records are the JSON objects of a bench or sweep file (docs/architecture.md, "Bench
 record"). A successful record comes from :func:`bench.measure.measure`; a
 failed one is a :class:`Failure` written with :meth:`Failure.to_record`, so
 every failure has the same fields wherever it happened (the worker, the

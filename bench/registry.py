@@ -1,7 +1,7 @@
 """One small name -> object registry, used for ops, spaces, SSL methods, exporters, runtimes and transports.
 
 Register by name, duplicates are an error, unknown names list close matches
-and nothing is auto-corrected (STYLE.md, point 2). It lives in ``bench``, the
+and nothing is auto-corrected (docs/architecture.md). It lives in ``bench``, the
 torch-free package every other one may import, so that the runtimes (on the
 board) and the transports use the same class as the search.
 """

@@ -1,6 +1,6 @@
 """Sweep records: the resume key of a measurement, the records file, CSV and plots.
 
-A sweep is a JSONL file of bench records (DESIGN.md), appended one record per
+A sweep is a JSONL file of bench records (docs/architecture.md), appended one record per
 finished measurement. A measurement is identified by :func:`key`; re-running a
 sweep skips every key already in the file, failures included (they are records
 too, with an ``error``), unless asked to retry them.

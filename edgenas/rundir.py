@@ -1,4 +1,4 @@
-"""Atomic file writes and the run directory layout (DESIGN.md: 'Run directory').
+"""Atomic file writes and the run directory layout (docs/architecture.md, 'Run directory').
 
 Every artifact is written to a temporary file in the same directory and
 renamed into place, so an interrupted job never leaves a half-written file.
@@ -52,9 +52,13 @@ def load_checkpoint(path: Path, version: int, identity: dict[str, Any], what: st
     if not path.exists():
         return None
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError, ValueError) as exc:
-        raise CheckpointError(f"{path} is unreadable ({exc}); delete it to start over") from None
+        # weights_only: tensors, numbers, strings and containers of them; a checkpoint that holds
+        # anything else (a pickled object, code) is refused before any of it runs
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a corrupt or crafted file fails anywhere inside unpickling
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise CheckpointError(f"{path} is not a checkpoint edgenas can read safely ({type(exc).__name__}: "
+                              f"{reason}); delete it to start over") from None
     if not isinstance(ckpt, dict) or ckpt.get("version") != version or any(
             ckpt.get(k) != v for k, v in (match or {}).items()):
         raise CheckpointError(f"{path} is not {what} of this edgenas version; use another --out")

@@ -1,4 +1,4 @@
-"""The export manifest (``exports/manifest.json``, DESIGN.md "Export manifest") and ``labels.txt``.
+"""The export manifest (``exports/manifest.json``, docs/architecture.md "Export manifest") and ``labels.txt``.
 
 One entry per artifact, enough for a mobile developer to wire the model from
 the manifest alone: file, checksum, size; input name, shape, dtype, layout and

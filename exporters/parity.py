@@ -2,7 +2,7 @@
 
 The comparison itself is pure numpy (:func:`compare_logits`); :func:`check_parity`
 runs the reference model and the artifact's runner batch by batch and applies
-the thresholds of the issue: an FP32 artifact must agree with PyTorch on at least
+its thresholds: an FP32 artifact must agree with PyTorch on at least
 99.9% of top-1 predictions; an INT8 (or FP16) artifact whose accuracy drops more
 than 2 points below the reference is flagged loudly, not rejected.
 """

@@ -99,7 +99,7 @@ class RunnerOptions:
     Attributes:
         threads: intra-op threads (1 = single-threaded latency, the default for edge numbers).
         inference_precision: OpenVINO only: None = the artifact's own precision
-            (f32 for an FP32 IR, which this CPU would otherwise run in bf16), or "bf16"/"f16"/"f32".
+            (f32 for an FP32 IR, which a CPU with bf16 would otherwise run in bf16), or "bf16"/"f16"/"f32".
         extra: runtime-specific settings as (key, value) pairs, recorded with each measurement.
     """
 

@@ -1,6 +1,6 @@
 """OpenVINO IR (.xml + .bin) on the CPU plugin (numpy + openvino only, never torch).
 
-Inference precision: this CPU has bf16, so OpenVINO's default would run an FP32
+Inference precision: on a CPU with bf16, OpenVINO's default would run an FP32
 or FP16 IR in bf16 (logits off by up to 3.0 against PyTorch, RECIPES.md). The
 runner therefore compiles with ``INFERENCE_PRECISION_HINT`` = "f32" unless
 ``RunnerOptions.inference_precision`` asks for "bf16" or "f16", and records

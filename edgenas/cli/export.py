@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from edgenas.cli.params import CommaList
+from edgenas.cli.params import CommaList, plugin_option
 
 DEFAULT_FORMATS = "onnx"
 DEFAULT_PRECISIONS = "fp32"
@@ -64,6 +64,7 @@ def _print_table(manifest, out_dir: Path) -> None:
               "[default: the run's arch.json, else the data's usual one]")
 @click.option("--std", type=_FLOATS, default=None, help="Normalisation std per channel (with --mean).")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as one JSON object.")
+@plugin_option
 def export(target: str, formats: str, precisions: str, calib: int, out: str | None, dynamic_batch: bool, batch: int,
            resolution: int | None, num_classes: int | None, width: float | None, weights: str | None,
            data: str | None, data_root: str | None, seed: int | None, parity_samples: int,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgenas.cli.params import CommaList
+from edgenas.cli.params import CommaList, plugin_option
 from edgenas.train.config import INITS, FinetuneConfig
 
 D = FinetuneConfig(model="-")
@@ -58,6 +58,10 @@ def protocol_options(f):
         click.option("--no-progress", is_flag=True, help="No progress bars."),
         click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
                      help="YAML file of these options; command-line options override it."),
+        plugin_option,
+        click.option("--trust-plugins", is_flag=True,
+                     help="--init pretrained: import the plugins the run's search recorded (Python code from the "
+                          "run directory) instead of asking for each with --plugin."),
     ]
     for option in reversed(options):
         f = option(f)

@@ -57,6 +57,11 @@ class LazyGroup(click.Group):
             message = " ".join(str(exc).split()) or type(exc).__name__
             click.echo(f"error: {message}", err=True)
             sys.exit(2)
+        except OSError as exc:  # a read-only or full disk, a permission, a vanished file: the path and the reason
+            where = exc.filename if exc.filename is not None else ""
+            reason = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+            click.echo(f"error: {where}: {reason}" if where else f"error: {reason}", err=True)
+            sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted; run the same command again to resume", err=True)
             sys.exit(130)

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-__all__ = ["CommaList", "key_values", "split_csv"]
+__all__ = ["CommaList", "key_values", "plugin_option", "split_csv"]
 
 
 def split_csv(text: str) -> tuple[str, ...]:
@@ -70,3 +70,17 @@ def key_values(what: str = "KEY=VALUE", kind: Callable[[str], Any] = str, as_dic
                 raise click.BadParameter(f"{value!r} is not {what}") from None
         return dict(pairs) if as_dict else tuple(pairs)
     return convert
+
+
+def _import_plugins(ctx, param, values):
+    from edgenas.plugins import import_plugins
+
+    import_plugins(tuple(values))
+    return tuple(values)
+
+
+#: ``--plugin``, imported as soon as the command line is read (before a run's arch.json names its ops)
+plugin_option = click.option(
+    "--plugin", "plugins", multiple=True, callback=_import_plugins, expose_value=False, is_eager=False,
+    help="Python module or .py file to import first, e.g. one that registers custom ops; a plugin is code that "
+         "runs with your rights. Repeatable.")

@@ -9,6 +9,8 @@ import json
 
 import click
 
+from edgenas.cli.params import plugin_option
+
 # the defaults, for --help; profile_target owns them
 DEFAULT_RESOLUTION, DEFAULT_WIDTH, DEFAULT_NUM_CLASSES = 32, 1.0, 10
 
@@ -51,6 +53,7 @@ def _print_table(report) -> None:
     help=f"Classifier outputs, baselines only. [default: {DEFAULT_NUM_CLASSES}]",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@plugin_option
 def profile(target: str, resolution: int | None, width: float | None, num_classes: int | None, as_json: bool) -> None:
     """Count parameters and MACs of NAME_OR_RUN_DIR_OR_ARCH_JSON.
 

@@ -27,7 +27,7 @@ D = SearchConfig()
 @click.option("--nodes", type=int, default=D.nodes, help="Intermediate nodes per cell (each keeps 2 input edges).")
 @click.option("--stem-multiplier", type=int, default=D.stem_multiplier, help="Stem width = multiplier x C.")
 @click.option("--ops", default=",".join(DEFAULT_OPS), help="Candidate ops (registered names, comma-separated).")
-@click.option("--plugin", "plugins", multiple=True, help="Module or .py file to import first (registers custom ops); repeatable.")
+@click.option("--plugin", "plugins", multiple=True, help="Python module or .py file to import first, e.g. one that registers custom ops; a plugin is code that runs with your rights (recorded in the run, never imported from it by another command). Repeatable.")
 @click.option("--projector", default=",".join(map(str, D.projector)), help="SSL projection head widths.")
 @click.option("--strategy", type=click.Choice(["darts", "evolve"]), default=D.strategy,
               help="darts: prune a supernet of cells; evolve: grow a seed network (GROW/WIDEN, sparse routing).")
@@ -98,7 +98,7 @@ D = SearchConfig()
 @click.option("--threads", type=int, default=D.threads, help="CPU threads (0: PyTorch's default, one per core).")
 @click.option("--amp", type=click.Choice(["none", "bf16"]), default=D.amp, help="bf16 autocast (CUDA).")
 @click.option("--channels-last/--no-channels-last", default=D.channels_last,
-              help="NHWC memory layout (1.3-1.7x faster on this CPU; cuDNN likes it too).")
+              help="NHWC memory layout (faster for depthwise and 1x1 convs on oneDNN CPUs and with cuDNN).")
 @click.option("--sync-bn", is_flag=True,
               help="Batch-norm statistics over the whole batch of all processes of a torchrun (as one process).")
 @click.option("--checkpoint-every", type=int, default=D.checkpoint_every, help="Steps between checkpoints (and at every epoch end).")

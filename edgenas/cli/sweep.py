@@ -11,7 +11,7 @@ import click
 
 from edgenas.cli.bench import print_records
 from edgenas.cli.device_options import data_options, measure_options, reach_of, transport_options
-from edgenas.cli.params import CommaList, key_values
+from edgenas.cli.params import CommaList, key_values, plugin_option
 from edgenas.deploy.compare import COMPARE_BASELINES
 from edgenas.errors import ConfigError
 
@@ -47,6 +47,7 @@ def _options(warmup, runs, runtime, inference_precision, timeout, runtime_option
 @transport_options
 @measure_options
 @data_options
+@plugin_option
 def sweep(models, out, formats, precisions, resolutions, batches, thread_counts, weights, calib, retry_failed,
           devices, retries, device, host, key, known_hosts, python, threads, batch, warmup, runs, runtime,
           inference_precision, timeout, runtime_options, data, data_root, samples) -> None:
@@ -99,6 +100,7 @@ def sweep(models, out, formats, precisions, resolutions, batches, thread_counts,
 @transport_options
 @measure_options
 @data_options
+@plugin_option
 def compare(run_dir, formats, precisions, baselines, weights, calib, device, host, key, known_hosts, python,
             threads, batch, warmup, runs, runtime, inference_precision, timeout, runtime_options, data, data_root,
             samples) -> None:

@@ -27,7 +27,7 @@ class MultiCropViews:
     Args:
         resolution: R, the global crops' side.
         local_resolution: r (default R // 2, at least 8).
-        n_local: local crops per image (6 in the issue's default, 2 + 6 crops).
+        n_local: local crops per image (DINO's 2 global + 6 local crops use 6).
         global_scale, local_scale: area fraction ranges of the crops.
     """
 

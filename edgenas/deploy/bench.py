@@ -104,6 +104,12 @@ def run_bench(items: list[str], options: BenchOptions = BenchOptions(), reach: R
     from bench.plan import resolve_targets
 
     targets = resolve_targets(items)
+    if out:  # a record file that cannot be written fails now, not after the measurements
+        from edgenas.outputs import OutputError, check_writable
+
+        if Path(out).is_dir():
+            raise OutputError(f"{out}: is a directory (--out takes a JSONL file)")
+        check_writable(Path(out).resolve().parent)
     cache = DataCache(data, data_root, samples)
     profile, transport = reach.open()
     records = []

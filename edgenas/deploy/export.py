@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from edgenas.errors import ConfigError, ExportFailedError
+from edgenas.outputs import job_output
 
 __all__ = ["run_export"]
 
@@ -62,28 +63,29 @@ def run_export(target: str, formats: str, precisions: str, out: str | None = Non
         source = replace(source, mean=tuple(mean), std=tuple(std))
     for note in source.warnings:
         warn(note)
-    defaults = source.data
-    options = DataOptions(
-        name=data or defaults.name,
-        root=data_root if data_root is not None else (defaults.root if data in (None, defaults.name) else None),
-        seed=seed if seed is not None else defaults.seed,
-        level=defaults.level if (data or defaults.name) == defaults.name else 1,
-    )
-    torch.manual_seed(options.seed)
-    arrays = load_data(source, options, calib if "int8" in precs else 0, parity_samples)
-    if arrays.parity_labels is None:
-        warn(f"the {options.name} data has {len(arrays.classes)} classes, the model {source.num_classes}: "
-             "parity without accuracy")
-    labels = source.labels or (arrays.classes if len(arrays.classes) == source.num_classes else ())
-    spec = InputSpec(shape=(batch, 3, source.resolution, source.resolution), mean=arrays.mean, std=arrays.std,
-                     labels=tuple(labels), dynamic_batch=dynamic_batch)
     out_dir = Path(out) if out else source.default_out
-    try:
-        manifest = export(source.model, spec, fmts, precs, out_dir, calib=arrays.calib,
-                          parity_inputs=arrays.parity, parity_labels=arrays.parity_labels,
-                          source=Source(source.kind, source.name, source.arch_sha256, source.weights))
-    except UnsupportedError as exc:
-        raise ConfigError(str(exc)) from None
-    except ExportError as exc:
-        raise ExportFailedError(f"{exc} (manifest: {out_dir / 'manifest.json'})") from None
+    with job_output(out_dir, "export", durable=lambda: (out_dir / "manifest.json").exists()):
+        defaults = source.data
+        options = DataOptions(
+            name=data or defaults.name,
+            root=data_root if data_root is not None else (defaults.root if data in (None, defaults.name) else None),
+            seed=seed if seed is not None else defaults.seed,
+            level=defaults.level if (data or defaults.name) == defaults.name else 1,
+        )
+        torch.manual_seed(options.seed)
+        arrays = load_data(source, options, calib if "int8" in precs else 0, parity_samples)
+        if arrays.parity_labels is None:
+            warn(f"the {options.name} data has {len(arrays.classes)} classes, the model {source.num_classes}: "
+                 "parity without accuracy")
+        labels = source.labels or (arrays.classes if len(arrays.classes) == source.num_classes else ())
+        spec = InputSpec(shape=(batch, 3, source.resolution, source.resolution), mean=arrays.mean, std=arrays.std,
+                         labels=tuple(labels), dynamic_batch=dynamic_batch)
+        try:
+            manifest = export(source.model, spec, fmts, precs, out_dir, calib=arrays.calib,
+                              parity_inputs=arrays.parity, parity_labels=arrays.parity_labels,
+                              source=Source(source.kind, source.name, source.arch_sha256, source.weights))
+        except UnsupportedError as exc:
+            raise ConfigError(str(exc)) from None
+        except ExportError as exc:
+            raise ExportFailedError(f"{exc} (manifest: {out_dir / 'manifest.json'})") from None
     return manifest, out_dir

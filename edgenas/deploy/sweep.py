@@ -22,6 +22,7 @@ from typing import Any
 from bench.records import Failure, is_failure
 from bench.runtimes.base import runtime_of_format
 from edgenas.errors import ConfigError
+from edgenas.outputs import job_output
 
 __all__ = ["SweepPlan", "run_sweep", "sweep_transport", "sweep_transports"]
 
@@ -174,9 +175,9 @@ def _measure(step: _Step, p: dict, device, run_job, options, data, retries: int)
 
 
 def sweep_transport(plan: SweepPlan, out: str | Path, run_job: Callable[[dict, float], dict], device: Any,
-              bench_options=None, data=None, retry_failed: bool = False,
-              progress: Callable[[str, int, int], None] | None = None,
-              warn: Callable[[str], None] = lambda m: None, retries: int = 0) -> list[dict]:
+                    bench_options=None, data=None, retry_failed: bool = False,
+                    progress: Callable[[str, int, int], None] | None = None,
+                    warn: Callable[[str], None] = lambda m: None, retries: int = 0) -> list[dict]:
     """Run (or resume) the sweep ``plan`` into ``out`` on one device; returns every record of the sweep file.
 
     Args:
@@ -187,13 +188,16 @@ def sweep_transport(plan: SweepPlan, out: str | Path, run_job: Callable[[dict, f
         progress: ``(what, done, total)`` after each step.
         retries: more tries of a measurement that hung or crashed before it is recorded as failed.
     """
-    records, _ = sweep_transports(plan, out, [(device, run_job)], bench_options, data, retry_failed, progress, warn, retries)
+    records, _ = sweep_transports(plan, out, [(device, run_job)], bench_options, data, retry_failed, progress, warn,
+                                  retries)
     return records
 
 
-def sweep_transports(plan: SweepPlan, out: str | Path, devices: Sequence[tuple[Any, Callable]], bench_options=None,
-              data=None, retry_failed: bool = False, progress: Callable[[str, int, int], None] | None = None,
-              warn: Callable[[str], None] = lambda m: None, retries: int = 0) -> tuple[list[dict], list[dict]]:
+def sweep_transports(plan: SweepPlan, out: str | Path, devices: Sequence[tuple[Any, Callable]],
+                     bench_options=None, data=None, retry_failed: bool = False,
+                     progress: Callable[[str, int, int], None] | None = None,
+                     warn: Callable[[str], None] = lambda m: None, retries: int = 0
+                     ) -> tuple[list[dict], list[dict]]:
     """Run (or resume) ``plan`` on several devices at once: one worker thread per device.
 
     Each device runs one measurement at a time (measurements on one board do not
@@ -220,60 +224,60 @@ def sweep_transports(plan: SweepPlan, out: str | Path, devices: Sequence[tuple[A
 
     options = bench_options or BenchOptions()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    records_path = out / "records.jsonl"
-    done = done_keys(records_path, retry_failed=retry_failed)
-    profiles = [d for d, _ in devices]
-    steps = _prepare(plan, out, profiles, options, done, progress, warn)
-    work = {d.name: [(s, p) for s in steps for p in s.planned(plan, d, options) if key(p) not in done]
-            for d in profiles}
-    total = sum(len(s.planned(plan, d, options)) for s in steps for d in profiles)
-    finished = [total - sum(len(w) for w in work.values())]
-    lock = threading.Lock()
+    with job_output(out, "sweep", durable=lambda: (out / "records.jsonl").exists()):
+        records_path = out / "records.jsonl"
+        done = done_keys(records_path, retry_failed=retry_failed)
+        profiles = [d for d, _ in devices]
+        steps = _prepare(plan, out, profiles, options, done, progress, warn)
+        work = {d.name: [(s, p) for s in steps for p in s.planned(plan, d, options) if key(p) not in done]
+                for d in profiles}
+        total = sum(len(s.planned(plan, d, options)) for s in steps for d in profiles)
+        finished = [total - sum(len(w) for w in work.values())]
+        lock = threading.Lock()
 
-    def write(record: dict, what: str) -> None:
-        with lock:
-            append_jsonl(records_path, record)
-            finished[0] += 1
-            if progress:
-                progress(what, finished[0], total)
+        def write(record: dict, what: str) -> None:
+            with lock:
+                append_jsonl(records_path, record)
+                finished[0] += 1
+                if progress:
+                    progress(what, finished[0], total)
 
-    def worker(device, run_job) -> dict:
-        t0 = time.perf_counter()
-        summary = {"device": device.name, "measured": 0, "failed": 0, "dropped_out": None}
-        todo = work[device.name]
-        for i, (step, p) in enumerate(todo):
-            try:
-                record = _measure(step, p, device, run_job, options, data, retries)
-            except TransportError as exc:  # the device is gone: the rest of its work fails with the reason
-                reason = f"device {device.name} dropped out: {exc}"
-                summary["dropped_out"] = str(exc)
-                for _, rest in todo[i:]:
-                    write(Failure(reason, type(exc).__name__, plan=rest).to_record(), f"{device.name}: dropped out")
-                summary["failed"] += len(todo) - i
-                break
-            summary["failed" if is_failure(record) else "measured"] += 1
-            write(record, f"{device.name}: {step.name}@{step.resolution} {p['format']}/{p['precision']} "
-                          f"t{p['threads']}")
-        summary["wall_s"] = round(time.perf_counter() - t0, 2)
-        return summary
+        def worker(device, run_job) -> dict:
+            t0 = time.perf_counter()
+            summary = {"device": device.name, "measured": 0, "failed": 0, "dropped_out": None}
+            todo = work[device.name]
+            for i, (step, p) in enumerate(todo):
+                try:
+                    record = _measure(step, p, device, run_job, options, data, retries)
+                except TransportError as exc:  # the device is gone: the rest of its work fails with the reason
+                    reason = f"device {device.name} dropped out: {exc}"
+                    summary["dropped_out"] = str(exc)
+                    for _, rest in todo[i:]:
+                        write(Failure(reason, type(exc).__name__, plan=rest).to_record(), f"{device.name}: dropped out")
+                    summary["failed"] += len(todo) - i
+                    break
+                summary["failed" if is_failure(record) else "measured"] += 1
+                write(record, f"{device.name}: {step.name}@{step.resolution} {p['format']}/{p['precision']} "
+                              f"t{p['threads']}")
+            summary["wall_s"] = round(time.perf_counter() - t0, 2)
+            return summary
 
-    if len(devices) == 1:
-        summaries = [worker(*devices[0])]
-    else:
-        with ThreadPoolExecutor(max_workers=len(devices), thread_name_prefix="edgenas-device") as pool:
-            summaries = list(pool.map(lambda d: worker(*d), devices))
-    records = read_jsonl(records_path)
-    write_csv(records, out / "records.csv")
-    names = ", ".join(d.name for d in profiles)
-    plot_records(records, out / "plots", title=f"sweep on {names}")
-    return records, summaries
+        if len(devices) == 1:
+            summaries = [worker(*devices[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=len(devices), thread_name_prefix="edgenas-device") as pool:
+                summaries = list(pool.map(lambda d: worker(*d), devices))
+        records = read_jsonl(records_path)
+        write_csv(records, out / "records.csv")
+        names = ", ".join(d.name for d in profiles)
+        plot_records(records, out / "plots", title=f"sweep on {names}")
+        return records, summaries
 
 
 def run_sweep(plan: SweepPlan, out: str | Path, reach, device_names: Sequence[str] | None = None,
-                  bench_options=None, data: str | None = None, data_root: str | None = None, samples: int = 1000,
-                  retry_failed: bool = False, retries: int = 0, progress: bool = True,
-                  warn: Callable[[str], None] = lambda m: None) -> tuple[list[dict], list[dict] | None]:
+              bench_options=None, data: str | None = None, data_root: str | None = None, samples: int = 1000,
+              retry_failed: bool = False, retries: int = 0, progress: bool = True,
+              warn: Callable[[str], None] = lambda m: None) -> tuple[list[dict], list[dict] | None]:
     """The Python form of ``edgenas sweep``: ``plan`` on one device (``reach``) or a fleet (``device_names``).
 
     A fleet connects to every device it names (each profile names its host; the
@@ -294,34 +298,36 @@ def run_sweep(plan: SweepPlan, out: str | Path, reach, device_names: Sequence[st
     from edgenas.deploy.bench import DataCache
     from edgenas.progress import ProgressBar
 
-    cache = DataCache(data, data_root, samples)
-    if not device_names:
-        profile, transport = reach.open()
-        connected, unreachable = [(profile, transport)], {}
-    else:
-        connected, unreachable = [], {}
-        for profile in [load_profile(d) for d in device_names]:
-            try:
-                connected.append((profile, open_transport(profile, key=reach.key, known_hosts=reach.known_hosts,
-                                                          python=reach.python)))
-            except TransportError as exc:
-                unreachable[profile.name] = str(exc)
-                warn(f"{profile.name} left out: {exc}")
-        if not connected:
-            raise ConfigError("no device of the fleet could be reached: "
-                              + "; ".join(f"{k}: {v}" for k, v in unreachable.items()))
-    try:
-        with ProgressBar("sweep", enabled=progress, only_on_terminal=True, transient=True) as bar:
-            records, summaries = sweep_transports(plan, out, [(p, t.run_job) for p, t in connected], bench_options,
-                                           cache if data else None, retry_failed=retry_failed, progress=bar.report,
-                                           warn=warn, retries=retries)
-    finally:
-        for _, transport in connected:
-            transport.close()
-        cache.close()
-    if not device_names:
-        return records, None
-    summaries += [{"device": name, "measured": 0, "failed": 0, "dropped_out": reason, "wall_s": 0.0}
-                  for name, reason in unreachable.items()]
-    atomic_write_text(Path(out) / "fleet.json", json.dumps(summaries, indent=2) + "\n")
-    return records, summaries
+    out = Path(out)
+    with job_output(out, "sweep", durable=lambda: (out / "records.jsonl").exists()):
+        cache = DataCache(data, data_root, samples)
+        if not device_names:
+            profile, transport = reach.open()
+            connected, unreachable = [(profile, transport)], {}
+        else:
+            connected, unreachable = [], {}
+            for profile in [load_profile(d) for d in device_names]:
+                try:
+                    connected.append((profile, open_transport(profile, key=reach.key,
+                                                              known_hosts=reach.known_hosts, python=reach.python)))
+                except TransportError as exc:
+                    unreachable[profile.name] = str(exc)
+                    warn(f"{profile.name} left out: {exc}")
+            if not connected:
+                raise ConfigError("no device of the fleet could be reached: "
+                                  + "; ".join(f"{k}: {v}" for k, v in unreachable.items()))
+        try:
+            with ProgressBar("sweep", enabled=progress, only_on_terminal=True, transient=True) as bar:
+                records, summaries = sweep_transports(
+                    plan, out, [(p, t.run_job) for p, t in connected], bench_options, cache if data else None,
+                    retry_failed=retry_failed, progress=bar.report, warn=warn, retries=retries)
+        finally:
+            for _, transport in connected:
+                transport.close()
+            cache.close()
+        if not device_names:
+            return records, None
+        summaries += [{"device": name, "measured": 0, "failed": 0, "dropped_out": reason, "wall_s": 0.0}
+                      for name, reason in unreachable.items()]
+        atomic_write_text(Path(out) / "fleet.json", json.dumps(summaries, indent=2) + "\n")
+        return records, summaries

@@ -211,6 +211,18 @@ def run_evaluation(run: str | Path, plan: EvalPlan, protocol: FinetuneConfig, co
         ConfigError, DataError, CheckpointError, UnknownNameError: as ``edgenas finetune``,
             before any training where they can be told up front.
     """
+    from edgenas.outputs import job_output
+
+    root = Path(run) / "eval"
+
+    def durable() -> bool:
+        return (root / "results.jsonl").exists() or any(root.glob("*/jobs/*/finetune.ckpt"))
+
+    with job_output(root, "evaluation", durable=durable):
+        return _run_evaluation(run, plan, protocol, console)
+
+
+def _run_evaluation(run: str | Path, plan: EvalPlan, protocol: FinetuneConfig, console=None) -> dict[str, list]:
     from rich.console import Console
 
     from edgenas.models.baselines import resolve_baseline

@@ -88,35 +88,41 @@ def run_ablation(cfg: SearchConfig, out: str | Path, components: tuple[str, ...]
 
     console = console or Console(stderr=True)
     out = Path(out)
-    variants = ablation_variants(cfg, components)
-    eval_data = eval_data or cfg.data
-    eval_root = eval_root if eval_root is not None else (cfg.data_root if eval_data == cfg.data else None)
-    level = 4 if eval_data == "synthetic" else 1
-    settings = {"eval_data": eval_data, "fraction": fraction, "finetune_epochs": finetune_epochs, "seed": seed}
-    done = {r["variant"] for r in read_jsonl(out / "ablation.jsonl") if r.get("settings") == settings}
-    data = None
-    for name, variant in variants.items():
-        run = out / name
-        console.print(f"ablation: {name}")
-        result = run_search(variant.replace(out=str(run)), console)
-        if name in done:
-            continue
-        if data is None:
-            data = load_protocol_data(eval_data, eval_root, cfg.resolution, level)
-        device = resolve_device(cfg.device)
-        record = {"variant": name, "settings": settings, "params": result.params, "macs": result.macs,
-                  "blocks": len(result.spec.blocks), "mutations_kept": result.summary.get("mutations_accepted"),
-                  "search_s": result.summary["elapsed_s"], "knn_acc": round(_knn(run, data, fraction, seed, device), 3)}
-        if finetune_epochs > 0:
-            ft = FinetuneConfig(model=str(run), out=str(run / "finetune" / f"f{fraction:g}-e{finetune_epochs}"),
-                                data=eval_data, data_root=eval_root, level=level, fraction=fraction,
-                                epochs=finetune_epochs, warmup_epochs=min(1, finetune_epochs - 1), seed=seed,
-                                threads=cfg.threads, device=cfg.device, progress=cfg.progress)
-            record["finetune_acc"] = run_finetune(ft, console, data).result["final_acc"]
-        append_jsonl(out / "ablation.jsonl", record)
-    records = [r for r in read_jsonl(out / "ablation.jsonl") if r.get("settings") == settings]
-    _write_table(out, records, settings, cfg)
-    return records
+    from edgenas.outputs import job_output
+
+    def durable() -> bool:
+        return (out / "ablation.jsonl").exists() or any(out.glob("*/search.ckpt"))
+
+    with job_output(out, "ablation", durable=durable):
+        variants = ablation_variants(cfg, components)
+        eval_data = eval_data or cfg.data
+        eval_root = eval_root if eval_root is not None else (cfg.data_root if eval_data == cfg.data else None)
+        level = 4 if eval_data == "synthetic" else 1
+        settings = {"eval_data": eval_data, "fraction": fraction, "finetune_epochs": finetune_epochs, "seed": seed}
+        done = {r["variant"] for r in read_jsonl(out / "ablation.jsonl") if r.get("settings") == settings}
+        data = None
+        for name, variant in variants.items():
+            run = out / name
+            console.print(f"ablation: {name}")
+            result = run_search(variant.replace(out=str(run)), console)
+            if name in done:
+                continue
+            if data is None:
+                data = load_protocol_data(eval_data, eval_root, cfg.resolution, level)
+            device = resolve_device(cfg.device)
+            record = {"variant": name, "settings": settings, "params": result.params, "macs": result.macs,
+                      "blocks": len(result.spec.blocks), "mutations_kept": result.summary.get("mutations_accepted"),
+                      "search_s": result.summary["elapsed_s"], "knn_acc": round(_knn(run, data, fraction, seed, device), 3)}
+            if finetune_epochs > 0:
+                ft = FinetuneConfig(model=str(run), out=str(run / "finetune" / f"f{fraction:g}-e{finetune_epochs}"),
+                                    data=eval_data, data_root=eval_root, level=level, fraction=fraction,
+                                    epochs=finetune_epochs, warmup_epochs=min(1, finetune_epochs - 1), seed=seed,
+                                    threads=cfg.threads, device=cfg.device, progress=cfg.progress)
+                record["finetune_acc"] = run_finetune(ft, console, data).result["final_acc"]
+            append_jsonl(out / "ablation.jsonl", record)
+        records = [r for r in read_jsonl(out / "ablation.jsonl") if r.get("settings") == settings]
+        _write_table(out, records, settings, cfg)
+        return records
 
 
 def _write_table(out: Path, records: list[dict], settings: dict, cfg: SearchConfig) -> None:

@@ -106,11 +106,14 @@ def sample_architectures(space: str, options: SpaceOptions, n: int, seed: int, o
     """Write ``n`` random ``arch.json`` files of ``space`` into ``out`` (the random-search baseline)."""
     from bench.files import atomic_write_text
 
+    from edgenas.outputs import job_output
+
     specs = LATENCY_SPACES.get(space).sample(options, n, seed)
     out = Path(out)
     width = len(str(n - 1))
-    return [atomic_write_text(out / f"arch-{i:0{width}d}.json", json.dumps(spec.to_dict(), indent=1))
-            for i, spec in enumerate(specs)]
+    with job_output(out, "space sample"):  # all or nothing: a failure removes the files written
+        return [atomic_write_text(out / f"arch-{i:0{width}d}.json", json.dumps(spec.to_dict(), indent=1))
+                for i, spec in enumerate(specs)]
 
 
 def _scatter(result: dict, path: Path, label: str) -> Path | None:

@@ -81,16 +81,24 @@ def write_table(keys: Sequence[str], specs: Sequence, space: str, space_version:
     Raises:
         ConfigError, UnknownRuntimeError: an unknown runtime; a measurement that failed on the device.
     """
-    from bench.files import atomic_write_text, read_jsonl
-    from bench.latency_table import SCHEMA_VERSION, LatencyTable, fit_calibration
     from bench.runtimes.base import format_of_runtime
-    from edgenas.latency.spaces import arch_keys
+    from edgenas.outputs import job_output
 
     format_of_runtime(runtime)  # an unknown runtime fails before anything is measured
     out = Path(out)
     path = out / table_file_name(device.name, runtime, precision, space)
     partial = path.with_name(path.name + ".partial.jsonl")
-    out.mkdir(parents=True, exist_ok=True)
+    with job_output(out, "latency table", durable=partial.exists, lock_name=f".{path.name}.lock"):
+        return _measure_table(keys, specs, space, space_version, describe, run_job, device, fingerprint, runtime,
+                              precision, threads, path, partial, timing, progress)
+
+
+def _measure_table(keys, specs, space, space_version, describe, run_job, device, fingerprint, runtime, precision,
+                   threads, path: Path, partial: Path, timing: Timing, progress: Progress) -> Path:
+    from bench.files import atomic_write_text, read_jsonl
+    from bench.latency_table import SCHEMA_VERSION, LatencyTable, fit_calibration
+    from edgenas.latency.spaces import arch_keys
+
     settings = {"runtime": runtime, "precision": precision, "threads": threads, "device": device.name}
     done = {r["key"]: r for r in read_jsonl(partial) if r.get("settings") == settings}
     all_keys = [*empty_keys(keys), *keys]

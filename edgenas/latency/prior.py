@@ -19,7 +19,7 @@ XNNPACK's tile heuristics), so more threads are never predicted slower.
 The tables are priors, not measurements: every one says ``"estimated": true``,
 how it was made (``estimated_by``) and the command that replaces it with a
 measured one (``replace_with``); :attr:`bench.latency_table.LatencyTable.label` and the
-search show it. The model's own accuracy on this machine, built from this CPU's
+search show it. The model's own accuracy on a machine, built from its CPU's
 figures: ``benchmarks/lut_prior_validation.py``.
 
 ``python -m edgenas.latency.prior --write`` regenerates the shipped tables in

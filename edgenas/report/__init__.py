@@ -107,13 +107,22 @@ def write_reports(run: str | Path, formats: tuple[str, ...] = FORMATS, protocol:
         ConfigError: an unknown format, or a protocol id the run has not recorded.
         ArchSpecError: ``run`` has no (valid) ``arch.json``.
     """
-    from edgenas.report.plots import write_plots
-    from edgenas.search.report import write_plots as search_plots
-
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise ConfigError(f"unknown report format {bad[0] if bad else '(none)'!r} (known: {', '.join(FORMATS)})")
+    from edgenas.outputs import job_output
+
     run = Path(run)
+    if not run.is_dir():
+        raise ConfigError(f"{run} is not a run directory")
+    with job_output(run, "report", durable=lambda: True):  # a report never removes what the run holds
+        return _write_reports(run, formats, protocol)
+
+
+def _write_reports(run: Path, formats: tuple[str, ...], protocol: str | None) -> list[Path]:
+    from edgenas.report.plots import write_plots
+    from edgenas.search.report import write_plots as search_plots
+
     records, tables = build_tables(run, protocol)
     out = run / "report"
     written: list[Path] = []

@@ -1,6 +1,6 @@
 """``edgenas search``: run a strategy end to end, resumable, into a run directory.
 
-Layout of the run directory (DESIGN.md): ``config.yaml``, ``arch.json``,
+Layout of the run directory (docs/architecture.md): ``config.yaml``, ``arch.json``,
 ``weights.pt`` (preserved weights of the derived network), ``search.ckpt``,
 ``metrics.jsonl``, ``alpha.jsonl`` or ``evolution.jsonl``, ``summary.json``,
 ``report.md``, ``plots/``; with ``--refine-epochs`` also ``refine/`` and
@@ -19,6 +19,7 @@ import torch
 
 from edgenas.accelerator import resolve_device
 from edgenas.errors import ConfigError
+from edgenas.outputs import job_output
 from edgenas.rundir import atomic_torch_save, atomic_write_bytes, atomic_write_text
 from edgenas.search.config import SearchConfig
 from edgenas.search.loop import SearchResult
@@ -44,16 +45,18 @@ def run_search(cfg: SearchConfig, console=None, on_step: Callable[[int], None] |
     if cfg.refine_epochs and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("--refine-epochs runs in one process: search under torchrun without it, then run "
                           "the same `edgenas search` with --refine-epochs (and the same --out) in one process")
-    result = _search(cfg, console, on_step)
-    if cfg.refine_epochs:
-        result = dataclasses.replace(result, summary=refine_run(cfg, result.run_dir, console))
+    run_dir = Path(cfg.out)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir} exists and is not a directory")
+    with job_output(run_dir, "search", durable=lambda: (run_dir / "search.ckpt").exists()):
+        result = _search(cfg, console, on_step)
+        if cfg.refine_epochs:
+            result = dataclasses.replace(result, summary=refine_run(cfg, result.run_dir, console))
     return result
 
 
 def _search(cfg: SearchConfig, console, on_step) -> SearchResult:
     run_dir = Path(cfg.out)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"--out {run_dir} exists and is not a directory")
     if cfg.strategy == "evolve":
         from edgenas.evolve.runner import EvolveSearch
 

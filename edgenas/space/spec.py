@@ -1,7 +1,7 @@
 """ArchSpec: a searched architecture as a value (the ``arch.json`` contract).
 
 An :class:`ArchSpec` holds everything needed to rebuild the network with no
-supernet and no search code (DESIGN.md): space name and version, input
+supernet and no search code (docs/architecture.md): space name and version, input
 resolution and channels, stem, the cell genotypes (per node: its two input
 edges and their ops), the cell layout, channel widths, number of classes and
 the SSL projector. It is frozen and hashable; ``edgenas.models.build(spec)`` is

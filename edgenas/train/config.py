@@ -17,7 +17,7 @@ INITS = ("preserved", "random", "pretrained")
 
 #: fields that may differ between a checkpoint and the command that resumes it
 RESUMABLE_CHANGES = frozenset({"out", "device", "threads", "checkpoint_every", "progress", "amp", "channels_last",
-                               "sync_bn"})
+                               "sync_bn", "trust_plugins"})
 
 
 #: options added after protocols were recorded, with the behaviour from before they existed;
@@ -56,6 +56,8 @@ class FinetuneConfig:
             fine-tuning (LP-FT, Kumar et al., ICLR 2022), so a fresh classifier's first
             gradients do not distort the features of a preserved start.
         augment: random crop (reflection padding) and horizontal flip.
+        trust_plugins: ``--init pretrained`` may import the plugins the run's search recorded
+            (Python code from the run directory); otherwise they must be named with ``--plugin``.
     """
 
     model: str
@@ -94,6 +96,7 @@ class FinetuneConfig:
     threads: int = 0
     checkpoint_every: int = 50
     progress: bool = True
+    trust_plugins: bool = False
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "checkpoint_every", "synthetic_size"):

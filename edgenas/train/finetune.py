@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from edgenas.accelerator import autocast
 from edgenas.errors import CheckpointError, ConfigError, EdgenasError
 from edgenas.rundir import append_jsonl, atomic_torch_save, atomic_write_text, read_jsonl, rewrite_jsonl
+from bench.files import read_json
+from edgenas.outputs import job_output
 from edgenas.progress import ProgressBar
 from edgenas.schedules import cosine_lr
 from edgenas.train.config import FinetuneConfig
@@ -119,11 +121,12 @@ class Finetuner:
         if searched and cfg.init == "pretrained":
             from edgenas.train.pretrain import ensure_pretrained
 
-            pretrained = ensure_pretrained(cfg.model, cfg.device, cfg.threads, cfg.progress, self.console)
+            pretrained = ensure_pretrained(cfg.model, cfg.device, cfg.threads, cfg.progress, self.console,
+                                           trust_plugins=cfg.trust_plugins)
         self.candidate = load_candidate(cfg.model, cfg.init, len(self.pool.classes), resolution, cfg.seed, pretrained,
                                         self.resets_norms)
         self.resolution = resolution
-        # NHWC: 1.3-1.7x faster on this CPU for these nets (benchmarks/search_throughput.py)
+        # NHWC: faster for depthwise and 1x1 convs on oneDNN and cuDNN (benchmarks/search_throughput.py measures it)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         if cfg.sync_bn:
             from edgenas.distributed import sync_batch_norm
@@ -378,19 +381,19 @@ def run_finetune(cfg: FinetuneConfig, console=None, data=None,
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a directory")
-    tuner = Finetuner(cfg, console, data, on_step)
-    ckpt = tuner.load_checkpoint()
-    if ckpt is not None and ckpt.get("done") and (out / "result.json").is_file():
-        result = json.loads((out / "result.json").read_text())
-        stale = stale_init(result, cfg.model, cfg.init)
-        if stale:
-            raise CheckpointError(f"{out} was fine-tuned from other weights than {stale} holds now (refined "
-                                  "since?); use another --out")
-        return FinetuneResult(out, result, True)
-    tuner.prepare()
-    if tuner.world.main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_config(cfg, out)
-    tuner.world.barrier()
-    state, resumed = tuner.train()
-    return tuner.finish(state, resumed)
+    with job_output(out, "fine-tuning", durable=lambda: (out / "finetune.ckpt").exists()):
+        tuner = Finetuner(cfg, console, data, on_step)
+        ckpt = tuner.load_checkpoint()
+        if ckpt is not None and ckpt.get("done") and (out / "result.json").is_file():
+            result = read_json(out / "result.json", "fine-tuning result")
+            stale = stale_init(result, cfg.model, cfg.init)
+            if stale:
+                raise CheckpointError(f"{out} was fine-tuned from other weights than {stale} holds now (refined "
+                                      "since?); use another --out")
+            return FinetuneResult(out, result, True)
+        tuner.prepare()
+        if tuner.world.main:
+            write_config(cfg, out)
+        tuner.world.barrier()
+        state, resumed = tuner.train()
+        return tuner.finish(state, resumed)

@@ -45,11 +45,14 @@ def _search_config(run: Path):
 
 
 def ensure_pretrained(run: str | Path, device: str = "auto", threads: int = 0, progress: bool = True,
-                      console=None) -> Path:
+                      console=None, trust_plugins: bool = False) -> Path:
     """``RUN/pretrain/weights.pt``: trained now (or resumed) unless it is already there.
 
+    The plugins the run's search used are imported only if the user named them (``--plugin``)
+    or trusts the run (``trust_plugins``): see :func:`edgenas.plugins.require_run_plugins`.
+
     Raises:
-        ConfigError: ``run`` is not a search run directory.
+        ConfigError: ``run`` is not a search run directory; a recorded plugin neither named nor trusted.
         CheckpointError: an unreadable checkpoint.
     """
     from rich.console import Console
@@ -59,7 +62,7 @@ def ensure_pretrained(run: str | Path, device: str = "auto", threads: int = 0, p
     from edgenas.data.views import BarlowTwinsViews, channel_stats
     from edgenas.models import build
     from edgenas.accelerator import resolve_device
-    from edgenas.plugins import import_plugins
+    from edgenas.plugins import require_run_plugins
     from edgenas.seeds import derive_seed
     from edgenas.space.spec import ArchSpec
     from edgenas.ssl import two_view_loss
@@ -72,38 +75,41 @@ def ensure_pretrained(run: str | Path, device: str = "auto", threads: int = 0, p
     out = weights.parent
     if (out / "summary.json").is_file() and weights.is_file():
         return weights
-    console = console or Console(stderr=True)
-    cfg = _search_config(run)
-    if cfg.strategy != "darts":
-        raise ConfigError(f"--init pretrained (the two-stage baseline) is defined for DARTS runs; {run} was grown "
-                          "by evolution: compare --init preserved with --init random instead")
-    import_plugins(cfg.plugins)
-    spec = ArchSpec.load(run)
-    dev = resolve_device(device)
-    if threads:
-        torch.set_num_threads(threads)
-    data = load_dataset(cfg.data, cfg.data_root, train=True, resolution=cfg.resolution, size=cfg.subset,
-                        level=cfg.level if cfg.data == "synthetic" else 1, seed=cfg.seed, holdout="train")
-    w_idx, a_idx = (torch.as_tensor(h) for h in halves(torch.arange(len(data)), cfg.seed))
-    mean, std = channel_stats(data.images)
-    torch.manual_seed(derive_seed(cfg.seed, 99))  # another initialisation than the supernet's
-    net = build(spec).to(dev, memory_format=torch.channels_last)
-    # the search's weight steps: one per step of the bilevel loop, which stops with the smaller half
-    # (halves() gives the weight half the odd image)
-    w_idx = w_idx[:len(a_idx)]
-    stage = SSLStage(name="pretrain", epochs=cfg.epochs, batch_size=cfg.batch_size, accum_steps=cfg.accum_steps,
-                     lr=cfg.lr, lr_min=cfg.lr_min, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                     grad_clip=cfg.grad_clip, seed=cfg.seed, rows=len(w_idx), stream=0)
-    views = BarlowTwinsViews(resolution=cfg.resolution, mean=mean, std=std)
-    summary = {"pretrain": run_ssl_stage(net, stage, data.images, w_idx, views, two_view_loss(cfg.ssl, cfg), out,
-                                         dev, arch_sha256=spec.sha256(), progress=progress, console=console)}
-    if cfg.refine_epochs:
-        summary["refine"] = ensure_refined(cfg, net, out / "refine", dev, arch_sha256=spec.sha256(),
-                                           progress=progress, console=console)
-    atomic_torch_save({k: v.detach().cpu() for k, v in net.state_dict().items()}, weights)
-    summary.update(arch_sha256=spec.sha256(), ssl=cfg.ssl,
-                   steps=sum(s["steps"] for s in summary.values() if isinstance(s, dict)),
-                   elapsed_s=round(sum(s["elapsed_s"] for s in summary.values() if isinstance(s, dict)), 2),
-                   cpu_s=round(sum(s["cpu_s"] for s in summary.values() if isinstance(s, dict)), 2))
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return weights
+    from edgenas.outputs import job_output
+
+    with job_output(out, "pretraining", durable=lambda: any(out.rglob("*.ckpt"))):
+        console = console or Console(stderr=True)
+        cfg = _search_config(run)
+        if cfg.strategy != "darts":
+            raise ConfigError(f"--init pretrained (the two-stage baseline) is defined for DARTS runs; {run} was grown "
+                              "by evolution: compare --init preserved with --init random instead")
+        require_run_plugins(cfg.plugins, run, trust_plugins)
+        spec = ArchSpec.load(run)
+        dev = resolve_device(device)
+        if threads:
+            torch.set_num_threads(threads)
+        data = load_dataset(cfg.data, cfg.data_root, train=True, resolution=cfg.resolution, size=cfg.subset,
+                            level=cfg.level if cfg.data == "synthetic" else 1, seed=cfg.seed, holdout="train")
+        w_idx, a_idx = (torch.as_tensor(h) for h in halves(torch.arange(len(data)), cfg.seed))
+        mean, std = channel_stats(data.images)
+        torch.manual_seed(derive_seed(cfg.seed, 99))  # another initialisation than the supernet's
+        net = build(spec).to(dev, memory_format=torch.channels_last)
+        # the search's weight steps: one per step of the bilevel loop, which stops with the smaller half
+        # (halves() gives the weight half the odd image)
+        w_idx = w_idx[:len(a_idx)]
+        stage = SSLStage(name="pretrain", epochs=cfg.epochs, batch_size=cfg.batch_size, accum_steps=cfg.accum_steps,
+                         lr=cfg.lr, lr_min=cfg.lr_min, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                         grad_clip=cfg.grad_clip, seed=cfg.seed, rows=len(w_idx), stream=0)
+        views = BarlowTwinsViews(resolution=cfg.resolution, mean=mean, std=std)
+        summary = {"pretrain": run_ssl_stage(net, stage, data.images, w_idx, views, two_view_loss(cfg.ssl, cfg), out,
+                                             dev, arch_sha256=spec.sha256(), progress=progress, console=console)}
+        if cfg.refine_epochs:
+            summary["refine"] = ensure_refined(cfg, net, out / "refine", dev, arch_sha256=spec.sha256(),
+                                               progress=progress, console=console)
+        atomic_torch_save({k: v.detach().cpu() for k, v in net.state_dict().items()}, weights)
+        summary.update(arch_sha256=spec.sha256(), ssl=cfg.ssl,
+                       steps=sum(s["steps"] for s in summary.values() if isinstance(s, dict)),
+                       elapsed_s=round(sum(s["elapsed_s"] for s in summary.values() if isinstance(s, dict)), 2),
+                       cpu_s=round(sum(s["cpu_s"] for s in summary.values() if isinstance(s, dict)), 2))
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        return weights

@@ -47,7 +47,7 @@ class OpenVinoInt8Config:
 
     Attributes:
         preset: "performance" (symmetric activations and weights) or "mixed"
-            (asymmetric activations). Measured on this CPU: see the README table.
+            (asymmetric activations). Measured: see docs/export.md.
         fast_bias_correction: NNCF's fast bias correction (the full one took
             much longer for no accuracy gain on our nets).
         subset_size: upper bound on calibration samples NNCF uses (it uses

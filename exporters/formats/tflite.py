@@ -57,8 +57,8 @@ class TFLiteInt8Config:
     """Settings of the PT2E INT8 path.
 
     Attributes:
-        per_channel: one weight scale per output channel (the issue asks for it;
-            per-tensor loses accuracy on depthwise convs).
+        per_channel: one weight scale per output channel (per-tensor loses
+            accuracy on depthwise convs).
         wide: use :class:`~exporters.formats.tflite_quant.WidePT2EQuantizer`, which
             also quantizes standalone ReLU, hardswish, hardsigmoid, avg pool and
             slice; litert-torch's own quantizer leaves them in float between
