@@ -38,7 +38,7 @@ ENTRY_POINTS = {
     "run_compare": "edgenas.deploy.compare:run_compare",
     "build_lut": "edgenas.latency.api:build_lut",
     "validate_lut": "edgenas.latency.api:validate_lut",
-    "profile_target": "edgenas.profiler:profile_target",
+    "profile_target": "edgenas.models.profile:profile_target",
 }
 
 __all__ = ["ENTRY_POINTS", "__version__", *ENTRY_POINTS]

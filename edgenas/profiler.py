@@ -20,12 +20,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from edgenas.errors import ConfigError
 
-__all__ = ["DEFAULT_NUM_CLASSES", "DEFAULT_RESOLUTION", "DEFAULT_WIDTH", "Profile", "ProfileReport", "count_macs",
-           "count_params", "input_shape", "profile_model", "profile_target"]
+__all__ = ["MAX_BUILD_MACS", "MAX_BUILD_PARAMS", "Profile", "check_buildable", "count_macs", "count_params",
+           "input_shape", "profile_model"]
 
-DEFAULT_RESOLUTION = 32
-DEFAULT_WIDTH = 1.0
-DEFAULT_NUM_CLASSES = 10
+#: the largest network edgenas builds: 500M parameters (2 GB of fp32 weights) and 10^12 MACs per image
+#: (EfficientNet-B7 at 600 px is 37 GMACs); beyond, a spec is a typo or an attack, not a network
+MAX_BUILD_PARAMS = 500_000_000
+MAX_BUILD_MACS = 10**12
+
 
 
 def count_params(model: nn.Module) -> int:
@@ -170,77 +172,28 @@ def profile_model(model: nn.Module, resolution: int, in_channels: int = 3) -> Pr
     )
 
 
-@dataclass(frozen=True)
-class ProfileReport:
-    """What ``edgenas profile`` prints; ``kind`` is ``baseline`` or ``arch``."""
-
-    name: str
-    kind: str
-    resolution: int
-    width: float | None
-    num_classes: int
-    params: int
-    macs: int
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "resolution": self.resolution,
-            "width": self.width,
-            "num_classes": self.num_classes,
-            "params": self.params,
-            "macs": self.macs,
-        }
-
-
-def profile_target(
-    target: str,
-    resolution: int | None = None,
-    width: float | None = None,
-    num_classes: int | None = None,
-) -> ProfileReport:
-    """Profile a baseline name, a run directory (holding ``arch.json``) or an ``arch.json``.
+def check_buildable(make, input_size, what: str) -> tuple[int, int]:
+    """(params, MACs) of the network ``make()`` returns, counted on the meta device: nothing is allocated.
 
     Args:
-        target: a baseline name (``mobilenet_v2``, ``mobilenet_v2_035``, ...) or a path.
-        resolution: input side in pixels; None: 32 for a baseline, the spec's
-            own resolution for an ArchSpec.
-        width, num_classes: baselines only (an ArchSpec fixes both); None: 1.0 and 10.
+        make: builds the network (called under ``torch.device("meta")``).
+        input_size: as :func:`input_shape`.
+        what: the network, for the message.
 
     Raises:
-        UnknownNameError: ``target`` is neither a baseline nor an existing path.
-        ConfigError: a baseline-only option given for an ArchSpec, or bad values.
-        ArchSpecError: the arch.json is missing or malformed.
+        ArchSpecError: more than :data:`MAX_BUILD_PARAMS` parameters or :data:`MAX_BUILD_MACS` MACs.
     """
-    from edgenas.models import resolve_model_name
-    from edgenas.models.baselines import build_baseline
+    from edgenas.errors import ArchSpecError
 
-    name = resolve_model_name(target)
-    if name.kind == "baseline":
-        res = resolution if resolution is not None else DEFAULT_RESOLUTION
-        classes = num_classes if num_classes is not None else DEFAULT_NUM_CLASSES
-        model = build_baseline(target, num_classes=classes, width=width, resolution=res)
-        used_width = width if width is not None else (name.width if name.width is not None else DEFAULT_WIDTH)
-        profile = profile_model(model, res)
-        return ProfileReport(name.baseline, "baseline", res, used_width, classes, profile.params, profile.macs)
-    if not name.exists:
-        raise ConfigError(f"no such file or directory: {target}")
-    for option, value in (("--width", width), ("--num-classes", num_classes)):
-        if value is not None:
-            raise ConfigError(f"{option} applies to baselines only; {target} fixes it in its arch.json")
-    return _profile_arch(name.path, resolution)
-
-
-def _profile_arch(path, resolution: int | None) -> ProfileReport:
-    from dataclasses import replace
-
-    from edgenas.models import build
-    from edgenas.space.registry import load_spec
-
-    spec = load_spec(path)
-    # Count what gets deployed: the SSL projector is dropped before export.
-    # Re-validating through the spec also rejects a resolution its reductions cannot divide.
-    spec = replace(spec, projector=(), resolution=resolution if resolution is not None else spec.resolution)
-    profile = profile_model(build(spec), spec.resolution, spec.in_channels)
-    return ProfileReport(str(path), "arch", spec.resolution, None, spec.num_classes, profile.params, profile.macs)
+    try:
+        with torch.device("meta"):
+            model = make()
+        params, macs = count_params(model), count_macs(model, input_size)
+    except (RuntimeError, OverflowError, ValueError, MemoryError) as exc:  # sizes too large even to describe
+        reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise ArchSpecError(f"{what} is too large to build ({reason}): check its channels and resolution") from None
+    if params > MAX_BUILD_PARAMS or macs > MAX_BUILD_MACS:
+        raise ArchSpecError(f"{what} would have {params:,} parameters and {macs:,} MACs per image, beyond what "
+                            f"edgenas builds ({MAX_BUILD_PARAMS:,} parameters, {MAX_BUILD_MACS:,} MACs): check "
+                            "its channels and resolution")
+    return params, macs

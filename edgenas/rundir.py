@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.files import (
-    _atomic,
     append_jsonl,
     atomic_write_bytes,
     atomic_write_text,
@@ -24,10 +23,18 @@ __all__ = ["append_jsonl", "atomic_torch_save", "atomic_write_bytes", "atomic_wr
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` through a temp file + rename."""
+    """``torch.save`` through a temp file + rename.
+
+    Serialised in memory first: torch's zip writer reports a full disk as a ``RuntimeError``,
+    the plain write after it as the ``OSError`` (ENOSPC) it is.
+    """
+    import io
+
     import torch
 
-    return _atomic(path, lambda fh: torch.save(obj, fh), "wb")
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 

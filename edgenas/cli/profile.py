@@ -69,7 +69,7 @@ def profile(target: str, resolution: int | None, width: float | None, num_classe
       edgenas profile mobilenet_v2 --width 0.35
       edgenas profile runs/demo --json
     """
-    from edgenas.profiler import profile_target
+    from edgenas.models.profile import profile_target
 
     report = profile_target(target, resolution=resolution, width=width, num_classes=num_classes)
     if as_json:

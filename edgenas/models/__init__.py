@@ -75,7 +75,33 @@ def build(spec):
     """
     from edgenas.space.registry import SPACES
 
-    return SPACES.get(spec.space).network_class()(spec)
+    network = SPACES.get(spec.space).network_class()
+    if _may_be_huge(spec):  # counted on the meta device first: a typo must not reach the allocator
+        from edgenas.profiler import check_buildable
+
+        check_buildable(lambda: network(spec), (spec.in_channels, spec.resolution, spec.resolution),
+                        f"the {spec.space} network of this spec")
+    return network(spec)
+
+
+#: any width, size or count above this in a spec makes :func:`build` count the network before building it
+_QUICK_LIMIT = 512
+
+
+def _may_be_huge(spec) -> bool:
+    def ints(value):
+        if isinstance(value, bool):
+            return
+        if isinstance(value, int):
+            yield value
+        elif isinstance(value, dict):
+            for v in value.values():
+                yield from ints(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                yield from ints(v)
+
+    return any(v > _QUICK_LIMIT for v in ints(spec.to_dict()))
 
 
 def load_weights(path: str | os.PathLike) -> dict:

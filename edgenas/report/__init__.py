@@ -10,10 +10,10 @@ shows what the run's commands measured.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
+from bench.files import read_json
 from edgenas.errors import ConfigError
 from edgenas.report.formats import FORMATS, to_csv, to_json, to_latex, to_markdown
 from edgenas.report.tables import (
@@ -34,9 +34,8 @@ def build_tables(run: str | Path, protocol: str | None = None) -> tuple[object, 
     """(the run's records, its tables in report order)."""
     records = load_records(run, protocol)
     pretrain_path = records.run / "pretrain" / "summary.json"
-    pretrain = json.loads(pretrain_path.read_text()) if pretrain_path.is_file() else None
-    summary_path = records.run / "summary.json"
-    refine = json.loads(summary_path.read_text()).get("refine") if summary_path.is_file() else None
+    pretrain = read_json(pretrain_path, "pre-training summary") if pretrain_path.is_file() else None
+    refine = records.summary.get("refine")
     tables = [architecture_table(records), accuracy_table(records.results),
               ablation_table(records.results, pretrain, refine), fewshot_table(records.fewshot),
               compute_table(records.results)]

@@ -6,7 +6,6 @@ note; :mod:`edgenas.report.formats` writes it as Markdown, LaTeX, CSV or JSON.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.files import read_json
 from edgenas.rundir import read_jsonl
 
 __all__ = ["RunRecords", "Table", "accuracy_table", "ablation_table", "aggregate", "architecture_table",
@@ -57,7 +57,7 @@ def load_records(run: str | Path, protocol: str | None = None) -> RunRecords:
 
     run = Path(run)
     spec = load_spec(run)
-    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+    summary = read_json(run / "summary.json", "search summary") if (run / "summary.json").is_file() else {}
     results = read_jsonl(run / "eval" / "results.jsonl")
     fewshot = read_jsonl(run / "eval" / "fewshot.jsonl")
     protocols = list(dict.fromkeys(r.get("protocol") for r in results + fewshot if r.get("protocol")))

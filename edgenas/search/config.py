@@ -22,6 +22,12 @@ RESUMABLE_CHANGES = frozenset({"out", "device", "threads", "checkpoint_every", "
 #: can be refined (or refined again, into a fresh directory) without searching again
 REFINE_OPTIONS = frozenset({"refine_epochs", "refine_batch_size", "refine_lr", "refine_subset"})
 
+#: the largest value each size option may take: beyond, a value is a typo (it would exhaust memory), not a search
+UPPER_BOUNDS = {"resolution": 1024, "channels": 1024, "cells": 64, "nodes": 16, "stem_multiplier": 32,
+                "batch_size": 65_536, "accum_steps": 1024, "subset": 10_000_000, "epochs": 100_000,
+                "seed_channels": 1024, "seed_blocks": 64, "max_blocks": 256, "max_channels": 4096, "expansion": 16,
+                "local_crops": 32, "refine_epochs": 100_000, "refine_batch_size": 65_536, "dino_out_dim": 65_536}
+
 #: options earlier versions wrote to config.yaml that mean nothing now (dropped when read)
 RETIRED_OPTIONS = frozenset({"extra"})
 
@@ -124,6 +130,13 @@ class SearchConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        for name, most in UPPER_BOUNDS.items():
+            value = getattr(self, name)
+            if isinstance(value, int) and value > most:
+                raise ConfigError(f"--{name.replace('_', '-')} {value} is beyond what a search can run "
+                                  f"(at most {most:,})")
+        if any(not isinstance(w, int) or isinstance(w, bool) or not 0 < w <= 65_536 for w in self.projector):
+            raise ConfigError(f"--projector widths must be integers in 1..65536, got {list(self.projector)}")
         for name in ("lr", "arch_lr"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")

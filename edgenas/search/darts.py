@@ -61,8 +61,14 @@ class DartsSearch(SearchLoop):
             if cfg.order == "second":
                 raise ConfigError("--order second is single-process only (its unrolled step is not data-parallel)")
 
+        from edgenas.profiler import check_buildable
+
+        def supernet() -> DARTSAutoSSL:
+            return DARTSAutoSSL(cfg.channels, cfg.cells, cfg.nodes, cfg.ops, cfg.stem_multiplier, cfg.projector)
+
+        check_buildable(supernet, cfg.resolution, "the supernet of these options")  # counted, not allocated
         torch.manual_seed(cfg.seed)
-        self.net = DARTSAutoSSL(cfg.channels, cfg.cells, cfg.nodes, cfg.ops, cfg.stem_multiplier, cfg.projector)
+        self.net = supernet()
         if cfg.resolution % (2 ** len(self.net.reduction_cells)):
             raise ConfigError(f"--resolution {cfg.resolution} must be divisible by 2^{len(self.net.reduction_cells)}")
         # The cost tables need the classifier size, hence the data's classes; a synthetic

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import torch
 
+from bench.files import read_json
 from edgenas.accelerator import resolve_device
 from edgenas.errors import ConfigError
 from edgenas.outputs import job_output
@@ -69,7 +70,7 @@ def _search(cfg: SearchConfig, console, on_step) -> SearchResult:
     if ckpt is not None and ckpt.get("done") and (run_dir / "summary.json").exists():
         from edgenas.space.registry import load_spec
 
-        summary = json.loads((run_dir / "summary.json").read_text())
+        summary = read_json(run_dir / "summary.json", "search summary")
         spec = load_spec(run_dir)
         return SearchResult(run_dir, spec, summary["params"], summary["macs"], summary["elapsed_s"], True, summary)
     search.prepare()
@@ -114,7 +115,7 @@ def refine_run(cfg: SearchConfig, run_dir: Path, console=None) -> dict[str, Any]
                              progress=cfg.progress, console=console)
     _install(run_dir / "refine" / "weights.pt", run_dir / "weights.pt")
     path = run_dir / "summary.json"
-    summary = json.loads(path.read_text())
+    summary = read_json(path, "search summary")
     summary["refine"] = {k: refined[k] for k in ("epochs", "batch_size", "lr", "rows", "steps", "first_loss",
                                                  "final_loss", "elapsed_s", "cpu_s")}
     atomic_write_text(path, json.dumps(summary, indent=2) + "\n")

@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from bench.files import read_json
 from edgenas.errors import CheckpointError, ConfigError, EdgenasError
 from edgenas.rundir import (
     append_jsonl,
@@ -237,7 +238,7 @@ def ensure_refined(cfg, net: torch.nn.Module, out: Path, device: torch.device, *
                           "keeps training during its search")
     recipe = refine_recipe(cfg)
     summary_path, weights = out / "summary.json", out / "weights.pt"
-    done = json.loads(summary_path.read_text()) if summary_path.is_file() and weights.is_file() else {}
+    done = read_json(summary_path, "refinement summary") if summary_path.is_file() and weights.is_file() else {}
     if "recipe" in done:  # written last, so the stage finished; decided before the pool is read
         if done.get("arch_sha256") == arch_sha256 and done["recipe"] == recipe:
             net.load_state_dict(load_weights(weights))
