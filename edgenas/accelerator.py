@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from contextlib import nullcontext
+from pathlib import Path
 
 import torch
 
 from edgenas.errors import ConfigError
 
-__all__ = ["autocast", "check_accelerator_options", "resolve_device"]
+__all__ = ["autocast", "check_accelerator_options", "cpu_bf16", "resolve_device"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -20,16 +22,34 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@functools.cache
+def cpu_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (x86 AVX512-BF16 or AMX, Arm BF16): where bf16 autocast pays.
+
+    Read from ``/proc/cpuinfo``'s flags (False where there is none to read).
+    """
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = {flag for line in text.splitlines() if line.split(":")[0].strip() in ("flags", "Features")
+             for flag in line.split(":", 1)[1].split()}
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
 def check_accelerator_options(cfg, device: torch.device) -> None:
-    """``--amp bf16`` is for CUDA; say so instead of ignoring it."""
-    if getattr(cfg, "amp", "none") != "none" and device.type != "cuda":
-        raise ConfigError(f"--amp {cfg.amp} is mixed precision on CUDA; this run is on {device}")
+    """``--amp bf16`` needs a device that computes bf16: CUDA, or a CPU with native bf16; say so otherwise."""
+    if getattr(cfg, "amp", "none") == "none":
+        return
+    if device.type == "cpu" and not cpu_bf16():
+        raise ConfigError(f"--amp {cfg.amp}: this CPU has no native bf16 (AVX512-BF16, AMX or Arm BF16), so bf16 "
+                          "would be slower than fp32 here; leave --amp none")
 
 
 def autocast(cfg, device: torch.device):
-    """bf16 autocast on CUDA with ``--amp bf16``; otherwise nothing."""
-    if getattr(cfg, "amp", "none") == "bf16" and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    """bf16 autocast with ``--amp bf16`` (CUDA, or a CPU with native bf16); otherwise nothing."""
+    if getattr(cfg, "amp", "none") == "bf16" and device.type in ("cuda", "cpu"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()
 
 

@@ -49,7 +49,7 @@ def protocol_options(f):
         click.option("--no-augment", is_flag=True, help="No random crop and flip."),
         click.option("--device", default=D.device, help="auto (CUDA when present), cpu, cuda or cuda:N."),
         click.option("--threads", type=int, default=D.threads, help="CPU threads (0: PyTorch's default)."),
-        click.option("--amp", type=click.Choice(["none", "bf16"]), default=D.amp, help="bf16 autocast (CUDA)."),
+        click.option("--amp", type=click.Choice(["none", "bf16"]), default=D.amp, help="bf16 autocast (CUDA, or a CPU with native bf16: AVX512-BF16, AMX, Arm BF16)."),
         click.option("--channels-last/--no-channels-last", default=D.channels_last, help="NHWC memory layout."),
         click.option("--sync-bn", is_flag=True,
                      help="Batch-norm statistics over all processes of a torchrun (as one process)."),

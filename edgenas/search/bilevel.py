@@ -25,15 +25,20 @@ LossFn = Callable[[DARTSAutoSSL, torch.Tensor, torch.Tensor, dict[str, torch.Ten
 
 def ssl_loss(net: DARTSAutoSSL, criterion: torch.nn.Module, v1: torch.Tensor, v2: torch.Tensor,
              params: dict[str, torch.Tensor] | None = None,
-             gather: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+             gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
+             paths: torch.Tensor | None = None) -> torch.Tensor:
     """SSL loss of two views through ``net`` (or through ``params`` substituted into it).
 
     Both views go through the network as one batch ``[2B, ...]``: one forward, and
     batch-norm statistics shared by the two views. ``gather`` joins the
     projections of every rank first (data-parallel: the loss of the whole batch).
+    ``paths``: a sampled path (:meth:`DARTSAutoSSL.sample_paths`) instead of the mixture.
     """
     x = torch.cat([v1, v2])
-    z = net(x) if params is None else functional_call(net, params, (x,))
+    if paths is not None:
+        z = net(x, paths)
+    else:
+        z = net(x) if params is None else functional_call(net, params, (x,))
     z1, z2 = z.chunk(2)
     if gather is not None:
         z1, z2 = gather(z1), gather(z2)

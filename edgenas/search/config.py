@@ -28,6 +28,9 @@ UPPER_BOUNDS = {"resolution": 1024, "channels": 1024, "cells": 64, "nodes": 16, 
                 "seed_channels": 1024, "seed_blocks": 64, "max_blocks": 256, "max_channels": 4096, "expansion": 16,
                 "local_crops": 32, "refine_epochs": 100_000, "refine_batch_size": 65_536, "dino_out_dim": 65_536}
 
+#: the supernets of the DARTS strategy: every op of every edge, or one sampled op per edge per step
+SUPERNETS = ("full", "sampled")
+
 #: options earlier versions wrote to config.yaml that mean nothing now (dropped when read)
 RETIRED_OPTIONS = frozenset({"extra"})
 
@@ -49,9 +52,9 @@ class SearchConfig:
     subset: int = 1024
     level: int = 2
     resolution: int = 32
-    # space
-    channels: int = 8
-    cells: int = 3
+    # space: channels and cells 0 = chosen from the budgets (the largest layout whose expected network fits)
+    channels: int = 0
+    cells: int = 0
     nodes: int = 3
     stem_multiplier: int = 3
     ops: tuple[str, ...] = DEFAULT_OPS
@@ -93,6 +96,12 @@ class SearchConfig:
     batch_size: int = 32
     accum_steps: int = 1
     order: str = "first"
+    # supernet: "full" runs every op of every edge (DARTS); "sampled" one op per edge per step (GDAS), so a
+    # step costs about one network and the search runs at the size it deploys
+    supernet: str = "sampled"
+    tau_max: float = 5.0
+    tau_min: float = 0.5
+    arch_every: int = 1
     lr: float = 0.05
     lr_min: float = 0.001
     momentum: float = 0.9
@@ -124,8 +133,13 @@ class SearchConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        positive = ("subset", "resolution", "channels", "cells", "nodes", "stem_multiplier", "epochs",
-                    "batch_size", "accum_steps", "max_params", "max_macs", "checkpoint_every")
+        positive = ("subset", "resolution", "nodes", "stem_multiplier", "epochs", "batch_size", "accum_steps",
+                    "max_params", "max_macs", "checkpoint_every", "arch_every")
+        for name in ("channels", "cells"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"--{name} must be a positive integer (or 0: chosen from the budgets), "
+                                  f"got {value!r}")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -150,6 +164,13 @@ class SearchConfig:
             raise ConfigError(f"--channels must be even, got {self.channels}")
         if self.order not in ("first", "second"):
             raise ConfigError(f"--order must be 'first' or 'second', got {self.order!r}")
+        if self.supernet not in SUPERNETS:
+            raise ConfigError(f"unknown --supernet {self.supernet!r} (known: {', '.join(SUPERNETS)})")
+        if self.supernet == "sampled" and self.order == "second":
+            raise ConfigError("--order second unrolls every op of every edge: it needs --supernet full")
+        if not 0 < self.tau_min <= self.tau_max:
+            raise ConfigError(f"--tau-min and --tau-max must satisfy 0 < min <= max, got {self.tau_min}, "
+                              f"{self.tau_max}")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"unknown --strategy {self.strategy!r} (available: {', '.join(STRATEGIES)})")
         self._check_ssl()

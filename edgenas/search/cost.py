@@ -50,7 +50,7 @@ class CostModel:
         self.template = template
         self.op_names = op_names
         self.nodes = template.nodes
-        cache: dict[tuple[str, int, int, int], tuple[int, int]] = {}
+        cache = _OP_COSTS
         # tables[c] = ([E, K] params, [E, K] macs) for cell c
         self.tables: list[tuple[torch.Tensor, torch.Tensor]] = []
         size = template.resolution
@@ -76,7 +76,8 @@ class CostModel:
 
     @staticmethod
     def _profile(spec: ArchSpec) -> Cost:
-        net = build(dataclasses.replace(spec, projector=()))
+        with torch.device("meta"):  # counted from shapes: nothing is allocated or computed
+            net = build(dataclasses.replace(spec, projector=()))
         return Cost(count_params(net), count_macs(net, spec.resolution, spec.in_channels))
 
     def _ops_cost(self, spec: ArchSpec) -> Cost:
@@ -114,6 +115,13 @@ class CostModel:
             macs = macs + (edge_weight[:, None] * w * m.to(w.device)).sum()
         return params, macs
 
+    def uniform_expected(self) -> Cost:
+        """The expected cost when every op but ``zero`` is equally likely on every edge (before any search)."""
+        w = torch.tensor([0.0 if name == "zero" else 1.0 for name in self.op_names], dtype=torch.float64)
+        w = (w / w.sum()).expand(num_edges(self.nodes), -1)
+        params, macs = self.expected(w, w)
+        return Cost(int(round(float(params))), int(round(float(macs))))
+
     def cheapest(self, max_params: int, max_macs: int) -> tuple[CellGenotype, CellGenotype, Cost]:
         """The genotypes of the network of least normalised cost (each node: 2 edges)."""
         kinds = [self.template.cell_channels()[c][0] for c in range(len(self.tables))]
@@ -143,10 +151,16 @@ class CostModel:
         return normal, reduce, self.genotype_cost(normal, reduce)
 
 
+#: (op, C, stride, input side) -> (params, MACs): an op's cost depends on nothing else, so every cost model of a
+#: process shares these (choosing a layout builds many)
+_OP_COSTS: dict[tuple[str, int, int, int], tuple[int, int]] = {}
+
+
 def _op_cost(name: str, C: int, stride: int, size: int) -> tuple[int, int]:
     if name == "zero":
         return 0, 0
-    op = build_op(name, C, stride, affine=True)
+    with torch.device("meta"):
+        op = build_op(name, C, stride, affine=True)
     return count_params(op), count_macs(op, (1, C, size, size))
 
 

@@ -62,17 +62,13 @@ class DartsSearch(SearchLoop):
                 raise ConfigError("--order second is single-process only (its unrolled step is not data-parallel)")
 
         from edgenas.profiler import check_buildable
+        from edgenas.search.layout import choose_layout
+        from edgenas.space.ops import OPS
 
-        def supernet() -> DARTSAutoSSL:
-            return DARTSAutoSSL(cfg.channels, cfg.cells, cfg.nodes, cfg.ops, cfg.stem_multiplier, cfg.projector)
-
-        check_buildable(supernet, cfg.resolution, "the supernet of these options")  # counted, not allocated
-        torch.manual_seed(cfg.seed)
-        self.net = supernet()
-        if cfg.resolution % (2 ** len(self.net.reduction_cells)):
-            raise ConfigError(f"--resolution {cfg.resolution} must be divisible by 2^{len(self.net.reduction_cells)}")
-        # The cost tables need the classifier size, hence the data's classes; a synthetic
-        # template spec is enough to measure them before any data is loaded.
+        for name in cfg.ops:
+            OPS.get(name)  # an unknown op fails before the data is read, with close matches
+        if cfg.resolution % 4:
+            raise ConfigError(f"--resolution {cfg.resolution} must be divisible by 4 (two reduction cells halve it)")
         data = load_dataset(cfg.data, cfg.data_root, train=True, resolution=cfg.resolution, size=cfg.subset,
                             level=cfg.level if cfg.data == "synthetic" else 1, seed=cfg.seed,
                             holdout="train")  # the fixed validation hold-out is never searched on
@@ -83,6 +79,18 @@ class DartsSearch(SearchLoop):
             )
         self.num_classes = len(data.classes)
         self.classes = list(data.classes)
+        # the size of the space: --channels/--cells, or the largest layout whose expected network fits the budgets
+        self.layout = choose_layout(cfg, self.num_classes)
+
+        def supernet() -> DARTSAutoSSL:
+            return DARTSAutoSSL(self.layout.channels, self.layout.cells, cfg.nodes, cfg.ops, cfg.stem_multiplier,
+                                cfg.projector)
+
+        check_buildable(supernet, cfg.resolution, "the supernet of these options")  # counted, not allocated
+        torch.manual_seed(cfg.seed)
+        self.net = supernet()
+        if cfg.resolution % (2 ** len(self.net.reduction_cells)):
+            raise ConfigError(f"--resolution {cfg.resolution} must be divisible by 2^{len(self.net.reduction_cells)}")
         self.template = spec_from_supernet(self.net, resolution=cfg.resolution, num_classes=self.num_classes)
         self.cost_model = CostModel(self.template, self.net.op_names)
         self.min_cost = check_feasible(self.cost_model, cfg.max_params, cfg.max_macs)
@@ -109,8 +117,9 @@ class DartsSearch(SearchLoop):
         if self.world.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
-            self.model = DistributedDataParallel(
-                self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            self.model = DistributedDataParallel(  # a sampled path leaves most ops out of each step
+                self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=cfg.supernet == "sampled")
         self.criterion = two_view_loss(cfg.ssl, cfg)
         self.w_opt = torch.optim.SGD(self.net.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                      weight_decay=cfg.weight_decay)
@@ -139,8 +148,8 @@ class DartsSearch(SearchLoop):
             if cfg.latency_ms is not None and self.profile is not None:
                 raise ConfigError(
                     f"no latency table for {self.profile.name}/{self.profile.runtime}/fp32: measure one with "
-                    f"edgenas lut build --device {self.profile.name} --channels {cfg.channels} --cells "
-                    f"{cfg.cells} --nodes {cfg.nodes} --resolution {cfg.resolution}, or pass --lut FILE")
+                    f"edgenas lut build --device {self.profile.name} --channels {self.layout.channels} --cells "
+                    f"{self.layout.cells} --nodes {cfg.nodes} --resolution {cfg.resolution}, or pass --lut FILE")
             return None
         try:
             model = LatencyModel(self.template, self.net.op_names, table)
@@ -176,13 +185,28 @@ class DartsSearch(SearchLoop):
         return (v1.to(self.device, memory_format=self.memory_format, non_blocking=True),
                 v2.to(self.device, memory_format=self.memory_format, non_blocking=True))
 
-    def _loss(self, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
+    def _loss(self, v1: torch.Tensor, v2: torch.Tensor, paths: torch.Tensor | None = None) -> torch.Tensor:
         from edgenas.distributed import gather
         from edgenas.search.bilevel import ssl_loss
 
         with autocast(self.cfg, self.device):
             return ssl_loss(self.model, self.criterion, v1, v2,
-                            gather=(lambda z: gather(z, self.world)) if self.world.distributed else None)
+                            gather=(lambda z: gather(z, self.world)) if self.world.distributed else None,
+                            paths=paths)
+
+    def _paths(self, global_step: int, seed: int, grad: bool) -> torch.Tensor | None:
+        """The sampled path of a step (``--supernet sampled``; None for the full supernet).
+
+        The Gumbel temperature falls linearly from ``--tau-max`` to ``--tau-min`` over the search;
+        ``grad``: keep the straight-through gradient to the alphas (an architecture step).
+        """
+        cfg = self.cfg
+        if cfg.supernet != "sampled":
+            return None
+        t = min(1.0, global_step / max(1, self.total_steps - 1))
+        tau = cfg.tau_max + t * (cfg.tau_min - cfg.tau_max)
+        paths = self.net.sample_paths(tau, torch.Generator().manual_seed(seed))
+        return paths if grad else paths.detach()
 
     # --- checkpoints ------------------------------------------------------------------
     def save_checkpoint(self, epoch: int, step: int, global_step: int, elapsed: float, done: bool = False) -> None:
@@ -249,7 +273,8 @@ class DartsSearch(SearchLoop):
                               perm_a[(step * cfg.accum_steps + m) * per:(step * cfg.accum_steps + m + 1) * per])
                              for m in range(cfg.accum_steps)]
                     arch_loss = float("nan")
-                    if search_alpha:
+                    arch_step = search_alpha and global_step % cfg.arch_every == 0
+                    if arch_step:
                         self.a_opt.zero_grad(set_to_none=True)
                         arch_loss = 0.0
                         for m, (wi, ai) in enumerate(micro):
@@ -262,7 +287,8 @@ class DartsSearch(SearchLoop):
                                     p.grad = g / cfg.accum_steps if p.grad is None else p.grad + g / cfg.accum_steps
                                 arch_loss += value / cfg.accum_steps
                             else:
-                                loss = self._loss(*arch_views) + self.penalty()
+                                paths = self._paths(global_step, derive_seed(cfg.seed, epoch, step, m, 3), True)
+                                loss = self._loss(*arch_views, paths) + self.penalty()
                                 (loss / cfg.accum_steps).backward()
                                 arch_loss += float(loss.detach()) / cfg.accum_steps
                         self.a_opt.step()
@@ -270,7 +296,8 @@ class DartsSearch(SearchLoop):
                     train_loss = 0.0
                     for m, (wi, _) in enumerate(micro):
                         v1, v2 = self._batch_views(wi, derive_seed(cfg.seed, epoch, step, m, 1))
-                        loss = self._loss(v1, v2)
+                        loss = self._loss(v1, v2, self._paths(global_step, derive_seed(cfg.seed, epoch, step, m, 4),
+                                                              False))
                         (loss / cfg.accum_steps).backward()
                         train_loss += float(loss.detach()) / cfg.accum_steps
                     if cfg.grad_clip > 0:
@@ -281,7 +308,7 @@ class DartsSearch(SearchLoop):
 
                     global_step += 1
                     dt = time.perf_counter() - t_step
-                    images = 2 * per * cfg.accum_steps * (2 if search_alpha else 1)
+                    images = 2 * per * cfg.accum_steps * (2 if arch_step else 1)
                     with torch.no_grad():
                         e_params, e_macs = self.cost_model.expected(*self.net.arch_weights())
                         e_ms = (float(self.latency_model.expected(*self.net.arch_weights()))
@@ -386,7 +413,11 @@ class DartsSearch(SearchLoop):
             "images_per_s_median": float(np.median(ips)) if ips else None,
             "final_train_loss": steps[-1]["train_loss"] if steps else None,
             "device": str(self.device), "processes": self.world.size, "torch": torch.__version__,
-            "arch_sha256": spec.sha256(), **latency,
+            "arch_sha256": spec.sha256(), "supernet": cfg.supernet, "layout": self.layout.to_dict(),
+            "budget_share": {"params": round(params / cfg.max_params, 4), "macs": round(macs / cfg.max_macs, 4),
+                             **({"latency": round(latency["predicted_latency_ms"] / cfg.latency_ms, 4)}
+                                if cfg.latency_ms and latency.get("predicted_latency_ms") is not None else {})},
+            **latency,
         }
         atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         from edgenas.report import write_markdown

@@ -30,6 +30,9 @@ def edge_index(node: int, input_state: int) -> int:
 class MixedOp(nn.Module):
     """Weighted sum of candidate ops: ``sum_k w_k * op_k(x)``; ``zero`` is never computed.
 
+    With ``sampled``, ``weights`` is one-hot valued (a sampled path, straight-through:
+    its gradient reaches every alpha) and only the chosen op runs: ``w_k * op_k(x)``.
+
     Shapes: ``x [B, C, H, W]``, ``weights [K]`` -> ``[B, C, H/s, W/s]``.
     """
 
@@ -39,7 +42,10 @@ class MixedOp(nn.Module):
         self.stride = stride
         self.ops = nn.ModuleList(build_op(name, C, stride, affine=False) for name in self.op_names)
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, sampled: bool = False) -> torch.Tensor:
+        if sampled:
+            k = int(weights.detach().argmax())
+            return self.ops[k](x) * weights[k]  # weight 1 forward; its gradient is the path's
         out = None
         for name, w, op in zip(self.op_names, weights, self.ops):
             if name == "zero":
@@ -75,11 +81,12 @@ class SearchCell(nn.Module):
                 stride = 2 if reduction and j < 2 else 1
                 self.edges.append(MixedOp(op_names, C, stride))
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, sampled: bool = False
+                ) -> torch.Tensor:
         states = [self.pre0(s0), self.pre1(s1)]
         offset = 0
         for _ in range(self.nodes):
-            s = sum(self.edges[offset + j](h, weights[offset + j]) for j, h in enumerate(states))
+            s = sum(self.edges[offset + j](h, weights[offset + j], sampled) for j, h in enumerate(states))
             offset += len(states)
             states.append(s)
         return torch.cat(states[2:], dim=1)

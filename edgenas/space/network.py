@@ -114,16 +114,38 @@ class DARTSAutoSSL(nn.Module):
         """Softmax over ops of each edge: ``([E, K], [E, K])`` for normal and reduction cells."""
         return self.alpha_normal.softmax(-1), self.alpha_reduce.softmax(-1)
 
-    # --- forward -------------------------------------------------------------------------
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        w_normal, w_reduce = self.arch_weights()
-        s0 = s1 = self.stem(x)
+    # --- sampled paths (GDAS, Dong and Yang, CVPR 2019) ------------------------------------
+    def sample_paths(self, tau: float, generator: torch.Generator) -> torch.Tensor:
+        """One op per edge of every cell, drawn from the alphas with the Gumbel-max trick.
+
+        Returns ``[num_cells, E, K]`` one-hot in value; straight-through, its gradient is that of
+        ``softmax((alpha + g) / tau)``, so an architecture step through a sampled path reaches
+        every alpha while only the chosen ops run. Each cell draws its own path (cells of a
+        kind share their alphas); ``generator`` makes the draw the same on every rank.
+        """
+        rows = []
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, w_reduce if cell.reduction else w_normal)
+            alpha = self.alpha_reduce if cell.reduction else self.alpha_normal
+            u = torch.rand(alpha.shape, generator=generator).clamp_(1e-9, 1 - 1e-9).to(alpha.device)
+            soft = ((alpha - torch.log(-torch.log(u))) / tau).softmax(-1)
+            hard = torch.zeros_like(soft).scatter_(-1, soft.argmax(-1, keepdim=True), 1.0)
+            rows.append(hard - soft.detach() + soft)
+        return torch.stack(rows)
+
+    # --- forward -------------------------------------------------------------------------
+    def features(self, x: torch.Tensor, paths: torch.Tensor | None = None) -> torch.Tensor:
+        """Pooled features; with ``paths`` (from :meth:`sample_paths`) each edge runs its sampled op only."""
+        w_normal, w_reduce = (None, None) if paths is not None else self.arch_weights()
+        s0 = s1 = self.stem(x)
+        for c, cell in enumerate(self.cells):
+            if paths is not None:
+                s0, s1 = s1, cell(s0, s1, paths[c], sampled=True)
+            else:
+                s0, s1 = s1, cell(s0, s1, w_reduce if cell.reduction else w_normal)
         return s1.mean((2, 3))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.projector(self.features(x))
+    def forward(self, x: torch.Tensor, paths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.projector(self.features(x, paths))
 
     def expand_channels(self, width_multiplier: float) -> "DARTSAutoSSL":
         """A wider supernet with the same space and the same alphas (fresh weights).

@@ -1,4 +1,5 @@
-"""Light candidate operations of the cell search space.
+"""Candidate operations of the cell search space: light ones (depthwise, inverted residual, squeeze-excite)
+and dense ones (full convolutions, a residual conv pair, pooling), which train faster per MAC on CPUs.
 
 Every op is built by a factory ``f(C, stride, affine) -> nn.Module`` that maps
 ``[B, C, H, W]`` to ``[B, C, H/stride, W/stride]``. The same factory builds the
@@ -8,7 +9,8 @@ searched weights can be copied over (weight preservation).
 
 References: depthwise-separable conv (Howard et al. 2017, MobileNet), inverted
 residual block (Sandler et al. 2018, MobileNetV2), squeeze-and-excitation
-(Hu et al. 2018).
+(Hu et al. 2018), the residual pair of 3x3 convs (He et al. 2016, ResNet), and
+DARTS' ReLU-conv-BN and pooling ops (Liu et al. 2019).
 """
 
 from __future__ import annotations
@@ -25,7 +27,12 @@ OpFactory = Callable[[int, int, bool], nn.Module]
 #: name -> factory(C, stride, affine); ``zero`` is special-cased by the cell search.
 OPS: Registry[OpFactory] = Registry("op")
 
-DEFAULT_OPS: tuple[str, ...] = ("zero", "identity", "se", "ds_conv", "ds_conv_se", "irb_e3", "irb_e6")
+#: the light ops: depthwise and inverted-residual blocks, squeeze-excite
+LIGHT_OPS: tuple[str, ...] = ("zero", "identity", "se", "ds_conv", "ds_conv_se", "irb_e3", "irb_e6")
+#: the dense ops: full (not depthwise) 3x3 and 5x5 convs, a residual pair of 3x3 convs, 3x3 max and mean pooling
+DENSE_OPS: tuple[str, ...] = ("full_conv3x3", "full_conv5x5", "res_conv", "max_pool", "mean_pool")
+
+DEFAULT_OPS: tuple[str, ...] = LIGHT_OPS
 
 
 def register_op(name: str) -> Callable[[OpFactory], OpFactory]:
@@ -151,6 +158,50 @@ class PooledSE(nn.Module):
         return self.se(self.pool(x))
 
 
+class ReLUConvBN(nn.Module):
+    """ReLU -> k x k conv (stride s) -> BN: a dense op, in DARTS' order (the node's sum is activated by its users)."""
+
+    def __init__(self, C: int, stride: int, affine: bool, kernel: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(C, C, kernel, stride, kernel // 2, bias=False)
+        self.bn = nn.BatchNorm2d(C, affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(torch.relu(x)))
+
+
+class ResidualConvPair(nn.Module):
+    """Two 3x3 convs with a skip: ``x + BN(conv(ReLU(BN(conv(ReLU(x))))))`` (a ResNet basic block, pre-activation).
+
+    At stride 2 the first conv halves the map and the skip is a factorized reduction.
+    """
+
+    def __init__(self, C: int, stride: int, affine: bool) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(C, C, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(C, affine=affine)
+        self.conv2 = nn.Conv2d(C, C, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(C, affine=affine)
+        self.skip = nn.Identity() if stride == 1 else FactorizedReduce(C, C, affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn1(self.conv1(torch.relu(x)))
+        return self.skip(x) + self.bn2(self.conv2(torch.relu(y)))
+
+
+class PoolBN(nn.Module):
+    """3x3 max or average pooling (stride s, padding 1; the average over the pixels inside) -> BN."""
+
+    def __init__(self, C: int, stride: int, affine: bool, kind: str) -> None:
+        super().__init__()
+        self.pool = nn.MaxPool2d(3, stride, 1) if kind == "max" else nn.AvgPool2d(3, stride, 1,
+                                                                                   count_include_pad=False)
+        self.bn = nn.BatchNorm2d(C, affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.pool(x))
+
+
 @register_op("zero")
 def _zero(C: int, stride: int, affine: bool) -> nn.Module:
     return Zero(stride)
@@ -184,6 +235,31 @@ def _irb_e3(C: int, stride: int, affine: bool) -> nn.Module:
 @register_op("irb_e6")
 def _irb_e6(C: int, stride: int, affine: bool) -> nn.Module:
     return InvertedResidual(C, stride, affine, expansion=6)
+
+
+@register_op("full_conv3x3")
+def _conv3x3(C: int, stride: int, affine: bool) -> nn.Module:
+    return ReLUConvBN(C, stride, affine, 3)
+
+
+@register_op("full_conv5x5")
+def _conv5x5(C: int, stride: int, affine: bool) -> nn.Module:
+    return ReLUConvBN(C, stride, affine, 5)
+
+
+@register_op("res_conv")
+def _res_conv(C: int, stride: int, affine: bool) -> nn.Module:
+    return ResidualConvPair(C, stride, affine)
+
+
+@register_op("max_pool")
+def _max_pool(C: int, stride: int, affine: bool) -> nn.Module:
+    return PoolBN(C, stride, affine, "max")
+
+
+@register_op("mean_pool")
+def _avg_pool(C: int, stride: int, affine: bool) -> nn.Module:
+    return PoolBN(C, stride, affine, "avg")
 
 
 def build_op(name: str, C: int, stride: int, affine: bool) -> nn.Module:
