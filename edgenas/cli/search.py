@@ -82,7 +82,7 @@ D = SearchConfig()
 @click.option("--tau-max", type=float, default=D.tau_max, help="sampled: Gumbel temperature at the start.")
 @click.option("--tau-min", type=float, default=D.tau_min, help="sampled: Gumbel temperature at the end (linear).")
 @click.option("--arch-every", type=int, default=D.arch_every,
-              help="An architecture step every N weight steps (a step of each is twice the cost of one).")
+              help="An architecture step every N weight steps (each costs a forward and backward). 0: every step for the full supernet, every other step for the sampled one.")
 @click.option("--lr", type=float, default=D.lr, help="Weights learning rate (SGD, cosine to --lr-min).")
 @click.option("--lr-min", type=float, default=D.lr_min, help="Final weights learning rate.")
 @click.option("--arch-lr", type=float, default=D.arch_lr, help="Architecture learning rate (Adam).")

@@ -101,7 +101,7 @@ class SearchConfig:
     supernet: str = "sampled"
     tau_max: float = 5.0
     tau_min: float = 0.5
-    arch_every: int = 1
+    arch_every: int = 0  # 0: every step for the full supernet, every other step for the sampled one
     lr: float = 0.05
     lr_min: float = 0.001
     momentum: float = 0.9
@@ -134,7 +134,7 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         positive = ("subset", "resolution", "nodes", "stem_multiplier", "epochs", "batch_size", "accum_steps",
-                    "max_params", "max_macs", "checkpoint_every", "arch_every")
+                    "max_params", "max_macs", "checkpoint_every")
         for name in ("channels", "cells"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -168,6 +168,8 @@ class SearchConfig:
             raise ConfigError(f"unknown --supernet {self.supernet!r} (known: {', '.join(SUPERNETS)})")
         if self.supernet == "sampled" and self.order == "second":
             raise ConfigError("--order second unrolls every op of every edge: it needs --supernet full")
+        if not isinstance(self.arch_every, int) or self.arch_every < 0:
+            raise ConfigError(f"--arch-every must be >= 0 (0: the supernet's default), got {self.arch_every!r}")
         if not 0 < self.tau_min <= self.tau_max:
             raise ConfigError(f"--tau-min and --tau-max must satisfy 0 < min <= max, got {self.tau_min}, "
                               f"{self.tau_max}")
@@ -273,6 +275,12 @@ class SearchConfig:
             raise ConfigError("--importance-mass must lie in (0, 1], --sparsity and --plateau-threshold >= 0")
         if self.min_steps_between_mutations < 0 or self.fitness_cost_weight < 0:
             raise ConfigError("--min-steps-between-mutations and --fitness-cost-weight must be >= 0")
+
+    @property
+    def arch_interval(self) -> int:
+        """Weight steps per architecture step: ``--arch-every``, else 1 (full supernet) or 2 (sampled: a step
+        through a sampled path is cheap, and two of them would cost more than 2.5 derived-network steps)."""
+        return self.arch_every or (2 if self.supernet == "sampled" else 1)
 
     # --- serialisation -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

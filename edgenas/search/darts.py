@@ -227,9 +227,6 @@ class DartsSearch(SearchLoop):
     # --- the loop ---------------------------------------------------------------------
     def train(self) -> tuple[float, bool]:
         """Run (or resume) the bilevel optimisation; returns (elapsed seconds, resumed)."""
-
-        from edgenas.search.bilevel import unrolled_arch_grads
-
         cfg = self.cfg
         ckpt = self.load_checkpoint()
         start_epoch, start_step, global_step, elapsed0 = 0, 0, 0, 0.0
@@ -272,37 +269,8 @@ class DartsSearch(SearchLoop):
                     micro = [(perm_w[(step * cfg.accum_steps + m) * per:(step * cfg.accum_steps + m + 1) * per],
                               perm_a[(step * cfg.accum_steps + m) * per:(step * cfg.accum_steps + m + 1) * per])
                              for m in range(cfg.accum_steps)]
-                    arch_loss = float("nan")
-                    arch_step = search_alpha and global_step % cfg.arch_every == 0
-                    if arch_step:
-                        self.a_opt.zero_grad(set_to_none=True)
-                        arch_loss = 0.0
-                        for m, (wi, ai) in enumerate(micro):
-                            arch_views = self._batch_views(ai, derive_seed(cfg.seed, epoch, step, m, 2))
-                            if cfg.order == "second":
-                                train_views = self._batch_views(wi, derive_seed(cfg.seed, epoch, step, m, 1))
-                                grads, value = unrolled_arch_grads(self.net, self.criterion, train_views, arch_views,
-                                                                   self.penalty, lr, cfg.weight_decay)
-                                for p, g in zip(self.net.arch_parameters(), grads):
-                                    p.grad = g / cfg.accum_steps if p.grad is None else p.grad + g / cfg.accum_steps
-                                arch_loss += value / cfg.accum_steps
-                            else:
-                                paths = self._paths(global_step, derive_seed(cfg.seed, epoch, step, m, 3), True)
-                                loss = self._loss(*arch_views, paths) + self.penalty()
-                                (loss / cfg.accum_steps).backward()
-                                arch_loss += float(loss.detach()) / cfg.accum_steps
-                        self.a_opt.step()
-                    self.w_opt.zero_grad(set_to_none=True)
-                    train_loss = 0.0
-                    for m, (wi, _) in enumerate(micro):
-                        v1, v2 = self._batch_views(wi, derive_seed(cfg.seed, epoch, step, m, 1))
-                        loss = self._loss(v1, v2, self._paths(global_step, derive_seed(cfg.seed, epoch, step, m, 4),
-                                                              False))
-                        (loss / cfg.accum_steps).backward()
-                        train_loss += float(loss.detach()) / cfg.accum_steps
-                    if cfg.grad_clip > 0:
-                        torch.nn.utils.clip_grad_norm_(self.net.weight_parameters(), cfg.grad_clip)
-                    self.w_opt.step()
+                    arch_step = search_alpha and global_step % cfg.arch_interval == 0
+                    train_loss, arch_loss = self.step(micro, epoch, step, global_step, lr, arch_step)
                     if not math.isfinite(train_loss):
                         raise EdgenasError(f"the SSL loss diverged at step {global_step} (lr {lr:.4g}); lower --lr")
 
@@ -329,6 +297,44 @@ class DartsSearch(SearchLoop):
                 self.save_checkpoint(epoch + 1, 0, global_step, time.perf_counter() - t0)
         return time.perf_counter() - t0, resumed
 
+    def step(self, micro: list[tuple[torch.Tensor, torch.Tensor]], epoch: int, step: int, global_step: int,
+             lr: float, arch_step: bool) -> tuple[float, float]:
+        """One search step on the micro-batches ``micro`` (weights-half and arch-half rows of each):
+        an architecture step first when ``arch_step``, then a weights step; returns (train loss, arch loss)."""
+        from edgenas.search.bilevel import unrolled_arch_grads
+
+        cfg = self.cfg
+        arch_loss = float("nan")
+        if arch_step:
+            self.a_opt.zero_grad(set_to_none=True)
+            arch_loss = 0.0
+            for m, (wi, ai) in enumerate(micro):
+                arch_views = self._batch_views(ai, derive_seed(cfg.seed, epoch, step, m, 2))
+                if cfg.order == "second":
+                    train_views = self._batch_views(wi, derive_seed(cfg.seed, epoch, step, m, 1))
+                    grads, value = unrolled_arch_grads(self.net, self.criterion, train_views, arch_views,
+                                                       self.penalty, lr, cfg.weight_decay)
+                    for p, g in zip(self.net.arch_parameters(), grads):
+                        p.grad = g / cfg.accum_steps if p.grad is None else p.grad + g / cfg.accum_steps
+                    arch_loss += value / cfg.accum_steps
+                else:
+                    paths = self._paths(global_step, derive_seed(cfg.seed, epoch, step, m, 3), True)
+                    loss = self._loss(*arch_views, paths) + self.penalty()
+                    (loss / cfg.accum_steps).backward()
+                    arch_loss += float(loss.detach()) / cfg.accum_steps
+            self.a_opt.step()
+        self.w_opt.zero_grad(set_to_none=True)
+        train_loss = 0.0
+        for m, (wi, _) in enumerate(micro):
+            v1, v2 = self._batch_views(wi, derive_seed(cfg.seed, epoch, step, m, 1))
+            loss = self._loss(v1, v2, self._paths(global_step, derive_seed(cfg.seed, epoch, step, m, 4), False))
+            (loss / cfg.accum_steps).backward()
+            train_loss += float(loss.detach()) / cfg.accum_steps
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.net.weight_parameters(), cfg.grad_clip)
+        self.w_opt.step()
+        return train_loss, arch_loss
+
     def _log(self, name: str, record: dict) -> None:
         if self.world.main:  # one writer: rank 0
             append_jsonl(self.run_dir / name, record)
@@ -348,14 +354,57 @@ class DartsSearch(SearchLoop):
             "expected_params": float(e_params), "expected_macs": float(e_macs),
         })
 
-    def _latency_summary(self, normal, reduce, spec) -> dict:
+    def _fill(self, derived, spec):
+        """Widen the derived network (function-preserving) while it fits every budget; returns (net, spec, old C).
+
+        The predicted latency counts as a budget with ``--latency-ms``: a width the table does not
+        cover is not taken.
+        """
+        from bench.latency_table import MissingEntryError
+        from edgenas.latency.spaces import arch_keys
+        from edgenas.search.widen import WidenError, fill_budget, widen
+
+        cfg = self.cfg
+        if cfg.channels and cfg.cells:
+            return derived, spec, None  # a layout the user fixed is kept as given
+
+        def fits(candidate) -> bool:
+            if cfg.latency_ms is None or self.latency_table is None:
+                return True
+            try:
+                return self.latency_table.predict(arch_keys(dataclasses.replace(candidate, projector=()))) \
+                    <= self.latency_target
+            except MissingEntryError:
+                return False
+
+        channels = fill_budget(spec, cfg.max_params, cfg.max_macs, fits)
+        if channels <= spec.channels:
+            return derived, spec, None
+        try:
+            wide, wide_spec = widen(derived, spec, channels, seed=derive_seed(cfg.seed, 77))
+        except WidenError as exc:
+            self.console.print(f"[yellow]{exc}[/]")
+            return derived, spec, None
+        self.console.print(f"widened the derived network from C={spec.channels} to C={channels} to fill the "
+                           "budget (the same function: new channels start disconnected)")
+        return wide, wide_spec, spec.channels
+
+    def _latency_summary(self, spec) -> dict:
         """Predicted latency of the derived network and, on a device reachable without a host, measured."""
+        from bench.latency_table import MissingEntryError
+        from edgenas.latency.spaces import arch_keys
         from edgenas.latency.target import measure_on_target
 
         if self.latency_model is None:
             return {}
         table = self.latency_table
-        predicted = self.latency_model.genotype_latency(normal, reduce)
+        try:
+            predicted = table.predict(arch_keys(dataclasses.replace(spec, projector=())))
+        except MissingEntryError:  # widened past the table's layouts (no --latency-ms: nothing to keep within)
+            return {"latency_table": table.label, "latency_table_estimated": table.estimated,
+                    "predicted_latency_ms": None, "latency_budget_ms": self.cfg.latency_ms,
+                    "measured_latency_ms": None, "latency_measured_on": None,
+                    **measure_on_target(spec, self.profile, table, self.console)}
         out = {"predicted_latency_ms": round(predicted, 5), "latency_budget_ms": self.cfg.latency_ms,
                "latency_table": table.label, "latency_table_estimated": table.estimated,
                "measured_latency_ms": None, "latency_measured_on": None}
@@ -391,6 +440,7 @@ class DartsSearch(SearchLoop):
                                                 ("mean", ",".join(f"{m:.5f}" for m in self.mean)),
                                                 ("std", ",".join(f"{s:.5f}" for s in self.std))))
         derived = transfer_weights(self.net, spec)
+        derived, spec, self.widened_from = self._fill(derived, spec)
         deploy = derived.deployable()
         params, macs = count_params(deploy), count_macs(deploy, cfg.resolution)
         if params > cfg.max_params or macs > cfg.max_macs:  # the cost tables are exact; this is a guard
@@ -398,7 +448,7 @@ class DartsSearch(SearchLoop):
         if not self.world.main:  # the same network on every rank; rank 0 writes it
             self.world.barrier()
             return SearchResult(self.run_dir, spec, params, macs, elapsed, resumed, {})
-        latency = self._latency_summary(normal, reduce, spec)
+        latency = self._latency_summary(spec)
         spec.save(self.run_dir / "arch.json")
         atomic_torch_save(derived.state_dict(), self.run_dir / "weights.pt")
         steps = [r for r in read_jsonl(self.run_dir / "metrics.jsonl") if r.get("event") == "step"]
@@ -414,6 +464,7 @@ class DartsSearch(SearchLoop):
             "final_train_loss": steps[-1]["train_loss"] if steps else None,
             "device": str(self.device), "processes": self.world.size, "torch": torch.__version__,
             "arch_sha256": spec.sha256(), "supernet": cfg.supernet, "layout": self.layout.to_dict(),
+            "widened_from_channels": self.widened_from, "channels": spec.channels,
             "budget_share": {"params": round(params / cfg.max_params, 4), "macs": round(macs / cfg.max_macs, 4),
                              **({"latency": round(latency["predicted_latency_ms"] / cfg.latency_ms, 4)}
                                 if cfg.latency_ms and latency.get("predicted_latency_ms") is not None else {})},

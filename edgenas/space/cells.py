@@ -45,6 +45,8 @@ class MixedOp(nn.Module):
     def forward(self, x: torch.Tensor, weights: torch.Tensor, sampled: bool = False) -> torch.Tensor:
         if sampled:
             k = int(weights.detach().argmax())
+            if not weights.requires_grad:  # a weights step: the path's weight is 1 and nothing flows to alpha
+                return self.ops[k](x)
             return self.ops[k](x) * weights[k]  # weight 1 forward; its gradient is the path's
         out = None
         for name, w, op in zip(self.op_names, weights, self.ops):
