@@ -24,7 +24,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from edgenas.errors import EdgenasError
+from edgenas.errors import ArchSpecError, EdgenasError
 from edgenas.space.ops import (
     ConvBN,
     DepthwiseSeparable,
@@ -214,8 +214,11 @@ def fill_budget(spec: ArchSpec, max_params: int, max_macs: int, fits=None, limit
     def ok(C: int) -> bool:
         candidate = widened_spec(spec, C)
         deploy = dataclasses.replace(candidate, projector=())
-        with torch.device("meta"):
-            model = build(deploy)
+        try:
+            with torch.device("meta"):
+                model = build(deploy)
+        except ArchSpecError:  # beyond what edgenas builds at all
+            return False
         within = count_params(model) <= max_params and count_macs(model, spec.resolution) <= max_macs
         return within and (fits is None or fits(candidate))
 
