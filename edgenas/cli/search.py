@@ -29,8 +29,12 @@ D = SearchConfig()
 @click.option("--ops", default=",".join(DEFAULT_OPS), help="Candidate ops (registered names, comma-separated).")
 @click.option("--plugin", "plugins", multiple=True, help="Python module or .py file to import first, e.g. one that registers custom ops; a plugin is code that runs with your rights (recorded in the run, never imported from it by another command). Repeatable.")
 @click.option("--projector", default=",".join(map(str, D.projector)), help="SSL projection head widths.")
-@click.option("--strategy", type=click.Choice(["darts", "evolve"]), default=D.strategy,
-              help="darts: prune a supernet of cells; evolve: grow a seed network (GROW/WIDEN, sparse routing).")
+@click.option("--strategy", type=click.Choice(["darts", "evolve", "proxy"]), default=D.strategy,
+              help="darts: prune a supernet of cells; evolve: grow a seed network (GROW/WIDEN, sparse routing); "
+                   "proxy: rank random cell networks with label-free zero-cost proxies, train the best.")
+@click.option("--proxies", default=",".join(D.proxies), help="proxy: the proxies whose average rank decides (naswot, synflow).")
+@click.option("--proxy-samples", type=int, default=D.proxy_samples, help="proxy: random architectures scored.")
+@click.option("--proxy-batch", type=int, default=D.proxy_batch, help="proxy: unlabelled images NASWOT scores each on.")
 @click.option("--ssl", default=D.ssl,
               help="Self-supervised objective: barlow, ntxent, dino (evolve), or several joined by '+', "
                    "e.g. dino+rotation.")
@@ -134,6 +138,7 @@ def search(ctx: click.Context, config_file, as_json, no_progress, **options) -> 
     from_file = SearchConfig.from_dict(read_yaml_options(config_file)).to_dict() if config_file else {}
     values = merge_options(ctx, from_file, options)
     values["ops"] = CommaList(str, "op names").convert(values["ops"], None, ctx)
+    values["proxies"] = CommaList(str, "proxy names").convert(values["proxies"], None, ctx)
     values["projector"] = CommaList(int, "integers").convert(values["projector"], None, ctx)
     values["plugins"] = tuple(values.get("plugins") or ())
     if not values.get("out"):

@@ -11,7 +11,7 @@ from edgenas.errors import ConfigError
 from edgenas.space.ops import DEFAULT_OPS
 
 #: search strategies: the DARTS supernet, or a seed network grown by evolution
-STRATEGIES = ("darts", "evolve")
+STRATEGIES = ("darts", "evolve", "proxy")
 #: self-supervised objectives: two-view losses on the projector, DINO (multi-crop, EMA teacher), rotation
 SSL_PARTS = ("barlow", "ntxent", "dino", "rotation")
 
@@ -102,6 +102,10 @@ class SearchConfig:
     tau_max: float = 5.0
     tau_min: float = 0.5
     arch_every: int = 0  # 0: every step for the full supernet, every other step for the sampled one
+    # the proxy strategy: rank this many random architectures with these label-free proxies, train the best
+    proxies: tuple[str, ...] = ("naswot", "synflow")
+    proxy_samples: int = 500
+    proxy_batch: int = 32
     lr: float = 0.05
     lr_min: float = 0.001
     momentum: float = 0.9
@@ -168,6 +172,11 @@ class SearchConfig:
             raise ConfigError(f"unknown --supernet {self.supernet!r} (known: {', '.join(SUPERNETS)})")
         if self.supernet == "sampled" and self.order == "second":
             raise ConfigError("--order second unrolls every op of every edge: it needs --supernet full")
+        if self.strategy == "proxy":
+            if not self.proxies or len(set(self.proxies)) != len(self.proxies):
+                raise ConfigError(f"--proxies must list distinct proxy names, got {list(self.proxies)}")
+            if self.proxy_samples < 1 or self.proxy_batch < 2:
+                raise ConfigError("--proxy-samples must be >= 1 and --proxy-batch >= 2")
         if not isinstance(self.arch_every, int) or self.arch_every < 0:
             raise ConfigError(f"--arch-every must be >= 0 (0: the supernet's default), got {self.arch_every!r}")
         if not 0 < self.tau_min <= self.tau_max:
@@ -213,7 +222,7 @@ class SearchConfig:
         if self.refine_subset is not None and self.refine_subset < self.refine_batch_size:
             raise ConfigError(f"--refine-subset {self.refine_subset} is smaller than --refine-batch-size "
                               f"{self.refine_batch_size}")
-        if self.refine_epochs and self.strategy != "darts":
+        if self.refine_epochs and self.strategy == "evolve":
             raise ConfigError("--refine-epochs continues a DARTS search's objective on the derived network; "
                               "the evolve strategy trains its network throughout the search")
         if self.latency_ms is not None and self.target is None and self.lut is None:
@@ -242,8 +251,9 @@ class SearchConfig:
             raise ConfigError(f"--ssl-weights names {stray[0]!r}, which --ssl {self.ssl!r} does not use")
         if any(w < 0 for _, w in self.ssl_weights):
             raise ConfigError("--ssl-weights must be >= 0")
-        if self.strategy == "darts" and parts != ["barlow"] and parts != ["ntxent"]:
-            raise ConfigError(f"--ssl {self.ssl} needs --strategy evolve (DARTS searches with barlow or ntxent)")
+        if self.strategy in ("darts", "proxy") and parts != ["barlow"] and parts != ["ntxent"]:
+            raise ConfigError(f"--ssl {self.ssl} needs --strategy evolve (--strategy {self.strategy} trains with "
+                              "barlow or ntxent)")
         if not self.ntxent_temperature > 0 or not self.dino_student_temp > 0 or not self.dino_teacher_temp > 0:
             raise ConfigError("SSL temperatures must be > 0")
         if not 0 <= self.dino_momentum < 1 or self.dino_momentum_schedule not in ("cosine", "constant"):

@@ -26,6 +26,10 @@ from bench.registry import Registry
 __all__ = ["PROXIES", "naswot", "rank_average", "score", "synflow"]
 
 Proxy = Callable[[nn.Module, torch.Tensor], float]
+
+#: units of one conv input NASWOT's kernel reads at most (an evenly strided subsample of larger ones):
+#: the kernel's cost is images^2 x units, and a 32x32 map of 120 channels has 123k of them
+MAX_UNITS = 4096
 PROXIES: Registry[Proxy] = Registry("proxy")
 
 
@@ -35,13 +39,24 @@ def naswot(model: nn.Module, images: torch.Tensor) -> float:
     """log|det K| of the activation codes of ``images`` ``[N, C, R, R]`` (normalised); higher is better.
 
     The code of an image is the sign pattern of every conv's input (after a ReLU: which units
-    fire). ``K[i, j]`` counts the units on which images ``i`` and ``j`` agree.
+    fire), each input read at :data:`MAX_UNITS` evenly spaced units at most. ``K[i, j]`` counts
+    the units on which images ``i`` and ``j`` agree.
     """
-    codes: list[torch.Tensor] = []
+    n = images.shape[0]
+    kernel = torch.zeros(n, n, dtype=torch.float64)
+    first = [True]
 
     def record(module, inputs):
-        x = inputs[0]
-        codes.append((x.detach().flatten(1) > 0).float())
+        if first[0]:  # the stem's input is the image, not a code
+            first[0] = False
+            return
+        c = inputs[0].detach().flatten(1)
+        if c.shape[1] > MAX_UNITS:  # an even subsample of a large layer's units: the kernel costs N^2 x units
+            c = c[:, :: -(-c.shape[1] // MAX_UNITS)]
+        c = (c > 0).float()
+        # agreements = both on + both off = c c^T + (1 - c)(1 - c)^T = units - |c_i| - |c_j| + 2 c c^T
+        on = c.sum(1)
+        kernel.add_((c.shape[1] - on[:, None] - on[None, :] + 2 * (c @ c.T)).double())
 
     hooks = [m.register_forward_pre_hook(record) for m in model.modules() if isinstance(m, nn.Conv2d)]
     was_training = model.training
@@ -52,8 +67,6 @@ def naswot(model: nn.Module, images: torch.Tensor) -> float:
         model.train(was_training)
         for h in hooks:
             h.remove()
-    c = torch.cat(codes[1:] or codes, dim=1).double()  # the stem's input (the image) is no code
-    kernel = c @ c.T + (1 - c) @ (1 - c).T
     sign, logdet = torch.linalg.slogdet(kernel)
     return float(logdet) if sign > 0 else float("-inf")
 
@@ -61,6 +74,7 @@ def naswot(model: nn.Module, images: torch.Tensor) -> float:
 @PROXIES.register("synflow")
 def synflow(model: nn.Module, images: torch.Tensor) -> float:
     """log of the synaptic flow of ``model`` (its weights made absolute, in float64, eval mode); higher is better.
+
 
     ``images`` only gives the input shape: the input is all ones. Batch norm is in eval
     mode (fresh statistics: the identity), so the score is a property of the weights alone.

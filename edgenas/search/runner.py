@@ -62,6 +62,10 @@ def _search(cfg: SearchConfig, console, on_step) -> SearchResult:
         from edgenas.evolve.runner import EvolveSearch
 
         search = EvolveSearch(cfg, console, on_step)
+    elif cfg.strategy == "proxy":
+        from edgenas.search.proxy import ProxySearch
+
+        search = ProxySearch(cfg, console, on_step)
     else:
         from edgenas.search.darts import DartsSearch
 

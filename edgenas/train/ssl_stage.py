@@ -233,8 +233,8 @@ def ensure_refined(cfg, net: torch.nn.Module, out: Path, device: torch.device, *
     from edgenas.models import load_weights
     from edgenas.ssl import two_view_loss
 
-    if cfg.strategy != "darts":
-        raise ConfigError("--refine-epochs continues a DARTS search's two-view objective; an evolved network "
+    if cfg.strategy == "evolve":
+        raise ConfigError("--refine-epochs continues a search's two-view objective; an evolved network "
                           "keeps training during its search")
     recipe = refine_recipe(cfg)
     summary_path, weights = out / "summary.json", out / "weights.pt"

@@ -1,0 +1,189 @@
+"""The proxy strategy: rank many random architectures with zero-cost proxies, then train the best one.
+
+``edgenas search --strategy proxy`` samples ``--proxy-samples`` random networks
+of the cell space at the layout the budgets give (:mod:`edgenas.search.layout`),
+scores each untrained network with the label-free proxies of ``--proxies``
+(:mod:`edgenas.search.proxies`; their average rank decides), widens or narrows
+the winner to fill the budget, and trains it with the search's SSL objective
+for ``--epochs`` over the unlabelled images: the network it writes carries
+those weights, as the other strategies' do. Every score is appended to
+``proxy.jsonl`` as it is computed, and the training is its own resumable stage
+(``train/``), so an interrupted search loses neither.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Any
+
+import torch
+
+from edgenas.errors import ConfigError
+from edgenas.rundir import append_jsonl, atomic_torch_save, atomic_write_text, read_jsonl
+from edgenas.search.loop import SearchLoop, SearchResult, resolve_target
+from edgenas.seeds import derive_seed
+
+__all__ = ["CKPT_VERSION", "ProxySearch"]
+
+CKPT_VERSION = 1
+#: the proxy stage's own stream of seeds
+PROXY_STREAM = 5
+
+
+class ProxySearch(SearchLoop):
+    """State of one proxy search; :func:`edgenas.search.runner.run_search` drives it."""
+
+    def prepare(self) -> None:
+        from edgenas.accelerator import check_accelerator_options, resolve_device
+        from edgenas.data.datasets import load_dataset
+        from edgenas.data.views import BarlowTwinsViews, channel_stats
+        from edgenas.plugins import import_plugins
+        from edgenas.search.layout import choose_layout
+        from edgenas.search.proxies import PROXIES
+        from edgenas.ssl import two_view_loss
+        from edgenas.space.ops import OPS
+
+        cfg = self.cfg
+        import_plugins(cfg.plugins)
+        for name in cfg.ops:
+            OPS.get(name)
+        for name in cfg.proxies:
+            PROXIES.get(name)
+        self.profile = resolve_target(cfg.target)
+        self.device = resolve_device(cfg.device)
+        check_accelerator_options(cfg, self.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        data = load_dataset(cfg.data, cfg.data_root, train=True, resolution=cfg.resolution, size=cfg.subset,
+                            level=cfg.level if cfg.data == "synthetic" else 1, seed=cfg.seed, holdout="train")
+        if len(data) < max(2 * cfg.batch_size, cfg.proxy_batch):
+            raise ConfigError(f"{len(data)} images are too few for --batch-size {cfg.batch_size} and "
+                              f"--proxy-batch {cfg.proxy_batch}; raise --subset")
+        self.images, self.classes, self.data_name = data.images, list(data.classes), data.name
+        self.num_classes = len(self.classes)
+        self.mean, self.std = channel_stats(self.images)
+        self.views = BarlowTwinsViews(resolution=cfg.resolution, mean=self.mean, std=self.std)
+        self.criterion = two_view_loss(cfg.ssl, cfg)
+        self.layout = choose_layout(cfg, self.num_classes)
+        self.steps_per_epoch = len(self.images) // cfg.batch_size
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+
+    # --- ranking ----------------------------------------------------------------------------------------------
+    def candidates(self) -> list:
+        """The ``--proxy-samples`` random architectures (seeded) at the chosen layout, with the SSL projector."""
+        from edgenas.latency.keys import Layout
+        from edgenas.latency.spaces import sample_specs
+
+        cfg = self.cfg
+        layout = Layout(channels=self.layout.channels, cells=self.layout.cells, nodes=cfg.nodes,
+                        resolution=cfg.resolution, stem_multiplier=cfg.stem_multiplier, num_classes=self.num_classes)
+        specs = sample_specs(cfg.proxy_samples, derive_seed(cfg.seed, PROXY_STREAM), [layout], cfg.ops)
+        return [dataclasses.replace(s, projector=cfg.projector) for s in specs]
+
+    def rank(self) -> tuple[Any, list[dict]]:
+        """Score every candidate not scored yet (appended to ``proxy.jsonl``); the winner and all records."""
+        from edgenas.data.views import normalize_batch
+        from edgenas.models import build
+        from edgenas.progress import ProgressBar
+        from edgenas.search.proxies import rank_average, score
+
+        cfg = self.cfg
+        path = self.run_dir / "proxy.jsonl"
+        specs = self.candidates()
+        done = {r["sha256"]: r for r in read_jsonl(path) if r.get("proxies") == list(cfg.proxies)}
+        g = torch.Generator().manual_seed(derive_seed(cfg.seed, PROXY_STREAM, 1))
+        rows = torch.randperm(len(self.images), generator=g)[:cfg.proxy_batch]
+        batch = normalize_batch(self.images[rows], self.mean, self.std).to(self.device,
+                                                                           memory_format=torch.channels_last)
+        todo = [s for s in specs if s.sha256() not in done]
+        t0 = time.perf_counter()
+        with ProgressBar("proxy", len(specs), len(specs) - len(todo), "scoring", self.console,
+                         enabled=cfg.progress) as bar:
+            for i, spec in enumerate(todo):
+                torch.manual_seed(derive_seed(cfg.seed, PROXY_STREAM, 2, i))
+                net = build(spec).to(self.device, memory_format=torch.channels_last)
+                record = {"sha256": spec.sha256(), "proxies": list(cfg.proxies), **score(net, batch, cfg.proxies),
+                          "spec": spec.to_dict()}
+                append_jsonl(path, record)
+                done[record["sha256"]] = record
+                bar.update(1, info=f"{(i + 1) / (time.perf_counter() - t0):.1f} archs/s")
+                if self.on_step is not None:
+                    self.on_step(len(done))
+        records = [done[s.sha256()] for s in specs]
+        ranks = rank_average(records, cfg.proxies)
+        best = min(range(len(specs)), key=lambda i: ranks[i])
+        for r, rank in zip(records, ranks):
+            r["rank"] = rank
+        return specs[best], records
+
+    # --- training of the winner -------------------------------------------------------------------------------
+    def save_checkpoint(self, done: bool) -> None:
+        atomic_torch_save({"version": CKPT_VERSION, "strategy": "proxy", "config": self.cfg.identity(),
+                           "done": done}, self.ckpt_path)
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        from edgenas.rundir import load_checkpoint
+
+        return load_checkpoint(self.ckpt_path, CKPT_VERSION, self.cfg.identity(), "a proxy search",
+                               {"strategy": "proxy"})
+
+    def train(self) -> tuple[float, bool]:
+        """Rank, then train the winner (at the width that fills the budget) with the SSL objective."""
+        from edgenas.models import build
+        from edgenas.search.widen import fill_budget, widened_spec
+        from edgenas.train.ssl_stage import SSLStage, run_ssl_stage
+
+        cfg = self.cfg
+        resumed = self.ckpt_path.exists() or (self.run_dir / "proxy.jsonl").exists()
+        t0 = time.perf_counter()
+        winner, self.records = self.rank()
+        self.rank_s = time.perf_counter() - t0
+        channels = winner.channels if cfg.channels and cfg.cells else fill_budget(
+            winner, cfg.max_params, cfg.max_macs, least=4)
+        self.spec = dataclasses.replace(widened_spec(winner, channels), projector=cfg.projector)
+        torch.manual_seed(derive_seed(cfg.seed, PROXY_STREAM, 3))
+        self.net = build(self.spec).to(self.device, memory_format=torch.channels_last)
+        stage = SSLStage(name="train", epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, lr_min=cfg.lr_min,
+                         momentum=cfg.momentum, weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip,
+                         seed=cfg.seed, rows=len(self.images), stream=PROXY_STREAM,
+                         warmup_steps=max(1, self.total_steps // 10))
+        self.trained = run_ssl_stage(self.net, stage, self.images, torch.arange(len(self.images)), self.views,
+                                     self.criterion, self.run_dir / "train", self.device,
+                                     arch_sha256=self.spec.sha256(), progress=cfg.progress, console=self.console)
+        return time.perf_counter() - t0, resumed
+
+    def finish(self, elapsed: float, resumed: bool) -> SearchResult:
+        from edgenas.latency.target import measure_on_target
+        from edgenas.profiler import count_macs, count_params
+        from edgenas.report import write_markdown
+
+        cfg = self.cfg
+        spec = dataclasses.replace(self.spec, extra=(("classes", ",".join(self.classes)),
+                                                     ("mean", ",".join(f"{m:.5f}" for m in self.mean)),
+                                                     ("std", ",".join(f"{s:.5f}" for s in self.std))))
+        deploy = self.net.deployable().cpu()
+        params, macs = count_params(deploy), count_macs(deploy, cfg.resolution)
+        spec.save(self.run_dir / "arch.json")
+        atomic_torch_save({k: v.detach().cpu() for k, v in self.net.state_dict().items()}, self.run_dir / "weights.pt")
+        ranks = sorted(self.records, key=lambda r: r["rank"])
+        summary = {
+            "run_dir": str(self.run_dir), "strategy": "proxy", "target": cfg.target,
+            "target_device": getattr(self.profile, "name", None), "data": self.data_name,
+            "images": int(len(self.images)), "params": params, "macs": macs, "max_params": cfg.max_params,
+            "max_macs": cfg.max_macs, "budget_share": {"params": round(params / cfg.max_params, 4),
+                                                       "macs": round(macs / cfg.max_macs, 4)},
+            "layout": self.layout.to_dict(), "channels": spec.channels, "proxies": list(cfg.proxies),
+            "proxy_samples": len(self.records), "proxy_rank_s": round(self.rank_s, 1),
+            "proxy_best": {k: ranks[0][k] for k in cfg.proxies},
+            "epochs": cfg.epochs, "steps": self.trained["steps"], "elapsed_s": round(elapsed, 2),
+            "images_per_s_median": None, "final_train_loss": self.trained["final_loss"],
+            "device": str(self.device), "torch": torch.__version__, "arch_sha256": spec.sha256(),
+            **measure_on_target(spec, self.profile, None, self.console),
+        }
+        atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        write_markdown(self.run_dir)
+        self.save_checkpoint(done=True)
+        return SearchResult(self.run_dir, spec, params, macs, elapsed, resumed, summary)
+

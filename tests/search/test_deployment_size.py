@@ -1,0 +1,228 @@
+"""Search at the size you deploy: the sampled supernet, the layout chosen from the budgets, the widening that
+fills them, the zero-cost proxies and the proxy strategy."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from edgenas.cli.main import cli
+from edgenas.errors import BudgetError, ConfigError
+from edgenas.latency.keys import Layout
+from edgenas.latency.spaces import sample_specs
+from edgenas.models import build, load
+from edgenas.profiler import count_macs, count_params
+from edgenas.rundir import read_jsonl
+from edgenas.search.config import SearchConfig
+from edgenas.search.derive import spec_from_supernet, transfer_weights
+from edgenas.search.runner import run_search
+from edgenas.space.cells import edge_index
+from edgenas.space.network import DARTSAutoSSL
+from edgenas.space.ops import DENSE_OPS, LIGHT_OPS
+
+TINY = dict(subset=96, resolution=16, nodes=2, projector=(16, 16), epochs=2, batch_size=8, checkpoint_every=2,
+            progress=False, seed=3)
+#: budgets a 16 px network of a few cells fills
+SMALL = dict(max_params=40_000, max_macs=4_000_000)
+ALL_OPS = ("zero", *[o for o in LIGHT_OPS + DENSE_OPS if o != "zero"])
+
+
+def _supernet() -> DARTSAutoSSL:
+    torch.manual_seed(0)
+    net = DARTSAutoSSL(C=4, num_cells=3, nodes=2, op_names=ALL_OPS, projector=(16, 16))
+    with torch.no_grad():
+        net.alpha_normal.normal_()
+        net.alpha_reduce.normal_()
+    net.train()
+    net(torch.randn(8, 3, 16, 16))  # batch statistics that differ from a fresh network's
+    return net
+
+
+def test_a_sampled_path_of_the_derived_ops_computes_the_derived_network():
+    """Weight preservation is exact: the derived network is the supernet run on its own path."""
+    net = _supernet()
+    spec = spec_from_supernet(net, resolution=16, num_classes=10)
+    derived = transfer_weights(net, spec)
+    paths = torch.zeros(len(net.cells), net.alpha_normal.shape[0], len(ALL_OPS))
+    paths[..., ALL_OPS.index("zero")] = 1.0  # edges the derivation dropped contribute nothing
+    for c, cell in enumerate(net.cells):
+        genotype = spec.reduce if cell.reduction else spec.normal
+        for i, node in enumerate(genotype.nodes):
+            for e in node:
+                paths[c, edge_index(i, e.input)] = 0.0
+                paths[c, edge_index(i, e.input), ALL_OPS.index(e.op)] = 1.0
+    net.eval()
+    derived.eval()
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(derived.project(x), net(x, paths), rtol=1e-5, atol=1e-6)
+
+
+def test_sampled_paths_are_one_hot_seeded_and_reach_every_alpha():
+    net = _supernet()
+    a = net.sample_paths(2.0, torch.Generator().manual_seed(5))
+    b = net.sample_paths(2.0, torch.Generator().manual_seed(5))
+    assert torch.equal(a, b) and torch.equal(a.detach().sum(-1), torch.ones(a.shape[:2]))
+    assert set(a.detach().unique().tolist()) == {0.0, 1.0}
+    out = net(torch.randn(4, 3, 16, 16), a).pow(2).sum()
+    out.backward()
+    assert net.alpha_normal.grad is not None and (net.alpha_normal.grad != 0).float().mean() > 0.5
+    assert net.alpha_reduce.grad is not None and net.alpha_reduce.grad.abs().sum() > 0
+
+
+def test_a_sampled_search_at_deployment_size_fills_the_budget(tmp_path):
+    cfg = SearchConfig(out=str(tmp_path / "run"), supernet="sampled", **TINY, **SMALL)
+    result = run_search(cfg)
+    s = result.summary
+    assert s["supernet"] == "sampled" and s["layout"]["chosen_from_budgets"]
+    assert max(s["budget_share"].values()) >= 0.5 and result.params <= SMALL["max_params"]
+    model = load(tmp_path / "run")
+    deploy = model.deployable()
+    assert count_params(deploy) == result.params and count_macs(deploy, 16) == result.macs
+    alphas = read_jsonl(tmp_path / "run" / "alpha.jsonl")
+    assert alphas[0]["normal"] != alphas[-1]["normal"]
+    steps = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if r.get("event") == "step"]
+    assert {r["arch_loss"] == r["arch_loss"] for r in steps} == {True, False}  # an arch step every other step
+
+
+def test_an_interrupted_sampled_search_resumes_to_the_same_network(tmp_path):
+    cfg = SearchConfig(out=str(tmp_path / "whole"), supernet="sampled", channels=4, cells=3, **TINY)
+    whole = run_search(cfg)
+
+    def stop(step):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    cut = cfg.replace(out=str(tmp_path / "cut"))
+    with pytest.raises(KeyboardInterrupt):
+        run_search(cut, on_step=stop)
+    resumed = run_search(cut)
+    assert resumed.spec.sha256() == whole.spec.sha256()
+    a = torch.load(tmp_path / "whole" / "weights.pt", weights_only=True)
+    b = torch.load(tmp_path / "cut" / "weights.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_layout_is_the_widest_whose_expected_network_fits():
+    from edgenas.search.layout import FILL, choose_layout
+
+    cfg = SearchConfig(resolution=16, nodes=2, **SMALL)
+    choice = choose_layout(cfg, 10)
+    assert choice.chosen and max(choice.share.values()) <= FILL
+    wider = choose_layout(cfg.replace(channels=choice.channels + 2, cells=choice.cells), 10)
+    assert max(wider.share.values()) > FILL
+    fixed = choose_layout(cfg.replace(channels=6, cells=3), 10)
+    assert (fixed.channels, fixed.cells, fixed.chosen) == (6, 3, False)
+    with pytest.raises(BudgetError, match="no layout of this space meets the budget"):
+        choose_layout(cfg.replace(max_params=500), 10)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_widening_keeps_the_function_in_eval_and_train_mode(seed):
+    from edgenas.search.widen import widen
+
+    (spec,) = sample_specs(1, seed, [Layout(channels=6, cells=5, nodes=3, resolution=16)], ALL_OPS)
+    spec = dataclasses.replace(spec, projector=(16, 16))
+    torch.manual_seed(seed)
+    net = build(spec)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    wide, wide_spec = widen(net, spec, 10, seed=1)
+    assert wide_spec.channels == 10 and wide_spec.stem_channels == 30
+    assert count_params(wide) > count_params(net)
+    x = torch.randn(4, 3, 16, 16)
+    for mode in (False, True):
+        net.train(mode)
+        wide.train(mode)
+        torch.testing.assert_close(wide(x), net(x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(wide.project(x), net.project(x), rtol=1e-5, atol=1e-5)
+
+
+def test_fill_budget_finds_the_widest_width_within_it():
+    from edgenas.search.widen import fill_budget, widened_spec
+
+    (spec,) = sample_specs(1, 0, [Layout(channels=4, cells=3, nodes=2, resolution=16)], ALL_OPS)
+    C = fill_budget(spec, **SMALL)
+    assert C >= 4
+
+    def size(c):
+        net = build(widened_spec(spec, c))
+        return count_params(net), count_macs(net, 16)
+
+    p, m = size(C)
+    assert p <= SMALL["max_params"] and m <= SMALL["max_macs"]
+    p2, m2 = size(C + 2)
+    assert p2 > SMALL["max_params"] or m2 > SMALL["max_macs"]
+
+
+def test_the_proxies_are_finite_seeded_and_label_free():
+    from edgenas.search.proxies import PROXIES, rank_average, score
+
+    specs = sample_specs(3, 1, [Layout(channels=6, cells=3, nodes=2, resolution=16)], ALL_OPS)
+    x = torch.randn(16, 3, 16, 16)
+    scores = []
+    for spec in specs:
+        torch.manual_seed(0)
+        net = build(spec)
+        s = score(net, x)
+        assert set(s) == {"naswot", "synflow"} and all(v == v and abs(v) != float("inf") for v in s.values())
+        torch.manual_seed(0)
+        assert score(build(spec), x) == s
+        scores.append(s)
+    ranks = rank_average(scores, ("naswot", "synflow"))
+    assert sorted(ranks) == sorted(ranks) and min(ranks) >= 0 and len(ranks) == 3
+    assert {"naswot", "synflow"} <= set(PROXIES)
+
+
+def test_the_proxy_strategy_ranks_trains_the_best_and_resumes(tmp_path):
+    cfg = SearchConfig(out=str(tmp_path / "run"), strategy="proxy", proxy_samples=6, proxy_batch=16, **TINY,
+                       **SMALL)
+    result = run_search(cfg)
+    records = read_jsonl(tmp_path / "run" / "proxy.jsonl")
+    assert len(records) == 6 and result.summary["strategy"] == "proxy"
+    assert result.params <= SMALL["max_params"] and max(result.summary["budget_share"].values()) >= 0.5
+    model = load(tmp_path / "run")
+    assert model.deployable()(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+    summary = json.loads((tmp_path / "run" / "train" / "summary.json").read_text())
+    assert summary["steps"] > 0
+    again = run_search(cfg)
+    assert again.resumed and again.spec == result.spec
+    # a larger pool of the same seed starts with the same candidates, and ranks them all
+    more = run_search(cfg.replace(out=str(tmp_path / "run2"), proxy_samples=8))
+    assert len(read_jsonl(tmp_path / "run2" / "proxy.jsonl")) == 8 and more.params <= SMALL["max_params"]
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(supernet="sampled", order="second"), "needs --supernet full"),
+    (dict(supernet="shared"), "unknown --supernet"),
+    (dict(tau_min=2.0, tau_max=1.0), "--tau-min and --tau-max"),
+    (dict(strategy="proxy", proxies=("naswot", "naswot")), "distinct proxy names"),
+    (dict(strategy="proxy", ssl="dino"), "needs --strategy evolve"),
+    (dict(arch_every=-1), "--arch-every"),
+])
+def test_bad_options_fail_at_once(options, message):
+    with pytest.raises(ConfigError, match=message):
+        SearchConfig(**options)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--strategy", "proxy", "--proxies", "zenith"], "unknown proxy 'zenith'"),
+    (["--max-params", "300"], "no layout of this space meets the budget"),
+    (["--supernet", "sampled", "--order", "second"], "needs --supernet full"),
+])
+def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, args, message):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["search", "--out", str(out), "--subset", "96", "--resolution", "16",
+                                      "--batch-size", "8", "--epochs", "1", "--no-progress", *args])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and message in lines[0], result.output
+    assert not out.exists()
