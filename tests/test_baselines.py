@@ -16,10 +16,21 @@ from edgenas.models.baselines import (
 from edgenas.profiler import profile_model
 
 NAMES = ["mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0"]
+HANDMADE = ["resnet20", "fast_cnn"]
 
 
-def test_registry_holds_the_three_baselines():
-    assert BASELINES.names() == sorted(NAMES)
+def test_registry_holds_the_baselines():
+    assert BASELINES.names() == sorted(NAMES + HANDMADE)
+
+
+@pytest.mark.parametrize("name, params, macs", [("resnet20", 272_474, 40_813_184), ("fast_cnn", 986_698, 74_982_816)])
+def test_handmade_cnns_fit_the_default_budget(name, params, macs):
+    model = build_baseline(name, num_classes=10)
+    profile = profile_model(model, 32)
+    assert (profile.params, profile.macs) == (params, macs) and params < 1_000_000 and macs < 100_000_000
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    half = profile_model(build_baseline(f"{name}_050", num_classes=5), 32)
+    assert half.params < profile.params / 2
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1,6 +1,7 @@
-"""Hand-designed baselines from torchvision, built without pretrained weights.
+"""Hand-designed baselines, built without pretrained weights.
 
-Names: ``mobilenet_v2``, ``mobilenet_v3_small``, ``efficientnet_b0``; a width
+Names: ``mobilenet_v2``, ``mobilenet_v3_small``, ``efficientnet_b0`` (torchvision's), and the
+hand-made CNNs of :mod:`edgenas.models.cnns`, ``resnet20`` and ``fast_cnn``; a width
 suffix in timm's style is accepted as an alias, ``mobilenet_v2_035`` (three
 digits, hundredths) or ``mobilenet_v2_0.35`` meaning width 0.35.
 
@@ -168,3 +169,19 @@ def build_baseline(
     if not isinstance(resolution, int) or resolution < 1:
         raise ConfigError(f"resolution must be a positive int, got {resolution!r}")
     return BASELINES.get(base)(num_classes, float(width), resolution <= SMALL_INPUT_MAX)
+
+
+@BASELINES.register("resnet20")
+def _resnet20(num_classes: int, width: float, small_input: bool) -> nn.Module:
+    """The CIFAR ResNet-20 (He et al., CVPR 2016): :class:`edgenas.models.cnns.ResNet20`."""
+    from edgenas.models.cnns import ResNet20
+
+    return ResNet20(num_classes, width)
+
+
+@BASELINES.register("fast_cnn")
+def _fast_cnn(num_classes: int, width: float, small_input: bool) -> nn.Module:
+    """A plain fast-training CNN that fills the default budget: :class:`edgenas.models.cnns.FastCNN`."""
+    from edgenas.models.cnns import FastCNN
+
+    return FastCNN(num_classes, width)
