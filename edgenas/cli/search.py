@@ -165,8 +165,12 @@ def search(ctx: click.Context, config_file, as_json, no_progress, **options) -> 
                    f"({s['latency_table']})")
     click.echo(f"  params {s['params']:,} / {s['max_params']:,}   MACs {s['macs'] / 1e6:.2f}M / {s['max_macs'] / 1e6:.1f}M"
                f" at {cfg.resolution}x{cfg.resolution}")
-    click.echo(f"  {s['elapsed_s']:.1f} s on {s['device']}, {s['images_per_s_median'] or 0:.0f} images/s;"
-               f" target {s['target'] or '-'}")
+    speed = f", {s['images_per_s_median']:.0f} images/s" if s.get("images_per_s_median") else ""
+    click.echo(f"  {s['elapsed_s']:.1f} s on {s['device']}{speed}; target {s['target'] or '-'}")
+    if s.get("budget_share"):
+        click.echo("  budget used: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in s["budget_share"].items())
+                   + (f" (widened from C={s['widened_from_channels']} to C={s['channels']})"
+                      if s.get("widened_from_channels") else ""))
     if s.get("strategy") == "evolve":
         click.echo(f"  {s['blocks']} blocks; {s['mutations_accepted']} of {s['mutation_rounds']} mutation rounds kept"
                    " a mutation (evolution.jsonl)")
