@@ -15,7 +15,7 @@ from edgenas.cli.params import plugin_option
 DEFAULT_RESOLUTION, DEFAULT_WIDTH, DEFAULT_NUM_CLASSES = 32, 1.0, 10
 
 
-def _print_table(report) -> None:
+def _print_table(report, share: dict[str, float], max_params: int, max_macs: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -23,8 +23,10 @@ def _print_table(report) -> None:
     table = Table(title=title, show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column(justify="right")
-    table.add_row("params", f"{report.params / 1e6:.3f} M ({report.params:,})")
-    table.add_row("MACs", f"{report.macs / 1e6:.2f} M ({report.macs:,})")
+    table.add_row("params", f"{report.params / 1e6:.3f} M ({report.params:,}; {100 * share['params']:.0f}% of "
+                            f"{max_params:,})")
+    table.add_row("MACs", f"{report.macs / 1e6:.2f} M ({report.macs:,}; {100 * share['macs']:.0f}% of "
+                          f"{max_macs / 1e6:g}M)")
     table.add_row("resolution", f"{report.resolution}x{report.resolution}")
     if report.width is not None:
         table.add_row("width", f"{report.width:g}")
@@ -52,9 +54,14 @@ def _print_table(report) -> None:
     default=None,
     help=f"Classifier outputs, baselines only. [default: {DEFAULT_NUM_CLASSES}]",
 )
+@click.option("--max-params", type=click.IntRange(min=1), default=1_000_000, show_default=True,
+              help="Parameter budget the share used is reported against.")
+@click.option("--max-macs", type=click.IntRange(min=1), default=100_000_000, show_default=True,
+              help="MAC budget the share used is reported against.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @plugin_option
-def profile(target: str, resolution: int | None, width: float | None, num_classes: int | None, as_json: bool) -> None:
+def profile(target: str, resolution: int | None, width: float | None, num_classes: int | None, max_params: int,
+            max_macs: int, as_json: bool) -> None:
     """Count parameters and MACs of NAME_OR_RUN_DIR_OR_ARCH_JSON.
 
     The target is a baseline (mobilenet_v2, mobilenet_v3_small,
@@ -72,7 +79,8 @@ def profile(target: str, resolution: int | None, width: float | None, num_classe
     from edgenas.models.profile import profile_target
 
     report = profile_target(target, resolution=resolution, width=width, num_classes=num_classes)
+    share = report.budget_share(max_params, max_macs)
     if as_json:
-        click.echo(json.dumps(report.to_dict()))
+        click.echo(json.dumps({**report.to_dict(), "budget_share": {k: round(v, 4) for k, v in share.items()}}))
     else:
-        _print_table(report)
+        _print_table(report, share, max_params, max_macs)

@@ -37,6 +37,10 @@ class ProfileReport:
             "macs": self.macs,
         }
 
+    def budget_share(self, max_params: int, max_macs: int) -> dict[str, float]:
+        """The share of each budget the network uses (1.0: all of it)."""
+        return {"params": self.params / max_params, "macs": self.macs / max_macs}
+
 
 def profile_target(
     target: str,

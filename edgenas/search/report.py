@@ -29,6 +29,7 @@ def search_section(spec: ArchSpec, summary: dict[str, Any]) -> list[str]:
         f"| data | {summary['data']} ({summary['images']} images, labels unused) |",
         f"| params | {summary['params']:,} (budget {summary['max_params']:,}) |",
         f"| MACs at {spec.resolution}x{spec.resolution} | {summary['macs'] / 1e6:.2f}M (budget {summary['max_macs'] / 1e6:.1f}M) |",
+        *_share_lines(summary),
         f"| epochs / steps | {summary['epochs']} / {summary['steps']} |",
         f"| wall time | {summary['elapsed_s']:.1f} s on {summary['device']} |",
         f"| search throughput | {summary['images_per_s_median'] or 0:.0f} images/s (median step) |",
@@ -44,6 +45,19 @@ def search_section(spec: ArchSpec, summary: dict[str, Any]) -> list[str]:
         lines += ["## Budget repairs", "", "The argmax architecture broke the budget; these changes fixed it:", ""]
         lines += [f"- {c}" for c in summary["budget_repairs"]] + [""]
     return lines
+
+
+def _share_lines(summary: dict[str, Any]) -> list[str]:
+    share = summary.get("budget_share")
+    if not share:
+        return []
+    widened = (f"; widened from C={summary['widened_from_channels']} to C={summary['channels']}"
+               if summary.get("widened_from_channels") else "")
+    layout = summary.get("layout") or {}
+    chosen = (f"; searched at C={layout['channels']}, {layout['cells']} cells, chosen from the budgets"
+              if layout.get("chosen_from_budgets") else "")
+    return ["| budget used | " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in share.items()) + widened + chosen
+            + " |"]
 
 
 def _refine_lines(summary: dict[str, Any]) -> list[str]:
