@@ -56,8 +56,8 @@ def sample(args) -> list:
     return out
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_study_args(p: argparse.ArgumentParser) -> None:
+    """The options of the random architectures and their fine-tuning protocol (shared with search_vs_random)."""
     p.add_argument("--data", default="imagefolder")
     p.add_argument("--data-root", required=True)
     p.add_argument("--n", type=int, default=24)
@@ -72,6 +72,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--amp", default="none")
     p.add_argument("--out", default="runs/proxy-study")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_study_args(p)
     p.add_argument("--scores-only", action="store_true", help="score the architectures, fine-tune nothing")
     args = p.parse_args()
 

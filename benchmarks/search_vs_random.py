@@ -29,27 +29,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main() -> None:
-    from proxy_correlation import sample
+    from proxy_correlation import add_study_args, sample
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="imagefolder")
-    p.add_argument("--data-root", required=True)
+    add_study_args(p)
     p.add_argument("--strategies", default="darts,proxy")
-    p.add_argument("--n", type=int, default=20)
-    p.add_argument("--seed", type=int, default=11, help="seed of the random architectures")
-    p.add_argument("--ops", default="identity,se,ds_conv,ds_conv_se,irb_e3,irb_e6,full_conv3x3,full_conv5x5,"
-                                    "res_conv,max_pool,mean_pool")
-    p.add_argument("--max-params", type=int, default=1_000_000)
-    p.add_argument("--max-macs", type=int, default=100_000_000)
     p.add_argument("--subset", type=int, default=5000, help="unlabelled images the searches see")
     p.add_argument("--search-epochs", type=int, default=3)
     p.add_argument("--proxy-samples", type=int, default=500)
-    p.add_argument("--fraction", type=float, default=0.1)
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--finetune-seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--amp", default="none")
-    p.add_argument("--out", default="runs/proxy-study")
     args = p.parse_args()
 
     import torch

@@ -32,7 +32,6 @@ from edgenas.space.ops import (
     InvertedResidual,
     PoolBN,
     PooledSE,
-    ReLUConvBN,
     ResidualConvPair,
     SqueezeExcite,
     Zero,
@@ -112,7 +111,7 @@ def _op(new: nn.Module, old: nn.Module, idx: torch.Tensor) -> None:
         return
     if kind is FactorizedReduce:
         _fr(new, old, idx, idx)
-    elif kind in (ReLUConvBN, ConvBN):
+    elif kind is ConvBN:
         _weight(new.conv, old.conv, idx, idx)
         _norm(new.bn, old.bn, idx)
     elif kind is DepthwiseSeparable:

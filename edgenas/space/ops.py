@@ -95,7 +95,8 @@ class FactorizedReduce(nn.Module):
 
 
 class ConvBN(nn.Module):
-    """ReLU -> conv -> BN, the DARTS pre-processing of cell inputs."""
+    """ReLU -> k x k conv (stride s) -> BN: the DARTS pre-processing of cell inputs (1x1), and the dense
+    ``full_conv`` ops (3x3, 5x5), in DARTS' order (a node's sum is activated by its users)."""
 
     def __init__(self, C_in: int, C_out: int, kernel: int = 1, stride: int = 1, affine: bool = True) -> None:
         super().__init__()
@@ -156,18 +157,6 @@ class PooledSE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.se(self.pool(x))
-
-
-class ReLUConvBN(nn.Module):
-    """ReLU -> k x k conv (stride s) -> BN: a dense op, in DARTS' order (the node's sum is activated by its users)."""
-
-    def __init__(self, C: int, stride: int, affine: bool, kernel: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(C, C, kernel, stride, kernel // 2, bias=False)
-        self.bn = nn.BatchNorm2d(C, affine=affine)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(torch.relu(x)))
 
 
 class ResidualConvPair(nn.Module):
@@ -239,12 +228,12 @@ def _irb_e6(C: int, stride: int, affine: bool) -> nn.Module:
 
 @register_op("full_conv3x3")
 def _conv3x3(C: int, stride: int, affine: bool) -> nn.Module:
-    return ReLUConvBN(C, stride, affine, 3)
+    return ConvBN(C, C, 3, stride, affine)
 
 
 @register_op("full_conv5x5")
 def _conv5x5(C: int, stride: int, affine: bool) -> nn.Module:
-    return ReLUConvBN(C, stride, affine, 5)
+    return ConvBN(C, C, 5, stride, affine)
 
 
 @register_op("res_conv")

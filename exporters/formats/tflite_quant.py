@@ -149,37 +149,38 @@ def _is_float_tensor(node: fx.Node) -> bool:
     return (isinstance(value, torch.Tensor) and value.is_floating_point()) or node.op == "get_attr"
 
 
-def _decompose_hardsigmoid(model: fx.GraphModule) -> None:
-    """``hardsigmoid(x)`` -> ``hardtanh(x + 3, 0, 6) * (1/6)`` (exact): ADD + RELU6 + MUL, each int8 in TFLite."""
+def _rewrite(model: fx.GraphModule, targets: tuple, expand) -> None:
+    """Replace every call of ``targets`` by the nodes ``expand(graph, input)`` returns (the last is the result)."""
     changed = False
     for node in list(model.graph.nodes):
-        if node.op != "call_function" or node.target not in (aten.hardsigmoid.default, aten.hardsigmoid_.default):
+        if node.op != "call_function" or node.target not in targets:
             continue
         with model.graph.inserting_before(node):
-            shifted = model.graph.call_function(aten.add.Tensor, (node.args[0], 3.0))
-            clipped = model.graph.call_function(aten.hardtanh.default, (shifted, 0.0, 6.0))
-            scaled = model.graph.call_function(aten.mul.Tensor, (clipped, 1.0 / 6.0))
-        _replace_node(model, node, (shifted, clipped, scaled))
+            new = expand(model.graph, node.args[0])
+        _replace_node(model, node, new)
         changed = True
     if changed:
         model.graph.lint()
         model.recompile()
+
+
+def _decompose_hardsigmoid(model: fx.GraphModule) -> None:
+    """``hardsigmoid(x)`` -> ``hardtanh(x + 3, 0, 6) * (1/6)`` (exact): ADD + RELU6 + MUL, each int8 in TFLite."""
+    def expand(graph, x):
+        shifted = graph.call_function(aten.add.Tensor, (x, 3.0))
+        clipped = graph.call_function(aten.hardtanh.default, (shifted, 0.0, 6.0))
+        return shifted, clipped, graph.call_function(aten.mul.Tensor, (clipped, 1.0 / 6.0))
+
+    _rewrite(model, (aten.hardsigmoid.default, aten.hardsigmoid_.default), expand)
 
 
 def _decompose_hardswish(model: fx.GraphModule) -> None:
     """``hardswish(x)`` -> ``x * hardsigmoid(x)``: XNNPACK runs HARD_SWISH only in float, MUL in int8."""
-    changed = False
-    for node in list(model.graph.nodes):
-        if node.op != "call_function" or node.target not in (aten.hardswish.default, aten.hardswish_.default):
-            continue
-        with model.graph.inserting_before(node):
-            gate = model.graph.call_function(aten.hardsigmoid.default, (node.args[0],))
-            product = model.graph.call_function(aten.mul.Tensor, (node.args[0], gate))
-        _replace_node(model, node, (gate, product))
-        changed = True
-    if changed:
-        model.graph.lint()
-        model.recompile()
+    def expand(graph, x):
+        gate = graph.call_function(aten.hardsigmoid.default, (x,))
+        return gate, graph.call_function(aten.mul.Tensor, (x, gate))
+
+    _rewrite(model, (aten.hardswish.default, aten.hardswish_.default), expand)
 
 
 def _replace_node(model: fx.GraphModule, node: fx.Node, new: tuple[fx.Node, ...]) -> None:
