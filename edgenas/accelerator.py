@@ -10,7 +10,7 @@ import torch
 
 from edgenas.errors import ConfigError
 
-__all__ = ["autocast", "check_accelerator_options", "cpu_bf16", "resolve_device"]
+__all__ = ["amp_of", "autocast", "check_accelerator_options", "cpu_bf16", "resolve_device"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -37,9 +37,17 @@ def cpu_bf16() -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
+def amp_of(cfg, device: torch.device) -> str:
+    """The precision a job runs in: ``--amp``, with ``auto`` meaning bf16 where the device computes it natively."""
+    amp = getattr(cfg, "amp", "none")
+    if amp == "auto":
+        return "bf16" if device.type == "cuda" or (device.type == "cpu" and cpu_bf16()) else "none"
+    return amp
+
+
 def check_accelerator_options(cfg, device: torch.device) -> None:
     """``--amp bf16`` needs a device that computes bf16: CUDA, or a CPU with native bf16; say so otherwise."""
-    if getattr(cfg, "amp", "none") == "none":
+    if getattr(cfg, "amp", "none") in ("none", "auto"):
         return
     if device.type == "cpu" and not cpu_bf16():
         raise ConfigError(f"--amp {cfg.amp}: this CPU has no native bf16 (AVX512-BF16, AMX or Arm BF16), so bf16 "
@@ -47,8 +55,8 @@ def check_accelerator_options(cfg, device: torch.device) -> None:
 
 
 def autocast(cfg, device: torch.device):
-    """bf16 autocast with ``--amp bf16`` (CUDA, or a CPU with native bf16); otherwise nothing."""
-    if getattr(cfg, "amp", "none") == "bf16" and device.type in ("cuda", "cpu"):
+    """bf16 autocast with ``--amp bf16`` (or ``auto`` where bf16 is native: CUDA, a CPU with native bf16)."""
+    if amp_of(cfg, device) == "bf16" and device.type in ("cuda", "cpu"):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()
 

@@ -33,8 +33,20 @@ def protocol_options(f):
         click.option("--epochs", type=int, default=D.epochs, help="Fine-tuning epochs."),
         click.option("--batch-size", type=int, default=D.batch_size, help="Images per step."),
         click.option("--lr", type=float, default=D.lr, help="Peak learning rate (SGD, Nesterov momentum)."),
-        click.option("--lr-min", type=float, default=D.lr_min, help="Final learning rate of the cosine schedule."),
-        click.option("--warmup-epochs", type=int, default=D.warmup_epochs, help="Linear warm-up epochs."),
+        click.option("--lr-min", type=float, default=D.lr_min, help="Final learning rate of the schedule."),
+        click.option("--warmup-epochs", type=int, default=D.warmup_epochs,
+                     help="Linear warm-up epochs. [default: a quarter of the epochs]"),
+        click.option("--schedule", type=click.Choice(["linear", "cosine"]), default=D.schedule,
+                     help="Decay after the warm-up: linear (the fast CIFAR recipes' triangle) or cosine."),
+        click.option("--ema", type=float, default=D.ema,
+                     help="Decay of the moving average of the weights that is evaluated and saved (0: none)."),
+        click.option("--cutout", type=float, default=D.cutout,
+                     help="Side of the square cut out of each training image, a share of its side (0: none)."),
+        click.option("--unlabelled/--no-unlabelled", default=D.unlabelled,
+                     help="Self-training: the fine-tuned network labels the unlabelled training images (soft "
+                          "labels), then a student trains on both; see edgenas.train.selftrain."),
+        click.option("--labelled-share", type=float, default=D.labelled_share,
+                     help="--unlabelled: the labelled share of each student batch."),
         click.option("--momentum", type=float, default=D.momentum),
         click.option("--weight-decay", type=float, default=D.weight_decay,
                      help="L2 on weights (not on biases and norm parameters)."),
@@ -49,7 +61,7 @@ def protocol_options(f):
         click.option("--no-augment", is_flag=True, help="No random crop and flip."),
         click.option("--device", default=D.device, help="auto (CUDA when present), cpu, cuda or cuda:N."),
         click.option("--threads", type=int, default=D.threads, help="CPU threads (0: PyTorch's default)."),
-        click.option("--amp", type=click.Choice(["none", "bf16"]), default=D.amp, help="bf16 autocast (CUDA, or a CPU with native bf16: AVX512-BF16, AMX, Arm BF16)."),
+        click.option("--amp", type=click.Choice(["auto", "none", "bf16"]), default=D.amp, help="bf16 autocast (CUDA, or a CPU with native bf16: AVX512-BF16, AMX, Arm BF16)."),
         click.option("--channels-last/--no-channels-last", default=D.channels_last, help="NHWC memory layout."),
         click.option("--sync-bn", is_flag=True,
                      help="Batch-norm statistics over all processes of a torchrun (as one process)."),
@@ -130,6 +142,9 @@ def finetune(ctx, model, init, fraction, samples, class_subset, seed, out, as_js
     click.echo(f"{result['model']} ({result['init']}), {result['labels']} ({result['n_labelled']:,} labelled images): "
                f"final {result['final_acc']:.2f}%, best {result['best_acc']:.2f}% (epoch {result['best_epoch']}) "
                f"on {result['n_eval']:,} held-out images")
+    if result.get("unlabelled"):
+        click.echo(f"  self-training: the teacher reached {result['teacher_acc']:.2f}% on the labels alone, then labelled "
+                   f"{result['n_unlabelled']:,} unlabelled images for the student")
     click.echo(f"  {result['params']:,} params, {result['macs'] / 1e6:.2f}M MACs; {result['elapsed_s'] / 60:.1f} min, "
                f"{result['cpu_s'] / 60:.1f} CPU min on {result['device']}; weights in {out}")
 

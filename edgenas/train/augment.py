@@ -1,4 +1,5 @@
-"""The standard supervised augmentation of small images, batched: random crop with padding, horizontal flip.
+"""The standard supervised augmentation of small images, batched: random crop with padding, horizontal flip,
+and cutout (DeVries and Taylor, 2017: a random square of each image set to zero after normalisation).
 
 For CIFAR-sized inputs this is the augmentation of every ResNet/MobileNet CIFAR
 recipe (He et al., CVPR 2016, section 4.2: 4 pixels of padding on each side,
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 
 from edgenas.data.views import normalize_batch
 
-__all__ = ["crop_flip", "pad_for"]
+__all__ = ["crop_flip", "cutout", "pad_for"]
 
 
 def pad_for(resolution: int) -> int:
@@ -50,3 +51,19 @@ def crop_flip(images: torch.Tensor, generator: torch.Generator, mean: tuple[floa
     flip = torch.rand(batch, generator=generator) < 0.5
     x = torch.where(flip[:, None, None, None], x.flip(3), x)
     return x.contiguous()
+
+
+def cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Zero a ``size`` x ``size`` square of each image of the normalised batch ``x [B, C, H, W]``, at a random
+    centre (the square may reach past the border: then less of it is cut). ``size`` 0 returns ``x``."""
+    if size <= 0:
+        return x
+    batch, _, height, width = x.shape
+    cy = torch.randint(0, height, (batch,), generator=generator) - size // 2
+    cx = torch.randint(0, width, (batch,), generator=generator) - size // 2
+    rows = torch.arange(height)[None, :]
+    cols = torch.arange(width)[None, :]
+    inside_y = (rows >= cy[:, None]) & (rows < cy[:, None] + size)
+    inside_x = (cols >= cx[:, None]) & (cols < cx[:, None] + size)
+    keep = ~(inside_y[:, :, None] & inside_x[:, None, :])
+    return x * keep[:, None].to(x.dtype)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from edgenas.configs import config_from_dict, config_to_dict
@@ -22,7 +23,11 @@ RESUMABLE_CHANGES = frozenset({"out", "device", "threads", "checkpoint_every", "
 
 #: options added after protocols were recorded, with the behaviour from before they existed;
 #: at that value they are left out of the identity, so earlier runs keep their ids
-ADDED_LATER = {"reset_norms": False, "probe_epochs": 0}
+ADDED_LATER = {"reset_norms": False, "probe_epochs": 0, "schedule": "cosine", "ema": 0.0, "cutout": 0.0,
+               "unlabelled": False, "labelled_share": 0.25}
+
+#: the learning-rate schedules (edgenas.schedules.SCHEDULES)
+SCHEDULE_NAMES = ("linear", "cosine")
 
 
 @dataclass(frozen=True)
@@ -47,8 +52,16 @@ class FinetuneConfig:
             on the data set's fixed hold-out, which no training or selection sees.
         eval_samples: size of the (stratified, fixed) part of the hold-out to measure on (None: all).
         epochs, batch_size, lr, lr_min, warmup_epochs, momentum, weight_decay, label_smoothing:
-            SGD with Nesterov momentum, a linear warm-up then a cosine schedule per step;
-            no weight decay on biases and batch-norm parameters.
+            SGD with Nesterov momentum, a linear warm-up (``warmup_epochs``; None: a quarter of the
+            epochs) then the ``schedule`` down to ``lr_min`` (``linear``: the fast CIFAR recipes'
+            triangle; ``cosine``), per step; no weight decay on biases and batch-norm parameters.
+        ema: decay of an exponential moving average of the weights (0: none); the average is what
+            is evaluated, selected and saved.
+        cutout: side of the square cut out of each augmented image, as a share of the image side (0: none).
+        unlabelled: self-training: the fine-tuned network (the teacher) labels every image of the pool
+            that is not labelled (soft labels, averaged over a horizontal flip), then the same network
+            from the same start (the student) trains on both, ``labelled_share`` of each batch labelled,
+            for as many steps as the teacher; the student is the result. The hold-out is never used.
         linear_probe: train the classifier only, the backbone frozen in eval mode.
         probe_epochs: the first of the ``epochs`` train the classifier only, as ``linear_probe``
             does (at the peak learning rate, no schedule), then the whole network trains with
@@ -76,21 +89,26 @@ class FinetuneConfig:
     select_fraction: float = 0.1
     eval_samples: int | None = None
     # optimisation
-    epochs: int = 30
+    epochs: int = 40
     batch_size: int = 64
-    lr: float = 0.05
+    lr: float = 0.1
     lr_min: float = 0.0
-    warmup_epochs: int = 1
+    warmup_epochs: int | None = None
+    schedule: str = "linear"
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.2
+    ema: float = 0.995
+    cutout: float = 0.25
+    unlabelled: bool = False
+    labelled_share: float = 0.25
     linear_probe: bool = False
     probe_epochs: int = 0
     augment: bool = True
     # run
     seed: int = 0
     device: str = "auto"
-    amp: str = "none"
+    amp: str = "auto"
     channels_last: bool = True
     sync_bn: bool = False
     threads: int = 0
@@ -126,9 +144,21 @@ class FinetuneConfig:
             raise ConfigError(f"--probe-epochs must be in 0..epochs-1 ({self.epochs - 1}), got {self.probe_epochs!r}")
         if self.probe_epochs and self.linear_probe:
             raise ConfigError("--probe-epochs needs a fine-tuning: a --linear-probe trains the classifier only throughout")
-        if not 0 <= self.warmup_epochs <= self.epochs - self.probe_epochs:
+        if self.warmup_epochs is not None and not 0 <= self.warmup_epochs <= self.epochs - self.probe_epochs:
             raise ConfigError(f"--warmup-epochs must be in 0..{self.epochs - self.probe_epochs} (the epochs after "
                               f"--probe-epochs), got {self.warmup_epochs}")
+        if self.schedule not in SCHEDULE_NAMES:
+            raise ConfigError(f"unknown --schedule {self.schedule!r} (known: {', '.join(SCHEDULE_NAMES)})")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"--ema must be in [0, 1), got {self.ema}")
+        if not 0 <= self.cutout < 1:
+            raise ConfigError(f"--cutout must be in [0, 1) (a share of the image side), got {self.cutout}")
+        if not 0 < self.labelled_share < 1:
+            raise ConfigError(f"--labelled-share must be in (0, 1), got {self.labelled_share}")
+        if self.unlabelled and (self.linear_probe or self.probe_epochs):
+            raise ConfigError("--unlabelled trains a whole network twice; it does not combine with a linear probe")
+        if self.unlabelled and self.fraction is not None and self.fraction >= 1:
+            raise ConfigError("--unlabelled needs unlabelled images: with --fraction 1 every image is labelled")
         if self.batch_size < 2:
             raise ConfigError("--batch-size must be >= 2 (batch norm needs more than one image)")
         if self.data not in ("synthetic", "cifar10", "imagefolder"):
@@ -144,8 +174,8 @@ class FinetuneConfig:
             raise ConfigError(f"--classes must name at least 2 distinct class indices, got {self.class_subset}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"--device must be auto, cpu or cuda[:N], got {self.device!r}")
-        if self.amp not in ("none", "bf16"):
-            raise ConfigError(f"--amp must be none or bf16, got {self.amp!r}")
+        if self.amp not in ("none", "bf16", "auto"):
+            raise ConfigError(f"--amp must be none, bf16 or auto, got {self.amp!r}")
         if self.threads < 0:
             raise ConfigError(f"--threads must be >= 0 (0: PyTorch's default), got {self.threads}")
         if not isinstance(self.seed, int) or self.seed < 0:
@@ -182,3 +212,12 @@ class FinetuneConfig:
             if d.get(k) == before:
                 d.pop(k)  # as it behaved before the option existed: the identity (and protocol id) it had
         return d
+
+
+def write_config(cfg: FinetuneConfig, out: Path) -> None:
+    """``OUT/config.yaml``: the options of the fine-tuning in ``out``."""
+    import yaml
+
+    from edgenas.rundir import atomic_write_text
+
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -86,7 +86,8 @@ def labelled_split(labels: torch.Tensor, fraction: float | None, samples: int | 
     """(fit, select) positions in the pool: the labelled subset, less its selection split.
 
     Raises:
-        ConfigError: more labelled samples than the pool holds, fewer than two to fit on.
+        ConfigError: more labelled samples than the pool holds, fewer than two to fit on, or a
+            class without a labelled image to fit on.
     """
     if samples is not None:
         if samples > len(labels):
@@ -101,4 +102,8 @@ def labelled_split(labels: torch.Tensor, fraction: float | None, samples: int | 
         fit, select = labelled, labelled[:0]
     if len(fit) < 2:
         raise ConfigError(f"only {len(fit)} labelled image(s) left to train on; raise --fraction or --samples")
+    counts = torch.bincount(labels[fit], minlength=int(labels.max()) + 1)
+    if bool((counts == 0).any()):
+        raise ConfigError(f"{int((counts == 0).sum())} of the {len(counts)} classes have no labelled image to train "
+                          f"on ({len(fit)} labelled); raise --fraction or --samples")
     return fit, select

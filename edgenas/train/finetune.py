@@ -19,14 +19,14 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from edgenas.accelerator import autocast
+from edgenas.accelerator import amp_of, autocast
 from edgenas.errors import CheckpointError, ConfigError, EdgenasError
 from edgenas.rundir import append_jsonl, atomic_torch_save, atomic_write_text, read_jsonl, rewrite_jsonl
 from bench.files import read_json
 from edgenas.outputs import job_output
 from edgenas.progress import ProgressBar
-from edgenas.schedules import cosine_lr
-from edgenas.train.config import FinetuneConfig
+from edgenas.schedules import schedule_lr
+from edgenas.train.config import FinetuneConfig, write_config
 from edgenas.seeds import derive_seed
 
 __all__ = ["CKPT_VERSION", "FinetuneResult", "Finetuner", "evaluate_accuracy", "run_finetune"]
@@ -74,10 +74,11 @@ class Finetuner:
     """
 
     def __init__(self, cfg: FinetuneConfig, console=None, data=None,
-                 on_step: Callable[[int], None] | None = None) -> None:
+                 on_step: Callable[[int], None] | None = None, pseudo=None) -> None:
         from rich.console import Console
 
         self.cfg = cfg
+        self.pseudo = pseudo  # (uint8 images [M, 3, R, R], soft labels [M, K]): a self-training student
         self.console = console or Console(stderr=True)
         self.data = data
         self.on_step = on_step
@@ -104,7 +105,8 @@ class Finetuner:
         if searched and not Path(cfg.model).exists():
             raise ConfigError(f"{cfg.model} does not exist")
         resolution = cfg.resolution or (load_spec(cfg.model).resolution if searched else 32)
-        data = self.data or load_protocol_data(cfg.data, cfg.data_root, resolution, cfg.level, cfg.synthetic_size)
+        data = self.data = self.data or load_protocol_data(cfg.data, cfg.data_root, resolution, cfg.level,
+                                                           cfg.synthetic_size)
         if data.pool.resolution != resolution:
             raise ConfigError(f"the data is at {data.pool.resolution} px, the model at {resolution} px")
         self.pool = only_classes(data.pool, cfg.class_subset)
@@ -160,7 +162,18 @@ class Finetuner:
             self.forward = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.total_steps = self.steps_per_epoch * cfg.epochs
-        self.warmup_steps = self.steps_per_epoch * cfg.warmup_epochs
+        warmup_epochs = cfg.warmup_epochs if cfg.warmup_epochs is not None else (cfg.epochs - cfg.probe_epochs) // 4
+        self.warmup_steps = self.steps_per_epoch * warmup_epochs
+        self.average = None
+        if cfg.ema > 0:
+            from edgenas.train.ema import WeightAverage
+
+            self.average = WeightAverage(self.model, cfg.ema)
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """What is evaluated, selected and saved: the weight average with ``--ema``, else the network."""
+        return self.average.model if self.average is not None else self.model
 
     def _probing(self, epoch: int) -> bool:
         """Whether ``epoch`` (0-based) trains the classifier alone (``--linear-probe``, ``--probe-epochs``)."""
@@ -183,28 +196,50 @@ class Finetuner:
         probe_steps = self.steps_per_epoch * self.cfg.probe_epochs
         if global_step < probe_steps:
             return self.cfg.lr
-        return cosine_lr(global_step - probe_steps, self.total_steps - probe_steps, self.cfg.lr, self.cfg.lr_min,
-                         self.warmup_steps)
+        return schedule_lr(self.cfg.schedule, global_step - probe_steps, self.total_steps - probe_steps,
+                           self.cfg.lr, self.cfg.lr_min, self.warmup_steps)
+
+    def _augment(self, images: torch.Tensor, seed: int) -> torch.Tensor:
+        """Normalised float32 images: crop, flip and cutout with ``--augment``, plain otherwise."""
+        from edgenas.data.views import normalize_batch
+        from edgenas.train.augment import crop_flip, cutout
+
+        if not self.cfg.augment:
+            return normalize_batch(images, self.mean, self.std)
+        g = torch.Generator().manual_seed(seed)
+        x = crop_flip(images, g, self.mean, self.std)
+        return cutout(x, int(round(self.cfg.cutout * images.shape[-1])), g)
 
     def _batch(self, idx: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """This rank's share of the global batch ``idx`` (augmented whole, as one process would): (x, labels)."""
-        from edgenas.data.views import normalize_batch
-        from edgenas.train.augment import crop_flip
+        """This rank's share of the global batch ``idx`` (augmented whole, as one process would): (x, targets).
 
-        images = self.pool.images[idx]
-        if self.cfg.augment:
-            x = crop_flip(images, torch.Generator().manual_seed(seed), self.mean, self.std)
-        else:
-            x = normalize_batch(images, self.mean, self.std)
-        x, y = self.world.shard(x), self.world.shard(self.pool.labels[idx])
-        return x.to(self.device, memory_format=self.memory_format, non_blocking=True), y.to(self.device)
+        Targets are labels; for a self-training student, ``labelled_share`` of the batch comes from the
+        labelled images (its first rows of ``idx``) and the rest from the pseudo-labelled ones, and the
+        targets are distributions (the labels one-hot, smoothed as ``--label-smoothing`` says).
+        """
+        if self.pseudo is None:
+            x = self._augment(self.pool.images[idx], seed)
+            x, y = self.world.shard(x), self.world.shard(self.pool.labels[idx])
+            return x.to(self.device, memory_format=self.memory_format, non_blocking=True), y.to(self.device)
+        images, soft = self.pseudo
+        n_lab = max(1, int(round(self.batch * self.cfg.labelled_share)))
+        g = torch.Generator().manual_seed(seed + 1)
+        rows = torch.randint(0, len(images), (self.batch - n_lab,), generator=g)
+        k = soft.shape[1]
+        eps = self.cfg.label_smoothing
+        hard = F.one_hot(self.pool.labels[idx[:n_lab]], k).float() * (1 - eps) + eps / k
+        x = self._augment(torch.cat([self.pool.images[idx[:n_lab]], images[rows]]), seed)
+        t = torch.cat([hard, soft[rows]])
+        x, t = self.world.shard(x), self.world.shard(t)
+        return x.to(self.device, memory_format=self.memory_format, non_blocking=True), t.to(self.device)
 
     # --- checkpoints ------------------------------------------------------------------
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         if not self.world.main:
             return
         atomic_torch_save({"version": CKPT_VERSION, "config": self.cfg.identity(), **state,
-                           "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()},
+                           "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                           "average": None if self.average is None else self.average.state_dict()},
                           self.ckpt_path)
 
     def load_checkpoint(self) -> dict[str, Any] | None:
@@ -223,6 +258,8 @@ class Finetuner:
         if ckpt is not None:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
+            if self.average is not None and ckpt.get("average") is not None:
+                self.average.load_state_dict(ckpt["average"])
             state.update({k: ckpt[k] for k in state})
             path = self.out / "metrics.jsonl"
             rewrite_jsonl(path, [r for r in read_jsonl(path) if r.get("global_step", 0) <= state["global_step"]])
@@ -254,13 +291,19 @@ class Finetuner:
                     x, y = self._batch(idx, derive_seed(cfg.seed, epoch, step, 8))
                     with autocast(cfg, self.device):
                         logits = self.forward(x)
-                    loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                    if y.dtype.is_floating_point:  # distributions: a self-training student
+                        loss = F.cross_entropy(logits.float(), y)
+                        y = y.argmax(1)
+                    else:
+                        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     if probing:  # a gradient of None: SGD changes neither the weight nor its momentum
                         for p in self.backbone_params:
                             p.grad = None
                     self.optimizer.step()
+                    if self.average is not None:
+                        self.average.update(self.model)
                     value = float(loss.detach())
                     if not math.isfinite(value):
                         raise EdgenasError(f"the loss diverged at step {state['global_step']} (lr {lr:.4g}); "
@@ -275,12 +318,13 @@ class Finetuner:
                         self.save_checkpoint({**state, **clocks()})
                     if self.on_step is not None:
                         self.on_step(state["global_step"])
-                select_acc, select_loss = evaluate_accuracy(self.model, self.pool.images[self.select_idx],
+                select_acc, select_loss = evaluate_accuracy(self.eval_model, self.pool.images[self.select_idx],
                                                             self.pool.labels[self.select_idx], self.mean, self.std,
                                                             self.device, self.memory_format)
                 if len(self.select_idx) and select_acc > state["best_select_acc"]:
                     state.update(best_select_acc=select_acc, best_epoch=epoch + 1,
-                                 best_state={k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()})
+                                 best_state={k: v.detach().cpu().clone()
+                                             for k, v in self.eval_model.state_dict().items()})
                 state.update(epoch=epoch + 1, step=0)
                 if self.world.distributed:  # the epoch's training figures over every rank's shard
                     totals = torch.tensor([seen, loss_sum, correct], dtype=torch.float64)
@@ -304,12 +348,12 @@ class Finetuner:
 
         cfg = self.cfg
         h_images, h_labels = self.holdout.images[self.eval_idx], self.holdout.labels[self.eval_idx]
-        final_acc, final_loss = evaluate_accuracy(self.model, h_images, h_labels, self.mean, self.std, self.device,
-                                                  self.memory_format)
-        final_state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        final_acc, final_loss = evaluate_accuracy(self.eval_model, h_images, h_labels, self.mean, self.std,
+                                                  self.device, self.memory_format)
+        final_state = {k: v.detach().cpu() for k, v in self.eval_model.state_dict().items()}
         best_acc, best_epoch = final_acc, cfg.epochs
         if state["best_state"] is not None and state["best_epoch"] != cfg.epochs:
-            best_model = copy.deepcopy(self.model)
+            best_model = copy.deepcopy(self.eval_model)
             best_model.load_state_dict(state["best_state"])
             best_acc, _ = evaluate_accuracy(best_model, h_images, h_labels, self.mean, self.std, self.device,
                                             self.memory_format)
@@ -337,7 +381,9 @@ class Finetuner:
             "n_pool": len(self.pool), "n_labelled": len(self.fit_idx) + len(self.select_idx),
             "n_fit": len(self.fit_idx), "n_select": len(self.select_idx), "n_eval": len(self.eval_idx),
             "linear_probe": cfg.linear_probe, "probe_epochs": cfg.probe_epochs, "epochs": cfg.epochs,
-            "steps": self.total_steps, "seed": cfg.seed,
+            "steps": self.total_steps, "seed": cfg.seed, "lr": cfg.lr, "schedule": cfg.schedule, "ema": cfg.ema,
+            "cutout": cfg.cutout, "label_smoothing": cfg.label_smoothing, "amp": amp_of(cfg, self.device),
+            "unlabelled": False,
             "final_acc": round(final_acc, 3), "final_loss": round(final_loss, 5),
             "best_acc": round(best_acc, 3), "best_epoch": best_epoch,
             "best_select_acc": None if state["best_epoch"] is None else round(state["best_select_acc"], 3),
@@ -362,12 +408,6 @@ def stale_init(result: dict[str, Any], model: str, init: str) -> Path | None:
     return init_weights(model, init) if is_stale(result.get("init_sha256"), init_sha256(model, init)) else None
 
 
-def write_config(cfg: FinetuneConfig, out: Path) -> None:
-    import yaml
-
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-
-
 def run_finetune(cfg: FinetuneConfig, console=None, data=None,
                  on_step: Callable[[int], None] | None = None) -> FinetuneResult:
     """Run (or resume, or report an already finished) fine-tuning into ``cfg.out``.
@@ -381,7 +421,8 @@ def run_finetune(cfg: FinetuneConfig, console=None, data=None,
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a directory")
-    with job_output(out, "fine-tuning", durable=lambda: (out / "finetune.ckpt").exists()):
+    durable = ("finetune.ckpt", "teacher/finetune.ckpt", "teacher/result.json")  # the last two: self-training
+    with job_output(out, "fine-tuning", durable=lambda: any((out / name).exists() for name in durable)):
         tuner = Finetuner(cfg, console, data, on_step)
         ckpt = tuner.load_checkpoint()
         if ckpt is not None and ckpt.get("done") and (out / "result.json").is_file():
@@ -391,6 +432,11 @@ def run_finetune(cfg: FinetuneConfig, console=None, data=None,
                 raise CheckpointError(f"{out} was fine-tuned from other weights than {stale} holds now (refined "
                                       "since?); use another --out")
             return FinetuneResult(out, result, True)
+        if cfg.unlabelled:
+            from edgenas.train.selftrain import self_train
+
+            result, resumed = self_train(tuner, lambda teacher: run_finetune(teacher, console, tuner.data, on_step))
+            return FinetuneResult(out, result, resumed)
         tuner.prepare()
         if tuner.world.main:
             write_config(cfg, out)

@@ -108,11 +108,13 @@ def test_finetune_under_two_processes_matches_one(tmp_path, tiny_run, probe_epoc
 
     The searched network has no dropout: a baseline's dropout draws other masks on each rank than
     one process draws, so its 2-process run is an equally valid but different sample. With a probe
-    epoch, DDP still reduces the frozen backbone's gradients, which are then dropped.
+    epoch, DDP still reduces the frozen backbone's gradients, which are then dropped. Cutout's masks
+    are drawn per rank too, and bf16 rounds per batch shape, so both are off here.
     """
     options = dict(model=str(tiny_run), init="random", synthetic_size=200, fraction=None, samples=64,
                    select_fraction=0, epochs=2, batch_size=16, warmup_epochs=0, eval_samples=100, progress=False,
-                   threads=1, sync_bn=True, channels_last=False, probe_epochs=probe_epochs)
+                   threads=1, sync_bn=True, channels_last=False, probe_epochs=probe_epochs,
+                   amp="none", cutout=0.0)
     job = Path(__file__).with_name("ddp_finetune_job.py")
     one, two = _run(tmp_path / "one", 1, job, options), _run(tmp_path / "two", 2, job, options)
     assert one.returncode == 0, one.stderr[-2000:]
