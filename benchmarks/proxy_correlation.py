@@ -1,8 +1,9 @@
 """Do label-free zero-cost proxies rank architectures the way few-label fine-tuning does?
 
-Samples ``--n`` random architectures of the cell space at the layout the
-default budgets give, widens or narrows each to fill the budget (the widest C
-within it), scores each untrained network with every proxy (NASWOT on a batch
+Samples ``--n`` random architectures of ``--space``: of the cell space at the
+layout the default budgets give, widened or narrowed to fill the budget (the
+widest C within it), or of the stage space (``stages-cnn``), each scaled to
+fill it as ``--strategy proxy --space stages-cnn`` does; scores each untrained network with every proxy (NASWOT on a batch
 of unlabelled training images, SynFlow on none), fine-tunes each from a random
 start on ``--fraction`` of the labels with the fine-tuning protocol, and prints
 the rank correlation (Spearman, Kendall) of each proxy, of their rank average,
@@ -38,6 +39,11 @@ def kendall(x: list[float], y: list[float]) -> float:
 def sample(args) -> list:
     import dataclasses
 
+    if args.space == "stages-cnn":
+        from edgenas.space.stage_sampling import sample_stage_specs
+
+        return sample_stage_specs(args.n, args.seed, args.max_params, args.max_macs)
+
     from edgenas.latency.keys import Layout
     from edgenas.latency.spaces import sample_specs
     from edgenas.search.config import SearchConfig
@@ -56,10 +62,16 @@ def sample(args) -> list:
     return out
 
 
+def shape(spec) -> str:
+    """A short name of the architecture: its stages, or its cells' width."""
+    return spec.describe() if hasattr(spec, "describe") else f"C={spec.channels}"
+
+
 def add_study_args(p: argparse.ArgumentParser) -> None:
     """The options of the random architectures and their fine-tuning protocol (shared with search_vs_random)."""
     p.add_argument("--data", default="imagefolder")
     p.add_argument("--data-root", required=True)
+    p.add_argument("--space", default="cells", choices=("cells", "stages-cnn"))
     p.add_argument("--n", type=int, default=24)
     p.add_argument("--seed", type=int, default=11, help="seed of the sampled architectures")
     p.add_argument("--ops", default="identity,se,ds_conv,ds_conv_se,irb_e3,irb_e6,full_conv3x3,full_conv5x5,"
@@ -70,7 +82,7 @@ def add_study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--finetune-seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--amp", default="none")
+    p.add_argument("--amp", default="auto")
     p.add_argument("--out", default="runs/proxy-study")
 
 
@@ -111,12 +123,12 @@ def main() -> None:
             t0 = time.perf_counter()
             s = score(net, images)
             r = {"sha256": sha, "arch": str(arch), "params": count_params(net),
-                 "macs": count_macs(net, spec.resolution), "channels": spec.channels, **s,
+                 "macs": count_macs(net, spec.resolution), "shape": shape(spec), **s,
                  "score_s": round(time.perf_counter() - t0, 2)}
             append_jsonl(out / "scores.jsonl", r)
             scored[sha] = r
         rows.append(dict(scored[sha]))
-        print(f"arch {i}: C={spec.channels} params {rows[-1]['params']:,} MACs {rows[-1]['macs'] / 1e6:.1f}M "
+        print(f"arch {i}: {shape(spec)}, params {rows[-1]['params']:,} MACs {rows[-1]['macs'] / 1e6:.1f}M "
               f"naswot {rows[-1]['naswot']:.1f} synflow {rows[-1]['synflow']:.1f}", flush=True)
     if args.scores_only:
         return

@@ -33,7 +33,7 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_study_args(p)
-    p.add_argument("--strategies", default="darts,proxy")
+    p.add_argument("--strategies", default=None, help="default: darts,proxy (cells), proxy (stages-cnn)")
     p.add_argument("--subset", type=int, default=5000, help="unlabelled images the searches see")
     p.add_argument("--search-epochs", type=int, default=3)
     p.add_argument("--proxy-samples", type=int, default=500)
@@ -66,9 +66,11 @@ def main() -> None:
         random_acc.append(finetune(str(arch), f"arch-{i:02d}"))
         print(f"random {i}: {random_acc[-1]:.2f}%", flush=True)
     rows = []
-    for strategy in args.strategies.split(","):
+    strategies = args.strategies or ("proxy" if args.space == "stages-cnn" else "darts,proxy")
+    for strategy in strategies.split(","):
         run = out / "searched" / strategy
-        cfg = SearchConfig(out=str(run), strategy=strategy, data=args.data, data_root=args.data_root,
+        space = args.space if strategy == "proxy" and args.space == "stages-cnn" else "auto"
+        cfg = SearchConfig(out=str(run), strategy=strategy, space=space, data=args.data, data_root=args.data_root,
                            subset=args.subset, epochs=args.search_epochs, ops=ops, max_params=args.max_params,
                            max_macs=args.max_macs, proxy_samples=args.proxy_samples, threads=args.threads,
                            amp=args.amp, progress=False)

@@ -31,7 +31,10 @@ D = SearchConfig()
 @click.option("--projector", default=",".join(map(str, D.projector)), help="SSL projection head widths.")
 @click.option("--strategy", type=click.Choice(["darts", "evolve", "proxy"]), default=D.strategy,
               help="darts: prune a supernet of cells; evolve: grow a seed network (GROW/WIDEN, sparse routing); "
-                   "proxy: rank random cell networks with label-free zero-cost proxies, train the best.")
+                   "proxy: rank random networks with label-free zero-cost proxies, train the best.")
+@click.option("--space", type=click.Choice(["auto", "darts-light", "evolved-cnn", "stages-cnn"]), default=D.space,
+              help="Search space: darts-light (DARTS cells; darts, proxy), evolved-cnn (evolve), stages-cnn (dense "
+                   "conv stages with residual pairs; proxy). auto: the strategy's own.")
 @click.option("--proxies", default=",".join(D.proxies), help="proxy: the proxies whose average rank decides (naswot, synflow).")
 @click.option("--proxy-samples", type=int, default=D.proxy_samples, help="proxy: random architectures scored.")
 @click.option("--proxy-batch", type=int, default=D.proxy_batch, help="proxy: unlabelled images NASWOT scores each on.")

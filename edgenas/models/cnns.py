@@ -16,7 +16,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["FastCNN", "ResNet20"]
+from edgenas.models.stages import StagesNet
+
+__all__ = ["FastCNN", "ResNet20", "fast_cnn_spec"]
 
 
 def _width(c: int, width: float) -> int:
@@ -58,33 +60,19 @@ class ResNet20(nn.Module):
         return self.classifier(self.blocks(self.stem(x)).mean((2, 3)))
 
 
-def _conv_bn(c_in: int, c_out: int, pool: bool) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)]
-    if pool:
-        layers.append(nn.MaxPool2d(2))
-    return nn.Sequential(*layers, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+def fast_cnn_spec(num_classes: int = 10, width: float = 1.0, resolution: int = 32):
+    """``fast_cnn`` as a point of the stage space (:mod:`edgenas.space.stages`)."""
+    from edgenas.space.stages import Stage, StageSpec
+
+    return StageSpec(stem_channels=0, stages=tuple(Stage(_width(c, width), 3, True, 1) for c in (64, 128, 144)),
+                     resolution=resolution, num_classes=num_classes)
 
 
-class _ResidualPair(nn.Module):
-    def __init__(self, c: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(_conv_bn(c, c, False), _conv_bn(c, c, False))
+class FastCNN(StagesNet):
+    """``[B, 3, R, R] -> [B, num_classes]``: 3 x (conv-pool-BN-ReLU, residual conv pair), global max pool, classifier.
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
-
-
-class FastCNN(nn.Module):
-    """``[B, 3, R, R] -> [B, num_classes]``: 3 x (conv-pool-BN-ReLU, residual conv pair), global max pool, classifier."""
+    It is the stage-space network :func:`fast_cnn_spec` describes (no SSL projector).
+    """
 
     def __init__(self, num_classes: int = 10, width: float = 1.0) -> None:
-        super().__init__()
-        layers, c_in = [], 3
-        for c in (_width(c, width) for c in (64, 128, 144)):
-            layers += [_conv_bn(c_in, c, True), _ResidualPair(c)]
-            c_in = c
-        self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(c_in, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.amax(self.features(x), dim=(2, 3)))
+        super().__init__(fast_cnn_spec(num_classes, width))

@@ -8,7 +8,10 @@ from typing import Any
 
 from edgenas.configs import config_from_dict, config_to_dict
 from edgenas.errors import ConfigError
+from edgenas.space.evolved import EVOLVED_SPACE
 from edgenas.space.ops import DEFAULT_OPS
+from edgenas.space.spec import SPACE_NAME
+from edgenas.space.stages import STAGES_SPACE
 
 #: search strategies: the DARTS supernet, or a seed network grown by evolution
 STRATEGIES = ("darts", "evolve", "proxy")
@@ -28,6 +31,9 @@ UPPER_BOUNDS = {"resolution": 1024, "channels": 1024, "cells": 64, "nodes": 16, 
                 "seed_channels": 1024, "seed_blocks": 64, "max_blocks": 256, "max_channels": 4096, "expansion": 16,
                 "local_crops": 32, "refine_epochs": 100_000, "refine_batch_size": 65_536, "dino_out_dim": 65_536}
 
+#: the spaces each strategy searches, its default first (``--space auto``)
+STRATEGY_SPACES = {"darts": (SPACE_NAME,), "evolve": (EVOLVED_SPACE,), "proxy": (SPACE_NAME, STAGES_SPACE)}
+
 #: the supernets of the DARTS strategy: every op of every edge, or one sampled op per edge per step
 SUPERNETS = ("full", "sampled")
 
@@ -46,6 +52,7 @@ class SearchConfig:
     out: str = "runs/search"
     target: str | None = None
     strategy: str = "darts"
+    space: str = "auto"  # the search space (STRATEGY_SPACES); auto: the strategy's own
     # data
     data: str = "synthetic"
     data_root: str | None = None
@@ -184,6 +191,9 @@ class SearchConfig:
                               f"{self.tau_max}")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"unknown --strategy {self.strategy!r} (available: {', '.join(STRATEGIES)})")
+        if self.space != "auto" and self.space not in STRATEGY_SPACES[self.strategy]:
+            raise ConfigError(f"--strategy {self.strategy} searches the space(s) "
+                              f"{', '.join(STRATEGY_SPACES[self.strategy])}, not {self.space!r}")
         self._check_ssl()
         if self.strategy == "evolve":
             self._check_evolve()
@@ -287,6 +297,11 @@ class SearchConfig:
             raise ConfigError("--min-steps-between-mutations and --fitness-cost-weight must be >= 0")
 
     @property
+    def search_space(self) -> str:
+        """The space searched: ``--space``, or the strategy's own."""
+        return STRATEGY_SPACES[self.strategy][0] if self.space == "auto" else self.space
+
+    @property
     def arch_interval(self) -> int:
         """Weight steps per architecture step: ``--arch-every``, else 1 (full supernet) or 2 (sampled: a step
         through a sampled path is cheap, and two of them would cost more than 2.5 derived-network steps)."""
@@ -315,4 +330,6 @@ class SearchConfig:
         d = self.to_dict()
         for k in RESUMABLE_CHANGES | REFINE_OPTIONS:
             d.pop(k, None)
+        if d.get("space") == "auto":  # added later: runs from before it keep their identity
+            d.pop("space")
         return d

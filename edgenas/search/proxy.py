@@ -2,6 +2,7 @@
 
 ``edgenas search --strategy proxy`` samples ``--proxy-samples`` random networks
 of the cell space at the layout the budgets give (:mod:`edgenas.search.layout`),
+or of the stage space (``--space stages-cnn``) each scaled to fill the budgets,
 scores each untrained network with the label-free proxies of ``--proxies``
 (:mod:`edgenas.search.proxies`; their average rank decides), widens or narrows
 the winner to fill the budget, and trains it with the search's SSL objective
@@ -24,6 +25,7 @@ from edgenas.errors import ConfigError
 from edgenas.rundir import append_jsonl, atomic_torch_save, atomic_write_text, read_jsonl
 from edgenas.search.loop import SearchLoop, SearchResult, resolve_target
 from edgenas.seeds import derive_seed
+from edgenas.space.spec import SPACE_NAME
 
 __all__ = ["CKPT_VERSION", "ProxySearch"]
 
@@ -47,8 +49,10 @@ class ProxySearch(SearchLoop):
 
         cfg = self.cfg
         import_plugins(cfg.plugins)
-        for name in cfg.ops:
-            OPS.get(name)
+        self.cells = cfg.search_space == SPACE_NAME
+        if self.cells:
+            for name in cfg.ops:
+                OPS.get(name)
         for name in cfg.proxies:
             PROXIES.get(name)
         self.profile = resolve_target(cfg.target)
@@ -66,17 +70,23 @@ class ProxySearch(SearchLoop):
         self.mean, self.std = channel_stats(self.images)
         self.views = BarlowTwinsViews(resolution=cfg.resolution, mean=self.mean, std=self.std)
         self.criterion = two_view_loss(cfg.ssl, cfg)
-        self.layout = choose_layout(cfg, self.num_classes)
+        self.layout = choose_layout(cfg, self.num_classes) if self.cells else None
         self.steps_per_epoch = len(self.images) // cfg.batch_size
         self.total_steps = self.steps_per_epoch * cfg.epochs
 
     # --- ranking ----------------------------------------------------------------------------------------------
     def candidates(self) -> list:
-        """The ``--proxy-samples`` random architectures (seeded) at the chosen layout, with the SSL projector."""
+        """The ``--proxy-samples`` random architectures (seeded), with the SSL projector: cell networks at the
+        chosen layout, or stage networks each scaled to fill the budgets (:mod:`edgenas.space.stage_sampling`)."""
         from edgenas.latency.keys import Layout
         from edgenas.latency.spaces import sample_specs
 
         cfg = self.cfg
+        if not self.cells:
+            from edgenas.space.stage_sampling import sample_stage_specs
+
+            return sample_stage_specs(cfg.proxy_samples, derive_seed(cfg.seed, PROXY_STREAM), cfg.max_params,
+                                      cfg.max_macs, cfg.resolution, self.num_classes, cfg.projector)
         layout = Layout(channels=self.layout.channels, cells=self.layout.cells, nodes=cfg.nodes,
                         resolution=cfg.resolution, stem_multiplier=cfg.stem_multiplier, num_classes=self.num_classes)
         specs = sample_specs(cfg.proxy_samples, derive_seed(cfg.seed, PROXY_STREAM), [layout], cfg.ops)
@@ -140,9 +150,11 @@ class ProxySearch(SearchLoop):
         t0 = time.perf_counter()
         winner, self.records = self.rank()
         self.rank_s = time.perf_counter() - t0
-        channels = winner.channels if cfg.channels and cfg.cells else fill_budget(
-            winner, cfg.max_params, cfg.max_macs, least=4)
-        self.spec = dataclasses.replace(widened_spec(winner, channels), projector=cfg.projector)
+        if self.cells:  # sampled at the layout's width: widened or narrowed to the budgets
+            channels = winner.channels if cfg.channels and cfg.cells else fill_budget(
+                winner, cfg.max_params, cfg.max_macs, least=4)
+            winner = widened_spec(winner, channels)
+        self.spec = dataclasses.replace(winner, projector=cfg.projector)
         torch.manual_seed(derive_seed(cfg.seed, PROXY_STREAM, 3))
         self.net = build(self.spec).to(self.device, memory_format=torch.channels_last)
         stage = SSLStage(name="train", epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, lr_min=cfg.lr_min,
@@ -174,7 +186,9 @@ class ProxySearch(SearchLoop):
             "images": int(len(self.images)), "params": params, "macs": macs, "max_params": cfg.max_params,
             "max_macs": cfg.max_macs, "budget_share": {"params": round(params / cfg.max_params, 4),
                                                        "macs": round(macs / cfg.max_macs, 4)},
-            "layout": self.layout.to_dict(), "channels": spec.channels, "proxies": list(cfg.proxies),
+            "space": spec.space, "proxies": list(cfg.proxies),
+            **({"layout": self.layout.to_dict(), "channels": spec.channels} if self.cells else
+               {"architecture": spec.describe()}),
             "proxy_samples": len(self.records), "proxy_rank_s": round(self.rank_s, 1),
             "proxy_best": {k: ranks[0][k] for k in cfg.proxies},
             "epochs": cfg.epochs, "steps": self.trained["steps"], "elapsed_s": round(elapsed, 2),

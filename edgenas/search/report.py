@@ -1,4 +1,4 @@
-"""The DARTS search's section of ``report.md`` and its plots (alpha heat map, loss curves).
+"""The DARTS and proxy searches' section of ``report.md`` and its plots (alpha heat map, loss curves).
 
 :func:`edgenas.report.write_markdown` assembles the report from these.
 """
@@ -21,7 +21,7 @@ def _genotype_lines(name: str, genotype) -> list[str]:
     return lines + [""]
 
 
-def search_section(spec: ArchSpec, summary: dict[str, Any]) -> list[str]:
+def search_section(spec, summary: dict[str, Any]) -> list[str]:
     """Markdown lines: the search's summary table, the architecture and any budget repairs."""
     lines = [
         "| | |", "|---|---|",
@@ -32,19 +32,40 @@ def search_section(spec: ArchSpec, summary: dict[str, Any]) -> list[str]:
         *_share_lines(summary),
         f"| epochs / steps | {summary['epochs']} / {summary['steps']} |",
         f"| wall time | {summary['elapsed_s']:.1f} s on {summary['device']} |",
-        f"| search throughput | {summary['images_per_s_median'] or 0:.0f} images/s (median step) |",
+        *([f"| search throughput | {summary['images_per_s_median']:.0f} images/s (median step) |"]
+          if summary.get("images_per_s_median") else []),
         *_latency_lines(summary),
         *_refine_lines(summary),
+        *_proxy_lines(summary),
         f"| arch sha256 | `{summary['arch_sha256'][:16]}` |", "",
-        "## Architecture", "",
-        f"C = {spec.channels}, {spec.num_cells} cells (reductions at {list(spec.reduction_cells)}), "
-        f"{spec.nodes} nodes per cell, stem {spec.stem_channels} channels.", "",
-        *_genotype_lines("Normal", spec.normal), *_genotype_lines("Reduction", spec.reduce),
+        "## Architecture", "", *architecture_lines(spec),
     ]
     if summary.get("budget_repairs"):
         lines += ["## Budget repairs", "", "The argmax architecture broke the budget; these changes fixed it:", ""]
         lines += [f"- {c}" for c in summary["budget_repairs"]] + [""]
     return lines
+
+
+def architecture_lines(spec) -> list[str]:
+    """Markdown lines describing the network of a cell-space or stage-space spec."""
+    if isinstance(spec, ArchSpec):
+        return [f"C = {spec.channels}, {spec.num_cells} cells (reductions at {list(spec.reduction_cells)}), "
+                f"{spec.nodes} nodes per cell, stem {spec.stem_channels} channels.", "",
+                *_genotype_lines("Normal", spec.normal), *_genotype_lines("Reduction", spec.reduce)]
+    lines = [f"Stage space (`{spec.space}`): stem {spec.stem_channels or 'none'}, then global max pooling after the "
+             "last stage.", "", "| stage | width | kernel | 2x2 max pool | residual pairs | output side |",
+             "|---|---|---|---|---|---|"]
+    for i, (stage, side) in enumerate(zip(spec.stages, spec.sizes()[1:])):
+        lines.append(f"| {i} | {stage.width} | {stage.kernel}x{stage.kernel} | {'yes' if stage.pool else 'no'} | "
+                     f"{stage.residual} | {side} |")
+    return lines + [""]
+
+
+def _proxy_lines(summary: dict[str, Any]) -> list[str]:
+    if summary.get("strategy") != "proxy":
+        return []
+    return [f"| proxy ranking | {summary['proxy_samples']} random networks scored by "
+            f"{' + '.join(summary['proxies'])} in {summary['proxy_rank_s']:.0f} s |"]
 
 
 def _share_lines(summary: dict[str, Any]) -> list[str]:

@@ -18,13 +18,11 @@ Like :class:`~edgenas.space.spec.ArchSpec`, this module imports without torch.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from edgenas.errors import ArchSpecError
+from edgenas.space.serial import SpecFile, chain_from_dict, chain_to_dict
 
 __all__ = ["EVOLVED_SPACE", "EVOLVED_VERSION", "BlockSpec", "EvolvedSpec"]
 
@@ -53,7 +51,7 @@ class BlockSpec:
 
 
 @dataclass(frozen=True)
-class EvolvedSpec:
+class EvolvedSpec(SpecFile):
     """A network of the evolved space.
 
     Attributes:
@@ -128,38 +126,8 @@ class EvolvedSpec:
 
     # --- serialisation -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["blocks"] = [asdict(b) for b in self.blocks]
-        d["projector"] = list(self.projector)
-        d["extra"] = dict(self.extra)
-        return {"space": d.pop("space"), "space_version": d.pop("space_version"), **d}
+        return chain_to_dict(self, "blocks")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EvolvedSpec":
-        if not isinstance(data, dict):
-            raise ArchSpecError("arch.json must hold a JSON object")
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ArchSpecError(f"arch.json has unknown fields: {', '.join(sorted(unknown))}")
-        missing = {"stem_channels", "blocks"} - set(data)
-        if missing:
-            raise ArchSpecError(f"arch.json lacks fields: {', '.join(sorted(missing))}")
-        d = dict(data)
-        try:
-            d["blocks"] = tuple(BlockSpec(**dict(b)) for b in d["blocks"])
-            d["projector"] = tuple(int(p) for p in d.get("projector", ()))
-            d["extra"] = tuple(sorted((str(k), str(v)) for k, v in dict(d.get("extra", {})).items()))
-        except (TypeError, ValueError) as exc:
-            raise ArchSpecError(f"arch.json has a malformed field: {exc}") from None
-        return cls(**d)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"
-
-    def sha256(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
-
-    def save(self, path: str | os.PathLike) -> None:
-        from edgenas.rundir import atomic_write_text
-
-        atomic_write_text(path, self.to_json())
+        return chain_from_dict(cls, data, "blocks", BlockSpec, {"stem_channels", "blocks"})

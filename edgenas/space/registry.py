@@ -17,6 +17,7 @@ from bench.registry import Registry
 from edgenas.errors import ArchSpecError, UnknownNameError
 from edgenas.space.evolved import EVOLVED_SPACE
 from edgenas.space.spec import SPACE_NAME
+from edgenas.space.stages import STAGES_SPACE
 
 __all__ = ["SPACES", "SearchSpace", "load_spec", "spec_from_dict"]
 
@@ -47,6 +48,7 @@ def _load(target: str):
 SPACES: Registry[SearchSpace] = Registry("space", UnknownSpaceError)
 SPACES.register(SPACE_NAME, SearchSpace("edgenas.space.spec:ArchSpec", "edgenas.models.derived:DerivedNet"))
 SPACES.register(EVOLVED_SPACE, SearchSpace("edgenas.space.evolved:EvolvedSpec", "edgenas.models.evolved:EvolvedNet"))
+SPACES.register(STAGES_SPACE, SearchSpace("edgenas.space.stages:StageSpec", "edgenas.models.stages:StagesNet"))
 
 
 def spec_from_dict(data: Any):

@@ -10,7 +10,6 @@ the only constructor of the network it describes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field, replace
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgenas.errors import ArchSpecError
+from edgenas.space.serial import SpecFile, common_fields
 
 SPACE_NAME = "darts-light"
 SPACE_VERSION = 1
@@ -64,7 +64,7 @@ class CellGenotype:
 
 
 @dataclass(frozen=True)
-class ArchSpec:
+class ArchSpec(SpecFile):
     """A discrete network of the cell space.
 
     Attributes:
@@ -170,9 +170,7 @@ class ArchSpec:
         d["normal"] = self.normal.to_list()
         d["reduce"] = self.reduce.to_list()
         d["reduction_cells"] = list(self.reduction_cells)
-        d["projector"] = list(self.projector)
-        d["extra"] = dict(self.extra)
-        return {"space": d.pop("space"), "space_version": d.pop("space_version"), **d}
+        return common_fields(d)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ArchSpec":
@@ -199,24 +197,12 @@ class ArchSpec:
             raise ArchSpecError(f"arch.json has a malformed field: {exc}") from None
         return cls(**d)
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
-
     @classmethod
     def from_json(cls, text: str) -> "ArchSpec":
         try:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as exc:
             raise ArchSpecError(f"arch.json is not valid JSON: {exc}") from None
-
-    def sha256(self) -> str:
-        """Hash of the canonical JSON form (the manifest's source-spec hash)."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
-
-    def save(self, path: str | os.PathLike) -> None:
-        from edgenas.rundir import atomic_write_text
-
-        atomic_write_text(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ArchSpec":

@@ -195,6 +195,21 @@ def test_the_proxy_strategy_ranks_trains_the_best_and_resumes(tmp_path):
     assert len(read_jsonl(tmp_path / "run2" / "proxy.jsonl")) == 8 and more.params <= SMALL["max_params"]
 
 
+def test_the_proxy_strategy_searches_the_stage_space_and_resumes(tmp_path):
+    cfg = SearchConfig(out=str(tmp_path / "run"), strategy="proxy", space="stages-cnn", proxy_samples=5,
+                       proxy_batch=16, **TINY, **SMALL)
+    result = run_search(cfg)
+    assert result.spec.space == "stages-cnn" and result.summary["space"] == "stages-cnn"
+    assert len(read_jsonl(tmp_path / "run" / "proxy.jsonl")) == 5
+    params, macs = result.spec.cost()
+    assert result.params == params <= SMALL["max_params"] and macs <= SMALL["max_macs"]
+    assert max(params / SMALL["max_params"], macs / SMALL["max_macs"]) >= 0.5
+    model = load(tmp_path / "run")
+    assert model.deployable()(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+    again = run_search(cfg)
+    assert again.resumed and again.spec == result.spec
+
+
 @pytest.mark.parametrize("options, message", [
     (dict(supernet="sampled", order="second"), "needs --supernet full"),
     (dict(supernet="shared"), "unknown --supernet"),
@@ -202,6 +217,8 @@ def test_the_proxy_strategy_ranks_trains_the_best_and_resumes(tmp_path):
     (dict(strategy="proxy", proxies=("naswot", "naswot")), "distinct proxy names"),
     (dict(strategy="proxy", ssl="dino"), "needs --strategy evolve"),
     (dict(arch_every=-1), "--arch-every"),
+    (dict(space="stages-cnn"), "--strategy darts searches"),
+    (dict(strategy="proxy", space="mobilenet"), "not 'mobilenet'"),
 ])
 def test_bad_options_fail_at_once(options, message):
     with pytest.raises(ConfigError, match=message):
@@ -212,6 +229,8 @@ def test_bad_options_fail_at_once(options, message):
     (["--strategy", "proxy", "--proxies", "zenith"], "unknown proxy 'zenith'"),
     (["--max-params", "300"], "no layout of this space meets the budget"),
     (["--supernet", "sampled", "--order", "second"], "needs --supernet full"),
+    (["--strategy", "evolve", "--space", "stages-cnn"], "--strategy evolve searches"),
+    (["--strategy", "proxy", "--space", "stages-cnn", "--max-params", "300"], "no network of the stage space"),
 ])
 def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, args, message):
     out = tmp_path / "run"
