@@ -69,11 +69,11 @@ def main() -> None:
     strategies = args.strategies or ("proxy" if args.space == "stages-cnn" else "darts,proxy")
     for strategy in strategies.split(","):
         run = out / "searched" / strategy
-        space = args.space if strategy == "proxy" and args.space == "stages-cnn" else "auto"
+        space = ("stages-cnn" if args.space == "stages-cnn" else "darts-light") if strategy == "proxy" else "auto"
         cfg = SearchConfig(out=str(run), strategy=strategy, space=space, data=args.data, data_root=args.data_root,
                            subset=args.subset, epochs=args.search_epochs, ops=ops, max_params=args.max_params,
                            max_macs=args.max_macs, proxy_samples=args.proxy_samples, threads=args.threads,
-                           amp=args.amp, progress=False)
+                           amp="none" if args.amp == "auto" else args.amp, progress=False)  # search: none or bf16
         result = run_search(cfg)
         acc = finetune(str(run / "arch.json"), f"searched-{strategy}")
         preserved = finetune(str(run), f"searched-{strategy}-preserved", init="preserved")

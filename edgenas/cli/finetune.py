@@ -151,7 +151,8 @@ def finetune(ctx, model, init, fraction, samples, class_subset, seed, out, as_js
 
 @click.command(context_settings={"show_default": True})
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--models", default=",".join(("searched", "mobilenet_v2_035", "mobilenet_v3_small", "efficientnet_b0")),
+@click.option("--models", default=",".join(("searched", "fast_cnn", "resnet20", "mobilenet_v2_035", "mobilenet_v3_small",
+                                            "efficientnet_b0")),
               type=_list(str, "names"), help="'searched' (the run's network) and baselines.")
 @click.option("--inits", default="preserved", type=_list(str, "inits"),
               help="Initialisations of the searched network: preserved,random,pretrained is the ablation.")

@@ -11,7 +11,7 @@ from pathlib import Path
 __all__ = ["COMPARE_BASELINES", "run_compare", "write_comparison"]
 
 #: the baselines every comparison measures next to the searched network
-COMPARE_BASELINES = ("mobilenet_v2_035", "mobilenet_v3_small", "efficientnet_b0")
+COMPARE_BASELINES = ("fast_cnn", "resnet20", "mobilenet_v2_035", "mobilenet_v3_small", "efficientnet_b0")
 
 def write_comparison(run: str | Path) -> Path:
     """Rewrite ``run/report.md`` with its device comparison (from ``run/compare/records.jsonl`` and its plots)."""

@@ -53,23 +53,25 @@ def warn_if_estimated(table, console) -> None:
                       f"{table.device}, not measured; replace it: {table.data.get('replace_with', '')}[/]")
 
 
-def measure_on_target(spec, profile, table, console) -> dict:
+def measure_on_target(spec, profile, table, console, without_table: bool = False) -> dict:
     """``{measured_latency_ms, latency_measured_on}`` of the deployable ``spec`` on the target, or ``{}``.
 
-    Nothing is measured without a table (its runtime, precision and threads say how)
-    or when the target cannot be reached; a failure is reported, not raised: the
-    search's result stands.
+    The table's runtime, precision and threads say how to measure; without a table nothing
+    is measured, unless ``without_table`` (a space no table covers yet), when the profile's
+    runtime and threads at FP32 are used. Nothing is measured when the target cannot be
+    reached; a failure is reported, not raised: the search's result stands.
     """
-    if table is None or not reachable(profile):
+    if not reachable(profile) or (table is None and not without_table):
         return {}
+    runtime, precision, threads = ((table.runtime, table.precision, int(table.threads)) if table is not None
+                                   else (profile.runtime, "fp32", int(profile.threads or 1)))
     from devices.errors import DevicesError
     from devices.transport import open_transport
 
     deployable = dataclasses.replace(spec, projector=())
     try:
         with open_transport(profile) as transport:
-            (ms,) = measure_specs([deployable], transport.run_job, table.runtime, table.precision,
-                                  int(table.threads))
+            (ms,) = measure_specs([deployable], transport.run_job, runtime, precision, threads)
     except (DevicesError, ConfigError) as exc:
         console.print(f"[yellow]could not measure the network on {profile.name}: {exc}[/]")
         return {}

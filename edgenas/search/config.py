@@ -32,7 +32,7 @@ UPPER_BOUNDS = {"resolution": 1024, "channels": 1024, "cells": 64, "nodes": 16, 
                 "local_crops": 32, "refine_epochs": 100_000, "refine_batch_size": 65_536, "dino_out_dim": 65_536}
 
 #: the spaces each strategy searches, its default first (``--space auto``)
-STRATEGY_SPACES = {"darts": (SPACE_NAME,), "evolve": (EVOLVED_SPACE,), "proxy": (SPACE_NAME, STAGES_SPACE)}
+STRATEGY_SPACES = {"darts": (SPACE_NAME,), "evolve": (EVOLVED_SPACE,), "proxy": (STAGES_SPACE, SPACE_NAME)}
 
 #: the supernets of the DARTS strategy: every op of every edge, or one sampled op per edge per step
 SUPERNETS = ("full", "sampled")
@@ -184,6 +184,9 @@ class SearchConfig:
                 raise ConfigError(f"--proxies must list distinct proxy names, got {list(self.proxies)}")
             if self.proxy_samples < 1 or self.proxy_batch < 2:
                 raise ConfigError("--proxy-samples must be >= 1 and --proxy-batch >= 2")
+            if self.latency_ms is not None:  # refused rather than ignored: its candidates are not latency-tested yet
+                raise ConfigError("--latency-ms is a budget of --strategy darts and evolve; the proxy strategy "
+                                  "fills the params and MACs budgets only")
         if not isinstance(self.arch_every, int) or self.arch_every < 0:
             raise ConfigError(f"--arch-every must be >= 0 (0: the supernet's default), got {self.arch_every!r}")
         if not 0 < self.tau_min <= self.tau_max:
@@ -330,6 +333,9 @@ class SearchConfig:
         d = self.to_dict()
         for k in RESUMABLE_CHANGES | REFINE_OPTIONS:
             d.pop(k, None)
-        if d.get("space") == "auto":  # added later: runs from before it keep their identity
-            d.pop("space")
+        if d.get("space") == "auto":
+            if self.strategy == "proxy":  # its auto space changed (to stages-cnn): the space searched decides
+                d["space"] = self.search_space
+            else:  # added later: runs from before it keep their identity
+                d.pop("space")
         return d

@@ -1,6 +1,5 @@
 """Run by torchrun in test_ddp.py: a tiny fine-tuning of a baseline, the weights' digest per rank."""
 
-import hashlib
 import json
 import os
 import sys

@@ -178,8 +178,8 @@ def test_the_proxies_are_finite_seeded_and_label_free():
 
 
 def test_the_proxy_strategy_ranks_trains_the_best_and_resumes(tmp_path):
-    cfg = SearchConfig(out=str(tmp_path / "run"), strategy="proxy", proxy_samples=6, proxy_batch=16, **TINY,
-                       **SMALL)
+    cfg = SearchConfig(out=str(tmp_path / "run"), strategy="proxy", space="darts-light", proxy_samples=6,
+                       proxy_batch=16, **TINY, **SMALL)
     result = run_search(cfg)
     records = read_jsonl(tmp_path / "run" / "proxy.jsonl")
     assert len(records) == 6 and result.summary["strategy"] == "proxy"
@@ -196,10 +196,12 @@ def test_the_proxy_strategy_ranks_trains_the_best_and_resumes(tmp_path):
 
 
 def test_the_proxy_strategy_searches_the_stage_space_and_resumes(tmp_path):
-    cfg = SearchConfig(out=str(tmp_path / "run"), strategy="proxy", space="stages-cnn", proxy_samples=5,
-                       proxy_batch=16, **TINY, **SMALL)
+    cfg = SearchConfig(out=str(tmp_path / "run"), strategy="proxy", proxy_samples=5,  # space auto: stages-cnn
+                       proxy_batch=16, target="local", threads=1, **TINY, **SMALL)
     result = run_search(cfg)
     assert result.spec.space == "stages-cnn" and result.summary["space"] == "stages-cnn"
+    # no latency table covers the space yet: the network is measured on the target with its own runtime
+    assert result.summary["latency_measured_on"] == "local" and result.summary["measured_latency_ms"] > 0
     assert len(read_jsonl(tmp_path / "run" / "proxy.jsonl")) == 5
     params, macs = result.spec.cost()
     assert result.params == params <= SMALL["max_params"] and macs <= SMALL["max_macs"]
@@ -219,6 +221,7 @@ def test_the_proxy_strategy_searches_the_stage_space_and_resumes(tmp_path):
     (dict(arch_every=-1), "--arch-every"),
     (dict(space="stages-cnn"), "--strategy darts searches"),
     (dict(strategy="proxy", space="mobilenet"), "not 'mobilenet'"),
+    (dict(strategy="proxy", latency_ms=5.0, target="local"), "fills the params and MACs budgets only"),
 ])
 def test_bad_options_fail_at_once(options, message):
     with pytest.raises(ConfigError, match=message):
