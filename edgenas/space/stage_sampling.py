@@ -3,7 +3,8 @@
 A sample draws the shape of a network (2 to 4 stages, where the pools are, an optional
 stem, each stage's kernel and residual pairs, widths growing by a random factor per stage),
 then scales every width by the one factor that brings it to :data:`FILL` of its binding
-budget (parameters, MACs, and a latency test when one is given). Sampling at the budget,
+budget (parameters, MACs, and a latency test when one is given), and widens single stages by
+8 channels while both budgets still allow. Sampling at the budget,
 not at random sizes, makes the ranking compare shapes, not sizes: every candidate is a
 network one would deploy. Torch-free (costs are counted on the spec).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import replace
 
 from edgenas.errors import BudgetError, ConfigError
 from edgenas.space.stages import MAX_STAGES, Stage, StageSpec
@@ -62,7 +64,31 @@ def fill_stages(spec: StageSpec, max_params: int, max_macs: int, fill: float = F
     for _ in range(30):  # the cost grows with the factor (in steps: widths round to multiples of 8)
         mid = (lo * hi) ** 0.5
         lo, hi = (mid, hi) if ok(mid) else (lo, mid)
-    return spec.scaled(lo)
+    return _widen_stages(spec.scaled(lo), max_params, max_macs, fill, fits)
+
+
+def _widen_stages(spec: StageSpec, max_params: int, max_macs: int, fill: float,
+                  fits: Callable[[StageSpec], bool] | None, step: int = 8) -> StageSpec:
+    """Widen single stages by ``step`` while both budgets allow, the one that uses the most of the budgets
+    first: the common factor stops at the first budget it meets (and at a step of 8 channels, a large
+    share of a narrow network), and a late stage still has parameters to spend where an early one has no
+    MACs left."""
+
+    def share(candidate: StageSpec) -> float:
+        params, macs = candidate.cost()
+        return params / max_params + macs / max_macs
+
+    def ok(candidate: StageSpec) -> bool:
+        params, macs = candidate.cost()
+        return params <= fill * max_params and macs <= fill * max_macs and (fits is None or fits(candidate))
+
+    while True:
+        options = [replace(spec, stages=spec.stages[:i] + (replace(s, width=s.width + step),) + spec.stages[i + 1:])
+                   for i, s in enumerate(spec.stages)]
+        options = [o for o in options if ok(o)]
+        if not options:
+            return spec
+        spec = max(options, key=share)
 
 
 def sample_stage_specs(n: int, seed: int, max_params: int, max_macs: int, resolution: int = 32,

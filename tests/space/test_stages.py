@@ -105,3 +105,20 @@ def test_fill_respects_an_extra_test_such_as_a_latency_budget():
 def test_a_budget_no_network_meets_is_a_budget_error():
     with pytest.raises(BudgetError, match="stage space"):
         sample_stage_specs(2, seed=0, max_params=300, max_macs=100_000_000)
+
+
+def test_single_stages_widen_into_the_budget_the_common_factor_left():
+    from edgenas.space.stage_sampling import _widen_stages
+
+    spec = StageSpec(stem_channels=16, stages=(Stage(32, 3, False, 1), Stage(48, 3, True, 2), Stage(56, 3, True, 2),
+                                               Stage(72, 3, True, 1)))
+    wide = _widen_stages(spec, 1_000_000, 100_000_000, FILL, None)
+    (p0, m0), (p1, m1) = spec.cost(), wide.cost()
+    assert p1 > p0 and m1 > m0 and p1 <= FILL * 1_000_000 and m1 <= FILL * 100_000_000
+    assert all(w.width >= s.width for w, s in zip(wide.stages, spec.stages))
+    # no single stage could take 8 more channels
+    for i in range(len(wide.stages)):
+        stages = list(wide.stages)
+        stages[i] = Stage(stages[i].width + 8, stages[i].kernel, stages[i].pool, stages[i].residual)
+        params, macs = StageSpec(stem_channels=16, stages=tuple(stages)).cost()
+        assert params > FILL * 1_000_000 or macs > FILL * 100_000_000
