@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgenas.errors import CheckpointError, ConfigError
+from edgenas.errors import ArchSpecError, CheckpointError, ConfigError
 
 DEFAULT_CALIB = 300
 DEFAULT_PARITY_SAMPLES = 1000
@@ -114,6 +114,8 @@ def resolve_source(target: str, weights: str | None = None, resolution: int | No
         for option, value in (("--width", width), ("--num-classes", num_classes)):
             if value is not None:
                 raise ConfigError(f"{option} applies to baselines only; {target} fixes it in its arch.json")
+        if name.path.is_dir() and not (name.path / "arch.json").exists() and (name.path / "result.json").is_file():
+            return _from_baseline_finetune(name.path, weights_path, resolution)
         return _from_arch(name.path, weights_path, resolution)
     res = resolution or DEFAULT_RESOLUTION
     classes = num_classes or DEFAULT_NUM_CLASSES
@@ -127,6 +129,29 @@ def resolve_source(target: str, weights: str | None = None, resolution: int | No
     return ExportSource(model, "baseline", f"{target}{suffix}", res, classes,
                         str(weights_path) if weights_path else "random", Path("exports") / f"{target}{suffix}",
                         warnings=notes)
+
+
+def _from_baseline_finetune(run_dir: Path, weights: Path | None, resolution: int | None) -> ExportSource:
+    """A baseline's fine-tuning directory (``edgenas finetune fast_cnn ...``): the baseline its ``result.json``
+    names, with the directory's ``weights.pt``, classes and normalisation."""
+    from bench.files import read_json
+    from edgenas.models import load_into
+    from edgenas.models.baselines import build_baseline
+
+    result = read_json(run_dir / "result.json", "fine-tuning result")
+    if result.get("kind") != "baseline" or not isinstance(result.get("classes"), list):
+        raise ArchSpecError(f"no arch.json at {run_dir / 'arch.json'} (and {run_dir} is no baseline's fine-tuning)")
+    weights = weights or run_dir / "weights.pt"
+    if not weights.is_file():
+        raise CheckpointError(f"no weights file at {weights}")
+    res = resolution or int(result.get("resolution") or DEFAULT_RESOLUTION)
+    labels = tuple(str(c) for c in result["classes"])
+    model = build_baseline(str(result["model"]), num_classes=len(labels), resolution=res)
+    load_into(model, weights)
+    mean, std = result.get("mean"), result.get("std")
+    return ExportSource(model, "baseline", str(result["model"]), res, len(labels), str(weights),
+                        run_dir / "exports", mean=tuple(mean) if mean else None, std=tuple(std) if std else None,
+                        labels=labels, data=_run_config(run_dir))
 
 
 def _from_arch(path: Path, weights: Path | None, resolution: int | None) -> ExportSource:
