@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from edgenas.cli.params import CommaList, plugin_option
+from edgenas.schedules import SCHEDULES
 from edgenas.train.config import INITS, FinetuneConfig
 
 D = FinetuneConfig(model="-")
@@ -36,7 +37,7 @@ def protocol_options(f):
         click.option("--lr-min", type=float, default=D.lr_min, help="Final learning rate of the schedule."),
         click.option("--warmup-epochs", type=int, default=D.warmup_epochs,
                      help="Linear warm-up epochs. [default: a quarter of the epochs]"),
-        click.option("--schedule", type=click.Choice(["linear", "cosine"]), default=D.schedule,
+        click.option("--schedule", type=click.Choice(list(SCHEDULES)), default=D.schedule,
                      help="Decay after the warm-up: linear (the fast CIFAR recipes' triangle) or cosine."),
         click.option("--ema", type=float, default=D.ema,
                      help="Decay of the moving average of the weights that is evaluated and saved (0: none)."),

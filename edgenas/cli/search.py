@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from edgenas.cli.params import CommaList, key_values
-from edgenas.search.config import SearchConfig
+from edgenas.search.config import STRATEGY_SPACES, SearchConfig
 from edgenas.space.ops import DEFAULT_OPS
 
 D = SearchConfig()
@@ -32,7 +32,8 @@ D = SearchConfig()
 @click.option("--strategy", type=click.Choice(["darts", "evolve", "proxy"]), default=D.strategy,
               help="darts: prune a supernet of cells; evolve: grow a seed network (GROW/WIDEN, sparse routing); "
                    "proxy: rank random networks with label-free zero-cost proxies, train the best.")
-@click.option("--space", type=click.Choice(["auto", "darts-light", "evolved-cnn", "stages-cnn"]), default=D.space,
+@click.option("--space", type=click.Choice(["auto", *sorted({s for v in STRATEGY_SPACES.values() for s in v})]),
+              default=D.space,
               help="Search space: darts-light (DARTS cells; darts, proxy), evolved-cnn (evolve), stages-cnn (dense "
                    "conv stages with residual pairs; proxy). auto: the strategy's own (proxy: stages-cnn).")
 @click.option("--proxies", default=",".join(D.proxies), help="proxy: the proxies whose average rank decides (naswot, synflow).")

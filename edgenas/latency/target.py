@@ -53,15 +53,14 @@ def warn_if_estimated(table, console) -> None:
                       f"{table.device}, not measured; replace it: {table.data.get('replace_with', '')}[/]")
 
 
-def measure_on_target(spec, profile, table, console, without_table: bool = False) -> dict:
+def measure_on_target(spec, profile, table, console) -> dict:
     """``{measured_latency_ms, latency_measured_on}`` of the deployable ``spec`` on the target, or ``{}``.
 
-    The table's runtime, precision and threads say how to measure; without a table nothing
-    is measured, unless ``without_table`` (a space no table covers yet), when the profile's
-    runtime and threads at FP32 are used. Nothing is measured when the target cannot be
-    reached; a failure is reported, not raised: the search's result stands.
+    The table's runtime, precision and threads say how to measure (the profile's runtime and
+    threads at FP32 without a table). Nothing is measured when the target cannot be reached;
+    a failure is reported, not raised: the search's result stands.
     """
-    if not reachable(profile) or (table is None and not without_table):
+    if not reachable(profile):
         return {}
     runtime, precision, threads = ((table.runtime, table.precision, int(table.threads)) if table is not None
                                    else (profile.runtime, "fp32", int(profile.threads or 1)))

@@ -15,7 +15,7 @@ from edgenas.space.spec import ArchSpec
 class SearchedNet(nn.Module, abc.ABC):
     """What every searched network shares: ``features`` (pooled, ``[B, F]``), a classifier and an SSL projector.
 
-    Subclasses build ``self.projector`` and ``self.classifier`` (either may be None) and define ``features``.
+    Subclasses build ``self.projector`` and ``self.classifier`` (:meth:`build_heads`) and define ``features``.
     """
 
     projector: nn.Module | None
@@ -24,6 +24,12 @@ class SearchedNet(nn.Module, abc.ABC):
     @abc.abstractmethod
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, 3, R, R] -> [B, F]``: each space pools its own body."""
+
+    def build_heads(self, feature_dim: int, spec) -> None:
+        """``self.projector`` (SSL, ``spec.projector`` widths) and ``self.classifier`` (``spec.num_classes``) on
+        ``feature_dim`` pooled features; either is None when the spec has none."""
+        self.projector = make_projector(feature_dim, spec.projector) if spec.projector else None
+        self.classifier = nn.Linear(feature_dim, spec.num_classes) if spec.num_classes else None
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         if self.projector is None:
@@ -68,8 +74,7 @@ class DerivedNet(SearchedNet):
             reduction_prev = reduction
             C_pp, C_p = C_p, nodes * C
         self.feature_dim = C_p
-        self.projector = make_projector(C_p, spec.projector) if spec.projector else None
-        self.classifier = nn.Linear(C_p, spec.num_classes) if spec.num_classes else None
+        self.build_heads(C_p, spec)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         s0 = s1 = self.stem(x)

@@ -7,7 +7,6 @@ from torch import nn
 
 from edgenas.models.derived import SearchedNet
 from edgenas.space.evolved import BlockSpec, EvolvedSpec
-from edgenas.space.network import make_projector
 
 __all__ = ["EvoBlock", "EvolvedNet", "make_evolved_stem"]
 
@@ -57,8 +56,7 @@ class EvolvedNet(SearchedNet):
         self.stem = make_evolved_stem(spec.in_channels, spec.stem_channels)
         self.blocks = nn.ModuleList(EvoBlock(c, b) for c, b in zip(spec.inputs(), spec.blocks))
         self.feature_dim = spec.feature_dim
-        self.projector = make_projector(self.feature_dim, spec.projector) if spec.projector else None
-        self.classifier = nn.Linear(self.feature_dim, spec.num_classes) if spec.num_classes else None
+        self.build_heads(self.feature_dim, spec)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)

@@ -6,7 +6,6 @@ import torch
 from torch import nn
 
 from edgenas.models.derived import SearchedNet
-from edgenas.space.network import make_projector
 from edgenas.space.stages import Stage, StageSpec
 
 __all__ = ["ConvBlock", "ResidualPair", "StageBlock", "StagesNet"]
@@ -55,8 +54,7 @@ class StagesNet(SearchedNet):
         self.stem = ConvBlock(spec.in_channels, spec.stem_channels) if spec.stem_channels else nn.Identity()
         self.stages = nn.ModuleList(StageBlock(c, s) for c, s in zip(spec.inputs(), spec.stages))
         self.feature_dim = spec.feature_dim
-        self.projector = make_projector(self.feature_dim, spec.projector) if spec.projector else None
-        self.classifier = nn.Linear(self.feature_dim, spec.num_classes) if spec.num_classes else None
+        self.build_heads(self.feature_dim, spec)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)

@@ -194,7 +194,7 @@ class ProxySearch(SearchLoop):
             "epochs": cfg.epochs, "steps": self.trained["steps"], "elapsed_s": round(elapsed, 2),
             "images_per_s_median": None, "final_train_loss": self.trained["final_loss"],
             "device": str(self.device), "torch": torch.__version__, "arch_sha256": spec.sha256(),
-            **measure_on_target(spec, self.profile, None, self.console, without_table=True),
+            **measure_on_target(spec, self.profile, None, self.console),
         }
         atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         write_markdown(self.run_dir)

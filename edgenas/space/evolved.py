@@ -73,11 +73,7 @@ class EvolvedSpec(SpecFile):
     extra: tuple[tuple[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
-        if self.space != EVOLVED_SPACE:
-            raise ArchSpecError(f"an EvolvedSpec has space {EVOLVED_SPACE!r}, not {self.space!r}")
-        if self.space_version > EVOLVED_VERSION:
-            raise ArchSpecError(f"arch.json is from {EVOLVED_SPACE} version {self.space_version}, newer than this "
-                                f"edgenas ({EVOLVED_VERSION})")
+        self.check_space(EVOLVED_SPACE, EVOLVED_VERSION)
         for name in ("stem_channels", "resolution", "in_channels"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:

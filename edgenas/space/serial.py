@@ -8,6 +8,7 @@ item (blocks, stages).
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
 import os
@@ -19,11 +20,24 @@ from edgenas.errors import ArchSpecError
 __all__ = ["SpecFile", "chain_from_dict", "chain_to_dict", "common_fields"]
 
 
-class SpecFile:
-    """``to_json``, ``sha256`` (of the canonical JSON: the manifest's source-spec hash) and ``save``."""
+class SpecFile(abc.ABC):
+    """``to_json``, ``sha256`` (of the canonical JSON: the manifest's source-spec hash), ``save``, and the check
+    every spec's ``__post_init__`` starts with (:meth:`check_space`)."""
 
-    def to_dict(self) -> dict[str, Any]:  # pragma: no cover - every spec defines it
-        raise NotImplementedError
+    space: str
+    space_version: int
+
+    @abc.abstractmethod
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, ``space`` and ``space_version`` first."""
+
+    def check_space(self, name: str, version: int) -> None:
+        """Refuse a spec of another space, or of a newer version of this one than this edgenas reads."""
+        if self.space != name:
+            raise ArchSpecError(f"unsupported space {self.space!r} for a {type(self).__name__} (it reads {name!r})")
+        if self.space_version > version:
+            raise ArchSpecError(f"arch.json is from {name} version {self.space_version}, newer than this edgenas "
+                                f"({version})")
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"

@@ -92,12 +92,7 @@ class ArchSpec(SpecFile):
     extra: tuple[tuple[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
-        if self.space != SPACE_NAME:
-            raise ArchSpecError(f"unsupported space {self.space!r} (this build knows {SPACE_NAME!r})")
-        if self.space_version > SPACE_VERSION:
-            raise ArchSpecError(
-                f"arch.json is from space version {self.space_version}, newer than this edgenas ({SPACE_VERSION})"
-            )
+        self.check_space(SPACE_NAME, SPACE_VERSION)
         for name, value in (("channels", self.channels), ("num_cells", self.num_cells),
                             ("stem_channels", self.stem_channels), ("resolution", self.resolution),
                             ("in_channels", self.in_channels)):

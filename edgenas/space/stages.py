@@ -85,11 +85,7 @@ class StageSpec(SpecFile):
     extra: tuple[tuple[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
-        if self.space != STAGES_SPACE:
-            raise ArchSpecError(f"a StageSpec has space {STAGES_SPACE!r}, not {self.space!r}")
-        if self.space_version > STAGES_VERSION:
-            raise ArchSpecError(f"arch.json is from {STAGES_SPACE} version {self.space_version}, newer than this "
-                                f"edgenas ({STAGES_VERSION})")
+        self.check_space(STAGES_SPACE, STAGES_VERSION)
         if not isinstance(self.stem_channels, int) or isinstance(self.stem_channels, bool) or self.stem_channels < 0:
             raise ArchSpecError(f"stem_channels must be an integer >= 0, got {self.stem_channels!r}")
         for name in ("resolution", "in_channels"):

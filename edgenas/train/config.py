@@ -9,6 +9,7 @@ from typing import Any
 
 from edgenas.configs import config_from_dict, config_to_dict
 from edgenas.errors import ConfigError
+from edgenas.schedules import SCHEDULES
 
 __all__ = ["INITS", "RESUMABLE_CHANGES", "FinetuneConfig"]
 
@@ -25,9 +26,6 @@ RESUMABLE_CHANGES = frozenset({"out", "device", "threads", "checkpoint_every", "
 #: at that value they are left out of the identity, so earlier runs keep their ids
 ADDED_LATER = {"reset_norms": False, "probe_epochs": 0, "schedule": "cosine", "ema": 0.0, "cutout": 0.0,
                "unlabelled": False, "labelled_share": 0.25}
-
-#: the learning-rate schedules (edgenas.schedules.SCHEDULES)
-SCHEDULE_NAMES = ("linear", "cosine")
 
 
 @dataclass(frozen=True)
@@ -147,8 +145,8 @@ class FinetuneConfig:
         if self.warmup_epochs is not None and not 0 <= self.warmup_epochs <= self.epochs - self.probe_epochs:
             raise ConfigError(f"--warmup-epochs must be in 0..{self.epochs - self.probe_epochs} (the epochs after "
                               f"--probe-epochs), got {self.warmup_epochs}")
-        if self.schedule not in SCHEDULE_NAMES:
-            raise ConfigError(f"unknown --schedule {self.schedule!r} (known: {', '.join(SCHEDULE_NAMES)})")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown --schedule {self.schedule!r} (known: {', '.join(SCHEDULES)})")
         if not 0 <= self.ema < 1:
             raise ConfigError(f"--ema must be in [0, 1), got {self.ema}")
         if not 0 <= self.cutout < 1:

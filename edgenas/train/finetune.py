@@ -74,11 +74,11 @@ class Finetuner:
     """
 
     def __init__(self, cfg: FinetuneConfig, console=None, data=None,
-                 on_step: Callable[[int], None] | None = None, pseudo=None) -> None:
+                 on_step: Callable[[int], None] | None = None) -> None:
         from rich.console import Console
 
         self.cfg = cfg
-        self.pseudo = pseudo  # (uint8 images [M, 3, R, R], soft labels [M, K]): a self-training student
+        self.pseudo = None  # (uint8 images [M, 3, R, R], soft labels [M, K]): set for a self-training student
         self.console = console or Console(stderr=True)
         self.data = data
         self.on_step = on_step
