@@ -28,7 +28,7 @@ def child(args: argparse.Namespace) -> None:
     from edgenas.search.config import SearchConfig
     from edgenas.search.darts import DartsSearch
 
-    cfg = SearchConfig(out="/tmp/edgenas-ddp-bench-unused", subset=max(4 * args.batch, 512), batch_size=args.batch,
+    cfg = SearchConfig(strategy="darts", out="/tmp/edgenas-ddp-bench-unused", subset=max(4 * args.batch, 512), batch_size=args.batch,
                        progress=False, device=args.device, sync_bn=args.sync_bn, amp=args.amp)
     s = DartsSearch(cfg)
     s.prepare()

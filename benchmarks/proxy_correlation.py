@@ -51,7 +51,7 @@ def sample(args) -> list:
     from edgenas.search.widen import fill_budget, widened_spec
 
     ops = tuple(args.ops.split(","))
-    cfg = SearchConfig(ops=ops, max_params=args.max_params, max_macs=args.max_macs)
+    cfg = SearchConfig(strategy="darts", ops=ops, max_params=args.max_params, max_macs=args.max_macs)
     layout = choose_layout(cfg, 10)
     specs = sample_specs(args.n, args.seed, [Layout(channels=layout.channels, cells=layout.cells, nodes=cfg.nodes,
                                                     resolution=cfg.resolution)], ops)

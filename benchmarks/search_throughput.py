@@ -35,7 +35,7 @@ def child(args: argparse.Namespace) -> None:
     from edgenas.search.darts import DartsSearch
     from edgenas.search.derive import spec_from_supernet, transfer_weights
 
-    cfg = SearchConfig(out="/tmp/edgenas-bench-unused", subset=max(8 * args.batch, 1024), batch_size=args.batch,
+    cfg = SearchConfig(strategy="darts", out="/tmp/edgenas-bench-unused", subset=max(8 * args.batch, 1024), batch_size=args.batch,
                        progress=False, device=args.device, supernet=args.supernet, channels=args.channels,
                        cells=args.cells, arch_every=args.arch_every, amp=args.amp, threads=args.threads)
     s = DartsSearch(cfg)

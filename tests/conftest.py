@@ -15,7 +15,7 @@ torch.set_num_threads(1)
 def tiny_search_options() -> dict:
     """Options of a search small enough for unit tests (a few seconds)."""
     return dict(subset=96, resolution=16, channels=4, cells=2, nodes=2, projector=(16, 16), epochs=2,
-                batch_size=8, checkpoint_every=2, progress=False, seed=3, supernet="full")
+                batch_size=8, checkpoint_every=2, progress=False, seed=3, supernet="full", strategy="darts")
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +33,8 @@ def tiny_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("tiny-run") / "run"
     run_search(SearchConfig(subset=96, resolution=16, channels=4, cells=2, nodes=2, projector=(16, 16), epochs=2,
-                            batch_size=8, checkpoint_every=2, progress=False, seed=3, supernet="full", out=str(out)))
+                            batch_size=8, checkpoint_every=2, progress=False, seed=3, supernet="full", strategy="darts",
+                            out=str(out)))
     return out
 
 

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from edgenas.cli.main import COMMANDS, cli
 
-TINY = ["--subset", "96", "--resolution", "16", "--channels", "4", "--cells", "2", "--nodes", "2",
+TINY = ["--strategy", "darts", "--subset", "96", "--resolution", "16", "--channels", "4", "--cells", "2", "--nodes", "2",
         "--projector", "16,16", "--epochs", "1", "--batch-size", "8", "--no-progress"]
 
 
@@ -44,7 +44,7 @@ def test_search_json_summary(tmp_path):
 
 def test_config_file_with_command_line_override(tmp_path):
     cfg = tmp_path / "exp.yaml"
-    cfg.write_text("channels: 4\ncells: 2\nnodes: 2\nsubset: 96\nresolution: 16\nprojector: [16, 16]\n"
+    cfg.write_text("strategy: darts\nchannels: 4\ncells: 2\nnodes: 2\nsubset: 96\nresolution: 16\nprojector: [16, 16]\n"
                    "epochs: 3\nbatch_size: 8\n")
     result = run("search", "--config", str(cfg), "--epochs", "1", "--out", str(tmp_path / "r"), "--no-progress",
                  "--json")

@@ -26,7 +26,7 @@ from click.testing import CliRunner
 from edgenas.cli.main import cli
 
 REPO = Path(__file__).resolve().parent.parent
-TINY = ["--supernet", "full", "--subset", "96", "--resolution", "16", "--channels", "4", "--cells", "2", "--nodes", "2", "--projector",
+TINY = ["--strategy", "darts", "--supernet", "full", "--subset", "96", "--resolution", "16", "--channels", "4", "--cells", "2", "--nodes", "2", "--projector",
         "16,16", "--epochs", "2", "--batch-size", "8", "--checkpoint-every", "2", "--threads", "1", "--no-progress"]
 
 

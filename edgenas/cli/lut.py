@@ -28,7 +28,8 @@ def _timing_options(f):
 
 
 def space_options(f):
-    """What frames the space's networks: the cell space's layouts and ops, or the evolved space's limits."""
+    """What frames the space's networks: the cell space's layouts and ops, the evolved space's limits, or the
+    stage space's budgets."""
     from edgenas.search.config import SearchConfig
     from edgenas.space.ops import DEFAULT_OPS
 
@@ -45,7 +46,8 @@ def space_options(f):
                      help="Candidate ops of the space."),
         click.option("--num-classes", type=click.IntRange(min=1), default=10, show_default=True,
                      help="Classifier outputs of the networks (part of the head's key)."),
-        _space_option("Search space: the DARTS cell space of light ops, or the evolved chain of blocks."),
+        _space_option("Search space: the DARTS cell space of light ops, the evolved chain of blocks, or the "
+                      "dense conv stages scaled to the budgets."),
         click.option("--seed-channels", type=click.IntRange(min=1), default=D.seed_channels, show_default=True,
                      help="evolved-cnn: the seed network's width."),
         click.option("--seed-blocks", type=click.IntRange(min=1), default=D.seed_blocks, show_default=True),
@@ -53,6 +55,12 @@ def space_options(f):
         click.option("--max-blocks", type=click.IntRange(min=1), default=D.max_blocks, show_default=True),
         click.option("--max-channels", type=click.IntRange(min=1), default=D.max_channels, show_default=True),
         click.option("--widen-factor", type=float, default=D.widen_factor, show_default=True),
+        click.option("--max-params", type=click.IntRange(min=1), default=D.max_params, show_default=True,
+                     help="stages-cnn: the parameter budget its networks are scaled to."),
+        click.option("--max-macs", type=click.IntRange(min=1), default=D.max_macs, show_default=True,
+                     help="stages-cnn: the MAC budget its networks are scaled to."),
+        click.option("--block-networks", type=click.IntRange(min=1), default=32, show_default=True,
+                     help="stages-cnn: random networks whose blocks are measured up front."),
     ]):
         f = option(f)
     return f
@@ -65,7 +73,9 @@ def _space(options: dict, seed: int, calibration_networks: int = 12, depth: int 
     return SpaceOptions(channels=options["channels"], cells=options["cells"], nodes=options["nodes"],
                         resolutions=options["resolution"], ops=options["ops"], num_classes=options["num_classes"],
                         seed=seed, calibration_networks=calibration_networks,
-                        evolve=tuple((k, options[k]) for k in limits), depth=depth)
+                        evolve=tuple((k, options[k]) for k in limits), depth=depth,
+                        max_params=options["max_params"], max_macs=options["max_macs"],
+                        block_networks=options["block_networks"])
 
 
 def _timing(warmup: int, runs: int, timeout: float):
@@ -145,7 +155,7 @@ def predict(lut_path, archs, as_json) -> None:
 @_timing_options
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Scatter plot PNG. [default: next to the table]")
-@_space_option("Which table of the device: the cell space's, or the evolved space's.")
+@_space_option("Which table of the device: the cell space's, the evolved space's, or the stage space's.")
 @click.option("--json", "as_json", is_flag=True)
 def validate(device, host, key, known_hosts, python, lut_path, runtime, precision, samples, seed, runs, warmup,
              timeout, plot, space_name, as_json) -> None:
@@ -160,6 +170,10 @@ def validate(device, host, key, known_hosts, python, lut_path, runtime, precisio
     click.echo(f"{result['label']}: {result['n']} held-out networks, MAPE {result['mape_pct']:.1f}%, "
                f"{100 * result['within_10pct']:.0f}% within +/-10%, Spearman {result['spearman']:.3f}; "
                f"plot {result['plot']}")
+    if result.get("fitted"):
+        f = result["fitted"]
+        click.echo(f"  before their blocks were measured (the fit a search scales with): MAPE {f['mape_pct']:.1f}%, "
+                   f"{100 * f['within_10pct']:.0f}% within +/-10%, Spearman {f['spearman']:.3f}")
 
 
 @click.group("space")

@@ -30,8 +30,9 @@ D = SearchConfig()
 @click.option("--plugin", "plugins", multiple=True, help="Python module or .py file to import first, e.g. one that registers custom ops; a plugin is code that runs with your rights (recorded in the run, never imported from it by another command). Repeatable.")
 @click.option("--projector", default=",".join(map(str, D.projector)), help="SSL projection head widths.")
 @click.option("--strategy", type=click.Choice(["darts", "evolve", "proxy"]), default=D.strategy,
-              help="darts: prune a supernet of cells; evolve: grow a seed network (GROW/WIDEN, sparse routing); "
-                   "proxy: rank random networks with label-free zero-cost proxies, train the best.")
+              help="proxy (default): rank random networks that fill the budgets with label-free zero-cost "
+                   "proxies, train the best; darts: prune a supernet of cells; evolve: grow a seed network "
+                   "(GROW/WIDEN, sparse routing).")
 @click.option("--space", type=click.Choice(["auto", *sorted({s for v in STRATEGY_SPACES.values() for s in v})]),
               default=D.space,
               help="Search space: darts-light (DARTS cells; darts, proxy), evolved-cnn (evolve), stages-cnn (dense "
@@ -121,15 +122,18 @@ D = SearchConfig()
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.pass_context
 def search(ctx: click.Context, config_file, as_json, no_progress, **options) -> None:
-    """Self-supervised, budget-constrained architecture search (DARTS, or evolution).
+    """Self-supervised, budget-constrained architecture search (proxy ranking, DARTS, or evolution).
 
+    proxy (the default) scores hundreds of random networks of dense conv
+    stages, each scaled to fill the parameter and MAC budgets, with
+    label-free zero-cost proxies and trains the best with the SSL objective;
     darts trains a supernet of light ops on unlabelled images and derives the
     discrete network within the parameter, MAC (and latency) budgets; evolve
     grows a seed network by function-preserving GROW and WIDEN mutations
     chosen by gradient sensitivity (DINO, NT-Xent, Barlow Twins, rotation,
     curriculum). Both write a run directory (arch.json, weights.pt with the
-    preserved search weights, config.yaml, metrics.jsonl, alpha.jsonl or
-    evolution.jsonl, report.md, plots/). Interrupted runs resume when the same
+    preserved search weights, config.yaml, metrics.jsonl, proxy.jsonl,
+    alpha.jsonl or evolution.jsonl, report.md, plots/). Interrupted runs resume when the same
     command is run again.
     """
     import json

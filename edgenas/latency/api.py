@@ -49,7 +49,6 @@ def predict_latency(table_path: str | Path, archs: list[str]) -> list[dict[str, 
         LutError: an unreadable table, or one of another space; ArchSpecError: a malformed arch.json.
     """
     from bench.latency_table import LatencyTable
-    from edgenas.latency.spaces import arch_keys
     from edgenas.space.registry import load_spec
 
     table = LatencyTable.load(table_path)
@@ -57,8 +56,8 @@ def predict_latency(table_path: str | Path, archs: list[str]) -> list[dict[str, 
     for arch in archs:
         spec = load_spec(arch)
         table.check(space=spec.space, space_version=spec.space_version)
-        rows.append({"arch": arch, "predicted_ms": table.predict(arch_keys(spec)), "table": table.label,
-                     "estimated": table.estimated})
+        rows.append({"arch": arch, "predicted_ms": LATENCY_SPACES.get(spec.space).predict(table, spec),
+                     "table": table.label, "estimated": table.estimated})
     return rows
 
 
@@ -74,8 +73,8 @@ def validate_lut(reach: Reach, space: str, table_path: str | Path | None = None,
         :func:`edgenas.latency.build.validate_table`'s figures, with ``table``, ``estimated``,
         ``device``, ``runtime`` and ``plot`` (the scatter plot written, or None without matplotlib).
     """
-    from bench.latency_table import LatencyTable
-    from edgenas.latency.build import validate_table
+    from bench.latency_table import LatencyTable, MissingEntryError
+    from edgenas.latency.build import fit_figures, validate_table
     from edgenas.latency.measure import measure_blocks
 
     latency_space = LATENCY_SPACES.get(space)
@@ -89,11 +88,17 @@ def validate_lut(reach: Reach, space: str, table_path: str | Path | None = None,
         table = LatencyTable.load(path)
         table.check(device=profile.name, runtime=runtime, precision=precision, space=latency_space.name)
         specs = latency_space.held_out(table, samples, seed)
+        try:  # before cover: what a search scales candidates with (a space whose table can stand in for them)
+            fitted = [latency_space.predict(table, s) for s in specs]
+        except MissingEntryError:
+            fitted = None
         latency_space.cover(table, specs, lambda keys: measure_blocks(
             keys, {}, transport.run_job, table.runtime, table.precision, int(table.threads), timing), path, profile)
         with ProgressBar("lut validate", samples, description="held-out networks", enabled=progress,
                          only_on_terminal=True, transient=True) as bar:
             result = validate_table(table, specs, transport.run_job, timing, bar.advance)
+    if fitted is not None and any(abs(f - p) > 1e-9 for f, p in zip(fitted, result["predicted_ms"])):
+        result["fitted"] = fit_figures(fitted, result["measured_ms"])
     result.update(table=str(path), label=table.label, estimated=table.estimated, device=profile.name,
                   runtime=table.runtime)
     target = Path(plot) if plot else path.with_suffix(".validate.png")

@@ -41,8 +41,16 @@ def key_module(key: str):
         from edgenas.space.evolved import BlockSpec
 
         module = EvoBlock(k.c_in, BlockSpec(k.c_out, k.hidden, k.stride, k.kernel))
-    elif k.kind == "head":
-        module = _head(k.c_in, k.c_out)
+    elif k.kind in ("sstem", "sconv"):
+        from edgenas.models.stages import ConvBlock
+
+        module = ConvBlock(k.c_in, k.c_out, k.kernel if k.kind == "sconv" else 3, pool=k.stride == 2)
+    elif k.kind == "sres":
+        from edgenas.models.stages import ResidualPair
+
+        module = ResidualPair(k.c_in)
+    elif k.kind in ("head", "shead"):
+        module = _head(k.c_in, k.c_out, "max" if k.kind == "shead" else "mean")
     elif k.kind == "empty":
         module = _empty()
     else:  # parse_key knows only the kinds above
@@ -54,8 +62,8 @@ def key_module(key: str):
     return module.eval(), shape
 
 
-def _head(c_in: int, classes: int):
-    """Global average pooling and the classifier, as every searched network ends."""
+def _head(c_in: int, classes: int, pool: str = "mean"):
+    """Global average (or, for the stage space, max) pooling and the classifier, as every searched network ends."""
     import torch
     from torch import nn
 
@@ -65,7 +73,7 @@ def _head(c_in: int, classes: int):
             self.classifier = nn.Linear(c_in, classes)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.classifier(x.mean((2, 3)))
+            return self.classifier(x.amax((2, 3)) if pool == "max" else x.mean((2, 3)))
 
     return Head()
 

@@ -22,7 +22,7 @@ from edgenas.latency.files import table_file_name
 from edgenas.latency.keys import Layout, empty_keys
 from edgenas.latency.measure import Timing, measure_blocks, measure_specs, table_entries
 
-__all__ = ["build_evolved_table", "build_table", "validate_table", "write_plan", "write_table"]
+__all__ = ["build_evolved_table", "build_table", "fit_figures", "validate_table", "write_plan", "write_table"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -134,15 +134,20 @@ def validate_table(table, specs: Sequence, run_job, timing: Timing = Timing(),
     Returns:
         ``{"predicted_ms", "measured_ms", "mape_pct", "within_10pct", "spearman", "n"}``.
     """
-    from bench.latency_table import spearman
     from edgenas.latency.spaces import arch_keys
 
     if not specs:
         raise ConfigError("no held-out networks to validate the table on")
     predicted = [table.predict(arch_keys(s)) for s in specs]
     measured = measure_specs(specs, run_job, table.runtime, table.precision, int(table.threads), timing, progress)
+    return {"n": len(specs), "predicted_ms": predicted, "measured_ms": measured, **fit_figures(predicted, measured)}
+
+
+def fit_figures(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, Any]:
+    """``{"mape_pct", "within_10pct", "spearman"}`` of predicted against measured latencies."""
+    from bench.latency_table import spearman
+
     errors = [abs(p - m) / m for p, m in zip(predicted, measured)]
-    return {"n": len(specs), "predicted_ms": predicted, "measured_ms": measured,
-            "mape_pct": 100 * sum(errors) / len(errors),
+    return {"mape_pct": 100 * sum(errors) / len(errors),
             "within_10pct": sum(e <= 0.10 for e in errors) / len(errors),
-            "spearman": spearman(predicted, measured) if len(specs) > 1 else None}
+            "spearman": spearman(list(predicted), list(measured)) if len(errors) > 1 else None}

@@ -19,7 +19,7 @@ import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from edgenas.latency.keys import empty_keys, evolved_keys, parse_key
+from edgenas.latency.keys import empty_keys, parse_key
 from edgenas.latency.measure import Timing, measure_blocks, table_entries
 from edgenas.space.evolved import EVOLVED_SPACE, EVOLVED_VERSION, EvolvedSpec
 
@@ -116,7 +116,7 @@ def table_classes(table) -> int:
 
 
 class GrowingTable:
-    """A latency table of the evolved space that adds the entries a prediction needs.
+    """A latency table (of the evolved or the stage space) that adds the entries a prediction needs.
 
     Args:
         table: the :class:`bench.latency_table.LatencyTable`.
@@ -157,9 +157,11 @@ class GrowingTable:
 
             atomic_write_text(self.path, self.table.to_json())
 
-    def predict(self, spec: EvolvedSpec) -> float:
-        """Predicted latency (ms) of the deployable network ``spec``."""
-        keys = evolved_keys(dataclasses.replace(spec, projector=()))
+    def predict(self, spec) -> float:
+        """Predicted latency (ms) of the deployable network ``spec`` (of the table's space)."""
+        from edgenas.latency.spaces import arch_keys
+
+        keys = arch_keys(dataclasses.replace(spec, projector=()))
         self._fill(keys)
         return self.table.predict(keys)
 

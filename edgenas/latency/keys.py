@@ -9,6 +9,10 @@ A key names one block at one shape, the unit a table measures::
     empty/c8/r32              an empty model of that input: the cost of calling the runtime at all
     estem/c3-32/r32           the evolved space's stem
     eblock/c32-96-32/k3/s2/r32  an evolved block: in-hidden-out channels, kernel, stride, input side
+    sstem/c3-16/r32           the stage space's stem (3x3 conv-BN-ReLU)
+    sconv/c16-64/k5/s2/r32    a stage's conv block: kernel, s2 when a 2x2 max pool follows the conv
+    sres/c64-64/r16           one residual pair of a stage (two 3x3 conv-BN-ReLU and the addition)
+    shead/c144-10/r4          the stage space's head: global max pooling + classifier
 
 It reads specs only: no torch, so a prediction runs wherever a table and an
 ``arch.json`` are. :func:`edgenas.latency.spaces.arch_keys` gives the keys of a
@@ -23,9 +27,9 @@ from dataclasses import dataclass
 from edgenas.errors import ConfigError
 from edgenas.space.spec import ArchSpec, CellGenotype, Edge
 
-__all__ = ["BlockKey", "Layout", "cell_keys", "empty_keys", "evolved_keys", "layout_keys", "parse_key"]
+__all__ = ["BlockKey", "Layout", "cell_keys", "empty_keys", "evolved_keys", "layout_keys", "parse_key", "stage_keys"]
 
-KINDS = ("stem", "pre", "op", "head", "empty", "estem", "eblock")
+KINDS = ("stem", "pre", "op", "head", "empty", "estem", "eblock", "sstem", "sconv", "sres", "shead")
 
 
 @dataclass(frozen=True)
@@ -37,8 +41,8 @@ class BlockKey:
         c_in, c_out: channels in and out (the same for ``op`` and ``empty``).
         size: input side in pixels.
         name: the op (``op``) or pre-processing (``pre``: ``conv1x1``, ``fr``).
-        stride: 1 or 2 (written only for ``op`` and ``eblock``).
-        hidden, kernel: ``eblock`` only.
+        stride: 1 or 2 (written only for ``op``, ``eblock`` and ``sconv``, where 2 is the pool).
+        hidden: ``eblock`` only; kernel: ``eblock`` and ``sconv``.
     """
 
     kind: str
@@ -60,7 +64,9 @@ class BlockKey:
             return f"pre/{self.name}/c{self.c_in}-{self.c_out}/{r}"
         if self.kind == "eblock":
             return f"eblock/c{self.c_in}-{self.hidden}-{self.c_out}/k{self.kernel}/s{self.stride}/{r}"
-        return f"{self.kind}/c{self.c_in}-{self.c_out}/{r}"  # stem, head, estem
+        if self.kind == "sconv":
+            return f"sconv/c{self.c_in}-{self.c_out}/k{self.kernel}/s{self.stride}/{r}"
+        return f"{self.kind}/c{self.c_in}-{self.c_out}/{r}"  # stem, head, estem, sstem, sres, shead
 
     @property
     def empty(self) -> BlockKey:
@@ -136,6 +142,17 @@ def evolved_keys(spec) -> list[str]:
         keys.append(str(BlockKey("eblock", c_in, b.out, size, stride=b.stride, hidden=b.hidden, kernel=b.kernel)))
         size //= b.stride
     return keys + [str(BlockKey("head", spec.feature_dim, spec.num_classes, size))]
+
+
+def stage_keys(spec) -> list[str]:
+    """Keys of the blocks of a stage-space network (``StageSpec``), in network order."""
+    size = spec.resolution
+    keys = [str(BlockKey("sstem", spec.in_channels, spec.stem_channels, size))] if spec.stem_channels else []
+    for c_in, s in zip(spec.inputs(), spec.stages):
+        keys.append(str(BlockKey("sconv", c_in, s.width, size, stride=2 if s.pool else 1, kernel=s.kernel)))
+        size = size // 2 if s.pool else size
+        keys += [str(BlockKey("sres", s.width, s.width, size))] * s.residual
+    return keys + [str(BlockKey("shead", spec.feature_dim, spec.num_classes, size))]
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The search spaces latency tables know, by name: how to list a network's keys, plan a table, sample networks.
 
 Each space registers one :class:`LatencySpace` in :data:`LATENCY_SPACES`
-(``darts-light``: the DARTS cells; ``evolved-cnn``: grown chains of blocks).
+(``darts-light``: the DARTS cells; ``evolved-cnn``: grown chains of blocks; ``stages-cnn``:
+dense conv stages scaled to the budgets).
 Code that handles tables asks the registry, never a string comparison.
 """
 
@@ -15,9 +16,10 @@ from dataclasses import dataclass
 
 from bench.registry import Registry
 from edgenas.errors import ArchSpecError, ConfigError
-from edgenas.latency.keys import Layout, cell_keys, evolved_keys, layout_keys
+from edgenas.latency.keys import Layout, cell_keys, evolved_keys, layout_keys, stage_keys
 from edgenas.space.evolved import EVOLVED_SPACE, EVOLVED_VERSION
 from edgenas.space.spec import SPACE_NAME, SPACE_VERSION, ArchSpec, CellGenotype, Edge
+from edgenas.space.stages import STAGES_SPACE, STAGES_VERSION
 
 __all__ = ["LATENCY_SPACES", "LatencySpace", "SpaceOptions", "TablePlan", "arch_keys", "sample_specs"]
 
@@ -33,6 +35,8 @@ class SpaceOptions:
         calibration_networks: whole random networks measured to calibrate the sum.
         evolve: the evolved space's limits (``SearchConfig`` fields: seed_channels, max_blocks, ...).
         depth: the evolved space: networks within this many mutations of the seed are measured up front.
+        max_params, max_macs: the stage space: the budgets its networks are scaled to.
+        block_networks: the stage space: random networks whose blocks are measured up front.
     """
 
     channels: tuple[int, ...] = (8,)
@@ -45,6 +49,9 @@ class SpaceOptions:
     calibration_networks: int = 12
     evolve: tuple[tuple[str, object], ...] = ()
     depth: int = 2
+    max_params: int = 1_000_000
+    max_macs: int = 100_000_000
+    block_networks: int = 32
 
     def layouts(self) -> list[Layout]:
         """Every layout of the cell space these options name, each checked to be a valid frame.
@@ -105,6 +112,14 @@ class LatencySpace(ABC):
 
     def cover(self, table, specs: Sequence, measure: Callable[[Sequence[str]], dict] | None, path, profile) -> None:
         """Make ``table`` hold every entry ``specs`` need (a space whose tables are complete needs nothing)."""
+
+    def predict(self, table, spec) -> float:
+        """Predicted latency (ms) of the deployable network ``spec`` from what ``table`` holds.
+
+        Raises:
+            MissingEntryError: a block the table lacks (in a space whose table cannot stand in for it).
+        """
+        return table.predict(self.keys(dataclasses.replace(spec, projector=())))
 
 
 def sample_specs(n: int, seed: int, layouts: Sequence[Layout], ops: Sequence[str]) -> list[ArchSpec]:
@@ -195,9 +210,63 @@ class EvolvedSpace(LatencySpace):
             growing.predict(spec)
 
 
+class StageSpace(LatencySpace):
+    """The stage space: the blocks of random networks at the budgets up front, the rest when first needed.
+
+    Its widths are continuous (each network is scaled to its budgets), so a table holds the blocks of
+    ``block_networks`` sampled networks and of its calibration networks; a network needing others has
+    them measured into the table (``cover``), and :class:`edgenas.latency.stages.StagePredictor` fits
+    the widths between measured blocks while a search scales candidates to a latency budget.
+    """
+
+    name, version = STAGES_SPACE, STAGES_VERSION
+
+    def keys(self, spec) -> list[str]:
+        return stage_keys(spec)
+
+    @staticmethod
+    def _sample(n: int, seed: int, frame: dict, num_classes: int) -> list:
+        from edgenas.space.stage_sampling import sample_stage_specs
+
+        return sample_stage_specs(n, seed, frame["max_params"], frame["max_macs"], frame["resolution"], num_classes)
+
+    def plan(self, options: SpaceOptions) -> TablePlan:
+        from edgenas.latency.stages import stage_describe
+
+        describe = stage_describe(options.max_params, options.max_macs, options.resolutions[0], options.num_classes)
+        frame = describe["stages"]
+        calibration = self._sample(options.calibration_networks, options.seed + 10_000, frame, options.num_classes)
+        blocks = self._sample(options.block_networks, options.seed, frame, options.num_classes)
+        keys = sorted({k for spec in [*blocks, *calibration] for k in stage_keys(spec)})
+        return TablePlan(keys, calibration, describe)
+
+    def sample(self, options: SpaceOptions, n: int, seed: int) -> list:
+        from edgenas.latency.stages import stage_describe
+
+        describe = stage_describe(options.max_params, options.max_macs, options.resolutions[0], options.num_classes)
+        return self._sample(n, seed, describe["stages"], options.num_classes)
+
+    def held_out(self, table, n: int, seed: int) -> list:
+        frame = table.data.get("stages") or {"max_params": 1_000_000, "max_macs": 100_000_000, "resolution": 32}
+        return self._sample(n, seed, frame, int(table.data.get("num_classes") or 10))
+
+    def cover(self, table, specs: Sequence, measure, path, profile) -> None:
+        from edgenas.latency.evolved import GrowingTable
+
+        growing = GrowingTable(table, path, measure, profile)
+        for spec in specs:
+            growing.predict(spec)
+
+    def predict(self, table, spec) -> float:
+        from edgenas.latency.stages import StagePredictor
+
+        return StagePredictor(table).predict(spec)
+
+
 LATENCY_SPACES: Registry[LatencySpace] = Registry("search space")
 LATENCY_SPACES.register(SPACE_NAME, CellSpace())
 LATENCY_SPACES.register(EVOLVED_SPACE, EvolvedSpace())
+LATENCY_SPACES.register(STAGES_SPACE, StageSpace())
 
 
 def arch_keys(spec) -> list[str]:

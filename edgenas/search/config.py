@@ -51,7 +51,7 @@ class SearchConfig:
 
     out: str = "runs/search"
     target: str | None = None
-    strategy: str = "darts"
+    strategy: str = "proxy"  # the default by measurement (docs/search.md, "Does the search search?")
     space: str = "auto"  # the search space (STRATEGY_SPACES); auto: the strategy's own
     # data
     data: str = "synthetic"
@@ -184,9 +184,9 @@ class SearchConfig:
                 raise ConfigError(f"--proxies must list distinct proxy names, got {list(self.proxies)}")
             if self.proxy_samples < 1 or self.proxy_batch < 2:
                 raise ConfigError("--proxy-samples must be >= 1 and --proxy-batch >= 2")
-            if self.latency_ms is not None:  # refused rather than ignored: its candidates are not latency-tested yet
-                raise ConfigError("--latency-ms is a budget of --strategy darts and evolve; the proxy strategy "
-                                  "fills the params and MACs budgets only")
+            if self.latency_ms is not None and self.search_space != STAGES_SPACE:  # refused rather than ignored
+                raise ConfigError(f"--latency-ms with --strategy proxy needs the {STAGES_SPACE} space; the "
+                                  f"{self.search_space} candidates fill the params and MACs budgets only")
         if not isinstance(self.arch_every, int) or self.arch_every < 0:
             raise ConfigError(f"--arch-every must be >= 0 (0: the supernet's default), got {self.arch_every!r}")
         if not 0 < self.tau_min <= self.tau_max:
@@ -197,6 +197,13 @@ class SearchConfig:
         if self.space != "auto" and self.space not in STRATEGY_SPACES[self.strategy]:
             raise ConfigError(f"--strategy {self.strategy} searches the space(s) "
                               f"{', '.join(STRATEGY_SPACES[self.strategy])}, not {self.space!r}")
+        if self.search_space == STAGES_SPACE:
+            cell_options = {"channels": 0, "cells": 0, "nodes": 3, "stem_multiplier": 3, "ops": DEFAULT_OPS}
+            given = [k for k, v in cell_options.items() if getattr(self, k) != v]
+            if given:  # refused rather than ignored: they shape the cell space, which this search does not use
+                raise ConfigError(f"--{', --'.join(k.replace('_', '-') for k in given)} shape(s) the DARTS cell "
+                                  f"space; the stage space ({STAGES_SPACE}) is sized by the budgets: use "
+                                  f"--strategy darts, or --strategy proxy --space {SPACE_NAME}")
         self._check_ssl()
         if self.strategy == "evolve":
             self._check_evolve()

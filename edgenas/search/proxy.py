@@ -10,6 +10,12 @@ for ``--epochs`` over the unlabelled images: the network it writes carries
 those weights, as the other strategies' do. Every score is appended to
 ``proxy.jsonl`` as it is computed, and the training is its own resumable stage
 (``train/``), so an interrupted search loses neither.
+
+With ``--latency-ms`` (stage space), every candidate is scaled to the latency budget
+too, predicted by the target's table of the space (:mod:`edgenas.latency.stages`; the
+table as it was when the search began is kept in ``latency_table.json``, so a resumed
+search ranks the same candidates); the winner's blocks are then measured into the table
+when the target is reachable, and it is narrowed until the table says it fits.
 """
 
 from __future__ import annotations
@@ -71,8 +77,34 @@ class ProxySearch(SearchLoop):
         self.views = BarlowTwinsViews(resolution=cfg.resolution, mean=self.mean, std=self.std)
         self.criterion = two_view_loss(cfg.ssl, cfg)
         self.layout = choose_layout(cfg, self.num_classes) if self.cells else None
+        self.latency = self.snapshot = None
+        if cfg.latency_ms is not None:
+            self._prepare_latency()
         self.steps_per_epoch = len(self.images) // cfg.batch_size
         self.total_steps = self.steps_per_epoch * cfg.epochs
+
+    @property
+    def latency_target(self) -> float | None:
+        """What the predicted latency must meet: the budget less the prediction margin (--latency-margin)."""
+        return None if self.cfg.latency_ms is None else self.cfg.latency_ms * (1 - self.cfg.latency_margin)
+
+    def _prepare_latency(self) -> None:
+        """The target's growing table, and the predictor the candidates are scaled with (kept in the run)."""
+        from bench.latency_table import LatencyTable
+        from edgenas.latency.stages import StagePredictor, stage_search_table
+
+        self.latency = stage_search_table(self.cfg, self.profile, self.console, self.num_classes)
+        path = self.run_dir / "latency_table.json"
+        if path.exists():  # a resumed search scales its candidates as it did when it began
+            snapshot = LatencyTable.load(path)
+        else:
+            snapshot = LatencyTable(json.loads(self.latency.table.to_json()), self.latency.table.label)
+            atomic_write_text(path, snapshot.to_json())
+        self.snapshot = StagePredictor(snapshot)
+
+    def fits_latency(self, spec) -> bool:
+        """Whether the predictor the candidates are scaled with puts ``spec`` within the latency budget."""
+        return self.snapshot.predict(spec) <= self.latency_target
 
     # --- ranking ----------------------------------------------------------------------------------------------
     def candidates(self) -> list:
@@ -86,7 +118,8 @@ class ProxySearch(SearchLoop):
             from edgenas.space.stage_sampling import sample_stage_specs
 
             return sample_stage_specs(cfg.proxy_samples, derive_seed(cfg.seed, PROXY_STREAM), cfg.max_params,
-                                      cfg.max_macs, cfg.resolution, self.num_classes, cfg.projector)
+                                      cfg.max_macs, cfg.resolution, self.num_classes, cfg.projector,
+                                      fits=self.fits_latency if self.snapshot is not None else None)
         layout = Layout(channels=self.layout.channels, cells=self.layout.cells, nodes=cfg.nodes,
                         resolution=cfg.resolution, stem_multiplier=cfg.stem_multiplier, num_classes=self.num_classes)
         specs = sample_specs(cfg.proxy_samples, derive_seed(cfg.seed, PROXY_STREAM), [layout], cfg.ops)
@@ -154,6 +187,8 @@ class ProxySearch(SearchLoop):
             channels = winner.channels if cfg.channels and cfg.cells else fill_budget(
                 winner, cfg.max_params, cfg.max_macs, least=4)
             winner = widened_spec(winner, channels)
+        if self.latency is not None:
+            winner = self.meet_latency(winner)
         self.spec = dataclasses.replace(winner, projector=cfg.projector)
         torch.manual_seed(derive_seed(cfg.seed, PROXY_STREAM, 3))
         self.net = build(self.spec).to(self.device, memory_format=torch.channels_last)
@@ -165,6 +200,52 @@ class ProxySearch(SearchLoop):
                                      self.criterion, self.run_dir / "train", self.device,
                                      arch_sha256=self.spec.sha256(), progress=cfg.progress, console=self.console)
         return time.perf_counter() - t0, resumed
+
+    def meet_latency(self, spec):
+        """``spec`` narrowed until the target's table (its blocks measured when the target is reachable, the fit
+        of the others otherwise) puts it within the latency budget.
+
+        Raises:
+            BudgetError: no width of this shape meets the budget.
+        """
+        from edgenas.errors import BudgetError
+        from edgenas.latency.stages import StagePredictor
+        from edgenas.space.stage_sampling import fill_stages
+
+        cfg, limit = self.cfg, self.latency_target
+        for attempt in range(6):
+            ms, measured = self._predict_latency(spec)
+            if ms <= limit:
+                self.predicted_ms, self.blocks_measured = ms, measured
+                return spec
+            predictor = StagePredictor(self.latency.table)  # refit with the blocks just measured
+            goal = limit * 0.97 ** attempt
+            narrower = fill_stages(spec, cfg.max_params, cfg.max_macs, fits=lambda s: predictor.predict(s) <= goal)
+            if narrower is None:
+                break
+            self.console.print(f"the winner is predicted at {ms:.4f} ms once its blocks are in the table, over "
+                               f"{limit:.4f} ms: narrowed to {narrower.describe()}")
+            spec = narrower
+        raise BudgetError(f"no width of {spec.describe()} is predicted within --latency-ms {cfg.latency_ms:g} "
+                          f"less its {cfg.latency_margin:.0%} margin; raise the budget")
+
+    def _predict_latency(self, spec) -> tuple[float, bool]:
+        """(predicted ms, whether every block of ``spec`` is in the table): measured into it where possible."""
+        from bench.latency_table import MissingEntryError
+        from edgenas.latency.stages import StagePredictor
+
+        try:
+            return self.latency.predict(spec), True
+        except MissingEntryError:  # a measured table whose device is out of reach: the fit stands in
+            return StagePredictor(self.latency.table).predict(spec), False
+
+    def _latency_summary(self) -> dict:
+        if self.latency is None:
+            return {}
+        table = self.latency.table
+        return {"predicted_latency_ms": round(self.predicted_ms, 5), "latency_budget_ms": self.cfg.latency_ms,
+                "latency_table": table.label, "latency_table_estimated": table.estimated,
+                "latency_blocks_in_table": self.blocks_measured}
 
     def finish(self, elapsed: float, resumed: bool) -> SearchResult:
         from edgenas.latency.target import measure_on_target
@@ -185,7 +266,9 @@ class ProxySearch(SearchLoop):
             "target_device": getattr(self.profile, "name", None), "data": self.data_name,
             "images": int(len(self.images)), "params": params, "macs": macs, "max_params": cfg.max_params,
             "max_macs": cfg.max_macs, "budget_share": {"params": round(params / cfg.max_params, 4),
-                                                       "macs": round(macs / cfg.max_macs, 4)},
+                                                       "macs": round(macs / cfg.max_macs, 4),
+                                                       **({"latency": round(self.predicted_ms / cfg.latency_ms, 4)}
+                                                          if self.latency is not None else {})},
             "space": spec.space, "proxies": list(cfg.proxies),
             **({"layout": self.layout.to_dict(), "channels": spec.channels} if self.cells else
                {"architecture": spec.describe()}),
@@ -194,7 +277,8 @@ class ProxySearch(SearchLoop):
             "epochs": cfg.epochs, "steps": self.trained["steps"], "elapsed_s": round(elapsed, 2),
             "images_per_s_median": None, "final_train_loss": self.trained["final_loss"],
             "device": str(self.device), "torch": torch.__version__, "arch_sha256": spec.sha256(),
-            **measure_on_target(spec, self.profile, None, self.console),
+            **self._latency_summary(),
+            **measure_on_target(spec, self.profile, self.latency.table if self.latency else None, self.console),
         }
         atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         write_markdown(self.run_dir)

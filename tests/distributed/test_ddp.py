@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 JOB = Path(__file__).with_name("ddp_search_job.py")
-OPTIONS = dict(subset=96, resolution=16, channels=4, cells=2, nodes=2, projector=(16, 16), epochs=2, batch_size=8,
+OPTIONS = dict(strategy="darts", subset=96, resolution=16, channels=4, cells=2, nodes=2, projector=(16, 16), epochs=2, batch_size=8,
                checkpoint_every=2, progress=False, seed=3, sync_bn=True, channels_last=False, threads=1)
 TIE = 0.01  # softmax(alpha) margin below which two choices count as tied
 

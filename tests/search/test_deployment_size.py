@@ -24,8 +24,10 @@ from edgenas.space.cells import edge_index
 from edgenas.space.network import DARTSAutoSSL
 from edgenas.space.ops import DENSE_OPS, LIGHT_OPS
 
-TINY = dict(subset=96, resolution=16, nodes=2, projector=(16, 16), epochs=2, batch_size=8, checkpoint_every=2,
-            progress=False, seed=3)
+TINY = dict(strategy="darts", subset=96, resolution=16, nodes=2, projector=(16, 16), epochs=2, batch_size=8,
+            checkpoint_every=2, progress=False, seed=3)
+#: the same, of the stage space (sized by the budgets: no cell options)
+STAGES_TINY = {k: v for k, v in TINY.items() if k not in ("strategy", "nodes")}
 #: budgets a 16 px network of a few cells fills
 SMALL = dict(max_params=40_000, max_macs=4_000_000)
 ALL_OPS = ("zero", *[o for o in LIGHT_OPS + DENSE_OPS if o != "zero"])
@@ -105,7 +107,7 @@ def test_an_interrupted_sampled_search_resumes_to_the_same_network(tmp_path):
 def test_the_layout_is_the_widest_whose_expected_network_fits():
     from edgenas.search.layout import FILL, choose_layout
 
-    cfg = SearchConfig(resolution=16, nodes=2, **SMALL)
+    cfg = SearchConfig(strategy="darts", resolution=16, nodes=2, **SMALL)
     choice = choose_layout(cfg, 10)
     assert choice.chosen and max(choice.share.values()) <= FILL
     wider = choose_layout(cfg.replace(channels=choice.channels + 2, cells=choice.cells), 10)
@@ -178,8 +180,8 @@ def test_the_proxies_are_finite_seeded_and_label_free():
 
 
 def test_the_proxy_strategy_ranks_trains_the_best_and_resumes(tmp_path):
-    cfg = SearchConfig(out=str(tmp_path / "run"), strategy="proxy", space="darts-light", proxy_samples=6,
-                       proxy_batch=16, **TINY, **SMALL)
+    cfg = SearchConfig(out=str(tmp_path / "run"), space="darts-light", proxy_samples=6,
+                       proxy_batch=16, **{**TINY, "strategy": "proxy"}, **SMALL)
     result = run_search(cfg)
     records = read_jsonl(tmp_path / "run" / "proxy.jsonl")
     assert len(records) == 6 and result.summary["strategy"] == "proxy"
@@ -196,8 +198,8 @@ def test_the_proxy_strategy_ranks_trains_the_best_and_resumes(tmp_path):
 
 
 def test_the_proxy_strategy_searches_the_stage_space_and_resumes(tmp_path):
-    cfg = SearchConfig(out=str(tmp_path / "run"), strategy="proxy", proxy_samples=5,  # space auto: stages-cnn
-                       proxy_batch=16, target="local", threads=1, **TINY, **SMALL)
+    cfg = SearchConfig(out=str(tmp_path / "run"), proxy_samples=5,  # the default: proxy, space auto: stages-cnn
+                       proxy_batch=16, target="local", threads=1, **STAGES_TINY, **SMALL)
     result = run_search(cfg)
     assert result.spec.space == "stages-cnn" and result.summary["space"] == "stages-cnn"
     # no latency table covers the space yet: the network is measured on the target with its own runtime
@@ -219,9 +221,9 @@ def test_the_proxy_strategy_searches_the_stage_space_and_resumes(tmp_path):
     (dict(strategy="proxy", proxies=("naswot", "naswot")), "distinct proxy names"),
     (dict(strategy="proxy", ssl="dino"), "needs --strategy evolve"),
     (dict(arch_every=-1), "--arch-every"),
-    (dict(space="stages-cnn"), "--strategy darts searches"),
+    (dict(strategy="darts", space="stages-cnn"), "--strategy darts searches"),
     (dict(strategy="proxy", space="mobilenet"), "not 'mobilenet'"),
-    (dict(strategy="proxy", latency_ms=5.0, target="local"), "fills the params and MACs budgets only"),
+    (dict(strategy="proxy", space="darts-light", latency_ms=5.0, target="local"), "needs the stages-cnn space"),
 ])
 def test_bad_options_fail_at_once(options, message):
     with pytest.raises(ConfigError, match=message):
@@ -230,7 +232,8 @@ def test_bad_options_fail_at_once(options, message):
 
 @pytest.mark.parametrize("args, message", [
     (["--strategy", "proxy", "--proxies", "zenith"], "unknown proxy 'zenith'"),
-    (["--max-params", "300"], "no layout of this space meets the budget"),
+    (["--strategy", "darts", "--max-params", "300"], "no layout of this space meets the budget"),
+    (["--channels", "8"], "--channels shape(s) the DARTS cell space"),
     (["--supernet", "sampled", "--order", "second"], "needs --supernet full"),
     (["--strategy", "evolve", "--space", "stages-cnn"], "--strategy evolve searches"),
     (["--strategy", "proxy", "--space", "stages-cnn", "--max-params", "300"], "no network of the stage space"),

@@ -102,9 +102,9 @@ def test_table_of_another_device_or_space_is_refused(tmp_path, table_path, tiny_
 
 def test_latency_budget_needs_a_table():
     with pytest.raises(ConfigError, match="needs --target"):
-        SearchConfig(latency_ms=1.0)
+        SearchConfig(strategy="darts", latency_ms=1.0)
     with pytest.raises(ConfigError, match="latency-ms must be > 0"):
-        SearchConfig(latency_ms=0.0, target="local")
+        SearchConfig(strategy="darts", latency_ms=0.0, target="local")
 
 
 torch.set_num_threads(1)

@@ -123,7 +123,7 @@ def test_bad_config(bad, tiny_search_options):
 def test_killed_process_resumes(tmp_path):
     """SIGKILL a real `edgenas search` mid-epoch; the same command resumes from the checkpoint."""
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "edgenas", "search", "--out", str(out), "--subset", "160", "--resolution", "16",
+    cmd = [sys.executable, "-m", "edgenas", "search", "--strategy", "darts", "--out", str(out), "--subset", "160", "--resolution", "16",
            "--channels", "4", "--cells", "2", "--nodes", "2", "--projector", "16,16", "--epochs", "1",
            "--batch-size", "8", "--checkpoint-every", "2", "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
