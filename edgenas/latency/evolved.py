@@ -19,7 +19,7 @@ import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from edgenas.latency.keys import empty_keys, parse_key
+from edgenas.latency.keys import empty_keys, evolved_keys, parse_key
 from edgenas.latency.measure import Timing, measure_blocks, table_entries
 from edgenas.space.evolved import EVOLVED_SPACE, EVOLVED_VERSION, EvolvedSpec
 
@@ -124,10 +124,13 @@ class GrowingTable:
         measure: ``keys -> {key: {p50_ms, ...}}`` measuring blocks on the device, for a
             measured table; None for an estimated one (entries from the analytic model).
         profile: the device profile (for estimated entries).
+        keys_of: the keys of a network of the table's space (the evolved space's by default).
     """
 
-    def __init__(self, table, path: Path | None, measure: Callable[[Sequence[str]], dict] | None, profile) -> None:
+    def __init__(self, table, path: Path | None, measure: Callable[[Sequence[str]], dict] | None, profile,
+                 keys_of: Callable[[object], list[str]] = evolved_keys) -> None:
         self.table, self.path, self.measure, self.profile = table, path, measure, profile
+        self.keys_of = keys_of
         self.added = 0
 
     def _fill(self, keys: Sequence[str]) -> None:
@@ -159,9 +162,7 @@ class GrowingTable:
 
     def predict(self, spec) -> float:
         """Predicted latency (ms) of the deployable network ``spec`` (of the table's space)."""
-        from edgenas.latency.spaces import arch_keys
-
-        keys = arch_keys(dataclasses.replace(spec, projector=()))
+        keys = self.keys_of(dataclasses.replace(spec, projector=()))
         self._fill(keys)
         return self.table.predict(keys)
 

@@ -224,36 +224,31 @@ class StageSpace(LatencySpace):
     def keys(self, spec) -> list[str]:
         return stage_keys(spec)
 
-    @staticmethod
-    def _sample(n: int, seed: int, frame: dict, num_classes: int) -> list:
-        from edgenas.space.stage_sampling import sample_stage_specs
-
-        return sample_stage_specs(n, seed, frame["max_params"], frame["max_macs"], frame["resolution"], num_classes)
-
     def plan(self, options: SpaceOptions) -> TablePlan:
-        from edgenas.latency.stages import stage_describe
+        from edgenas.latency.stages import stage_describe, stage_plan
 
         describe = stage_describe(options.max_params, options.max_macs, options.resolutions[0], options.num_classes)
-        frame = describe["stages"]
-        calibration = self._sample(options.calibration_networks, options.seed + 10_000, frame, options.num_classes)
-        blocks = self._sample(options.block_networks, options.seed, frame, options.num_classes)
-        keys = sorted({k for spec in [*blocks, *calibration] for k in stage_keys(spec)})
+        keys, calibration = stage_plan(describe, options.block_networks, options.calibration_networks, options.seed)
         return TablePlan(keys, calibration, describe)
 
     def sample(self, options: SpaceOptions, n: int, seed: int) -> list:
-        from edgenas.latency.stages import stage_describe
+        from edgenas.latency.stages import sample_framed, stage_describe
 
-        describe = stage_describe(options.max_params, options.max_macs, options.resolutions[0], options.num_classes)
-        return self._sample(n, seed, describe["stages"], options.num_classes)
+        return sample_framed(n, seed, stage_describe(options.max_params, options.max_macs, options.resolutions[0],
+                                                     options.num_classes))
 
     def held_out(self, table, n: int, seed: int) -> list:
-        frame = table.data.get("stages") or {"max_params": 1_000_000, "max_macs": 100_000_000, "resolution": 32}
-        return self._sample(n, seed, frame, int(table.data.get("num_classes") or 10))
+        from edgenas.latency.stages import sample_framed, stage_describe
+
+        describe = {"stages": table.data.get("stages"), "num_classes": table.data.get("num_classes")}
+        if not describe["stages"]:  # a table that does not say: the default budgets
+            describe = stage_describe(1_000_000, 100_000_000, 32, 10)
+        return sample_framed(n, seed, describe)
 
     def cover(self, table, specs: Sequence, measure, path, profile) -> None:
         from edgenas.latency.evolved import GrowingTable
 
-        growing = GrowingTable(table, path, measure, profile)
+        growing = GrowingTable(table, path, measure, profile, stage_keys)
         for spec in specs:
             growing.predict(spec)
 

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from bench.latency_table import LutError, _nnls
 from edgenas.latency.keys import parse_key, stage_keys
 
-__all__ = ["STAGE_KINDS", "StagePredictor", "key_work", "stage_describe", "stage_prior_table", "stage_search_table"]
+__all__ = ["STAGE_KINDS", "StagePredictor", "key_work", "sample_framed", "stage_describe", "stage_plan",
+           "stage_prior_table", "stage_search_table"]
 
 #: the kinds of the stage space's keys
 STAGE_KINDS = ("sstem", "sconv", "sres", "shead")
@@ -46,6 +47,23 @@ def stage_describe(max_params: int, max_macs: int, resolution: int, num_classes:
     """What a table of the stage space records of the space it covers (its networks' budgets and frame)."""
     return {"stages": {"max_params": int(max_params), "max_macs": int(max_macs), "resolution": int(resolution)},
             "num_classes": int(num_classes)}
+
+
+def sample_framed(n: int, seed: int, describe: dict) -> list:
+    """``n`` random stage networks (seeded) of the frame a table describes (:func:`stage_describe`)."""
+    from edgenas.space.stage_sampling import sample_stage_specs
+
+    frame = describe["stages"]
+    return sample_stage_specs(n, seed, frame["max_params"], frame["max_macs"], frame["resolution"],
+                              int(describe.get("num_classes") or 10))
+
+
+def stage_plan(describe: dict, block_networks: int, calibration_networks: int, seed: int) -> tuple[list[str], list]:
+    """(keys, calibration networks) of a table of the frame ``describe``: the blocks of ``block_networks``
+    random networks (seed ``seed``) and of the calibration networks (seed ``seed + 10000``)."""
+    calibration = sample_framed(calibration_networks, seed + 10_000, describe)
+    blocks = sample_framed(block_networks, seed, describe)
+    return sorted({k for spec in [*blocks, *calibration] for k in stage_keys(spec)}), calibration
 
 
 class StagePredictor:
@@ -137,7 +155,6 @@ def stage_search_table(cfg, profile, console, num_classes: int = 10):
     from edgenas.errors import ConfigError
     from edgenas.latency.evolved import GrowingTable, block_measurer
     from edgenas.latency.files import find_table
-    from edgenas.latency.spaces import LATENCY_SPACES, SpaceOptions
     from edgenas.latency.target import reachable, warn_if_estimated
     from edgenas.space.stages import STAGES_SPACE
 
@@ -150,13 +167,12 @@ def stage_search_table(cfg, profile, console, num_classes: int = 10):
         table = LatencyTable.load(path)
         table.check(space=STAGES_SPACE, device=profile.name if profile is not None else None)
         measure = block_measurer(profile, table, console) if reachable(profile) else None
-        growing = GrowingTable(table, Path(path), measure, profile)
+        growing = GrowingTable(table, Path(path), measure, profile, stage_keys)
     elif profile is not None and getattr(profile, "clock_ghz", None) and profile.name != "local":
-        options = SpaceOptions(resolutions=(cfg.resolution,), num_classes=num_classes, max_params=cfg.max_params,
-                               max_macs=cfg.max_macs, seed=cfg.seed)
-        plan = LATENCY_SPACES.get(STAGES_SPACE).plan(options)
-        table = LatencyTable(stage_prior_table(profile, plan.keys, plan.describe), f"estimated {profile.name} table")
-        growing = GrowingTable(table, None, None, profile)
+        describe = stage_describe(cfg.max_params, cfg.max_macs, cfg.resolution, num_classes)
+        keys, _ = stage_plan(describe, 32, 12, cfg.seed)
+        table = LatencyTable(stage_prior_table(profile, keys, describe), f"estimated {profile.name} table")
+        growing = GrowingTable(table, None, None, profile, stage_keys)
     else:
         where = profile.name if profile is not None else "DEVICE"
         raise ConfigError(f"--latency-ms on the {STAGES_SPACE} space needs a latency table of it: edgenas lut build "
