@@ -80,6 +80,8 @@ def add_study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-macs", type=int, default=100_000_000)
     p.add_argument("--fraction", type=float, default=0.1)
     p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--min-steps", type=int, default=0,
+                   help="the fine-tuning's step floor (0: exactly --epochs, as the studies in the docs ran)")
     p.add_argument("--finetune-seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--amp", default="auto")
@@ -135,7 +137,8 @@ def main() -> None:
     for i, r in enumerate(rows):
         cfg = FinetuneConfig(model=r["arch"], init="random", out=str(out / "finetune" / f"arch-{i:02d}"),
                              data=args.data, data_root=args.data_root, fraction=args.fraction, epochs=args.epochs,
-                             seed=args.finetune_seed, threads=args.threads, amp=args.amp, progress=False)
+                             min_steps=args.min_steps, seed=args.finetune_seed, threads=args.threads, amp=args.amp,
+                             progress=False)
         result = run_finetune(cfg, data=data).result
         r.update(accuracy=result["final_acc"], cpu_min=round(result["cpu_s"] / 60, 2))
         print(f"arch {i}: {r['accuracy']:.2f}% after {args.epochs} epochs ({r['cpu_min']} CPU min)", flush=True)

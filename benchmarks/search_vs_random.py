@@ -55,7 +55,8 @@ def main() -> None:
     def finetune(model: str, name: str, init: str = "random") -> float:
         cfg = FinetuneConfig(model=model, init=init, out=str(out / "finetune" / name), data=args.data,
                              data_root=args.data_root, fraction=args.fraction, epochs=args.epochs,
-                             seed=args.finetune_seed, threads=args.threads, amp=args.amp, progress=False)
+                             min_steps=args.min_steps, seed=args.finetune_seed, threads=args.threads, amp=args.amp,
+                             progress=False)
         return run_finetune(cfg, data=data).result["final_acc"]
 
     random_acc = []

@@ -21,7 +21,7 @@ def tiny_search_options() -> dict:
 @pytest.fixture(scope="session")
 def tiny_finetune_options() -> dict:
     """Fine-tuning of the tiny run on 240 synthetic images at 16 px, 2 epochs (about a second)."""
-    return dict(synthetic_size=240, epochs=2, batch_size=16, warmup_epochs=1, eval_samples=100, progress=False,
+    return dict(synthetic_size=240, epochs=2, min_steps=0, batch_size=16, warmup_epochs=1, eval_samples=100, progress=False,
                 checkpoint_every=2, fraction=0.5, threads=1)
 
 

@@ -81,7 +81,7 @@ def test_a_crafted_finetune_checkpoint_is_refused(tmp_path, tiny_run):
     out.mkdir()
     marker = tmp_path / "pwned"
     torch.save({"version": 1, "payload": _Payload(marker)}, out / "finetune.ckpt")
-    line = one_error_line(run("finetune", tiny_run, "--out", out, "--epochs", "1", "--synthetic-size", "120",
+    line = one_error_line(run("finetune", tiny_run, "--out", out, "--epochs", "1", "--min-steps", "0", "--synthetic-size", "120",
                               "--threads", "1", "--no-progress"))
     assert "not a checkpoint edgenas can read safely" in line and not marker.exists()
     assert tree(out) == ["finetune.ckpt"]  # the user's file is left as it was
@@ -106,7 +106,7 @@ def test_a_runs_recorded_plugins_are_not_imported_unless_named_or_trusted(tmp_pa
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     cfg["plugins"] = [str(plugin)]
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
-    common = ["finetune", run_dir, "--init", "pretrained", "--epochs", "1", "--synthetic-size", "120",
+    common = ["finetune", run_dir, "--init", "pretrained", "--epochs", "1", "--min-steps", "0", "--synthetic-size", "120",
               "--resolution", "16", "--threads", "1", "--no-progress", "--out", tmp_path / "ft"]
     line = one_error_line(run(*common))
     assert "--plugin" in line and "--trust-plugins" in line and not marker.exists()
@@ -225,7 +225,7 @@ def full_disk(tmp_path):
     ["search", "--out", "{d}/run", *TINY],
     ["space", "sample", "--n", "3", "--out", "{d}/archs"],
     ["export", "{run}", "--out", "{d}/exports", "--parity-samples", "16"],
-    ["finetune", "{run}", "--out", "{d}/ft", "--epochs", "1", "--synthetic-size", "120", "--threads", "1"],
+    ["finetune", "{run}", "--out", "{d}/ft", "--epochs", "1", "--min-steps", "0", "--synthetic-size", "120", "--threads", "1"],
     ["bench", "{exports}", "--out", "{d}/records.jsonl", "--runs", "3", "--warmup", "0"],
     ["sweep", "mobilenet_v3_small", "--out", "{d}/sweep", "--runs", "3", "--warmup", "0"],
 ])

@@ -161,8 +161,10 @@ class Finetuner:
 
             self.forward = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.total_steps = self.steps_per_epoch * cfg.epochs
-        warmup_epochs = cfg.warmup_epochs if cfg.warmup_epochs is not None else (cfg.epochs - cfg.probe_epochs) // 4
+        # a few labels make short epochs: --min-steps keeps the number of steps of a larger labelled set
+        self.epochs = max(cfg.epochs, -(-cfg.min_steps // self.steps_per_epoch))
+        self.total_steps = self.steps_per_epoch * self.epochs
+        warmup_epochs = cfg.warmup_epochs if cfg.warmup_epochs is not None else (self.epochs - cfg.probe_epochs) // 4
         self.warmup_steps = self.steps_per_epoch * warmup_epochs
         self.average = None
         if cfg.ema > 0:
@@ -272,17 +274,17 @@ class Finetuner:
             return {"elapsed_s": time.perf_counter() - wall0, "cpu_s": time.process_time() - cpu0}
 
         label = f"{self.candidate.name}/{cfg.init}" if self.candidate.kind == "searched" else self.candidate.name
-        with ProgressBar("finetune", self.total_steps, state["global_step"], f"epoch {state['epoch'] + 1}/{cfg.epochs}",
+        with ProgressBar("finetune", self.total_steps, state["global_step"], f"epoch {state['epoch'] + 1}/{self.epochs}",
                          self.console, enabled=cfg.progress and self.world.main,
                          subtitle=f"{label} {cfg.labels_label}") as progress:
-            for epoch in range(state["epoch"], cfg.epochs):
+            for epoch in range(state["epoch"], self.epochs):
                 self._train_mode(epoch)
                 probing = self._probing(epoch)
                 g = torch.Generator().manual_seed(derive_seed(cfg.seed, epoch, 7))
                 order = self.fit_idx[torch.randperm(len(self.fit_idx), generator=g)]
                 first = state["step"] if epoch == state["epoch"] else 0
                 seen, loss_sum, correct = 0, 0.0, 0
-                progress.update(description=f"epoch {epoch + 1}/{cfg.epochs}")
+                progress.update(description=f"epoch {epoch + 1}/{self.epochs}")
                 for step in range(first, self.steps_per_epoch):
                     lr = self._lr(state["global_step"])
                     for group in self.optimizer.param_groups:
@@ -351,8 +353,8 @@ class Finetuner:
         final_acc, final_loss = evaluate_accuracy(self.eval_model, h_images, h_labels, self.mean, self.std,
                                                   self.device, self.memory_format)
         final_state = {k: v.detach().cpu() for k, v in self.eval_model.state_dict().items()}
-        best_acc, best_epoch = final_acc, cfg.epochs
-        if state["best_state"] is not None and state["best_epoch"] != cfg.epochs:
+        best_acc, best_epoch = final_acc, self.epochs
+        if state["best_state"] is not None and state["best_epoch"] != self.epochs:
             best_model = copy.deepcopy(self.eval_model)
             best_model.load_state_dict(state["best_state"])
             best_acc, _ = evaluate_accuracy(best_model, h_images, h_labels, self.mean, self.std, self.device,
@@ -380,7 +382,8 @@ class Finetuner:
             "fraction": cfg.fraction, "samples": cfg.samples, "labels": cfg.labels_label,
             "n_pool": len(self.pool), "n_labelled": len(self.fit_idx) + len(self.select_idx),
             "n_fit": len(self.fit_idx), "n_select": len(self.select_idx), "n_eval": len(self.eval_idx),
-            "linear_probe": cfg.linear_probe, "probe_epochs": cfg.probe_epochs, "epochs": cfg.epochs,
+            "linear_probe": cfg.linear_probe, "probe_epochs": cfg.probe_epochs, "epochs": self.epochs,
+            "min_steps": cfg.min_steps,
             "steps": self.total_steps, "seed": cfg.seed, "lr": cfg.lr, "schedule": cfg.schedule, "ema": cfg.ema,
             "cutout": cfg.cutout, "label_smoothing": cfg.label_smoothing, "amp": amp_of(cfg, self.device),
             "unlabelled": False,

@@ -112,7 +112,7 @@ def test_finetune_under_two_processes_matches_one(tmp_path, tiny_run, probe_epoc
     are drawn per rank too, and bf16 rounds per batch shape, so both are off here.
     """
     options = dict(model=str(tiny_run), init="random", synthetic_size=200, fraction=None, samples=64,
-                   select_fraction=0, epochs=2, batch_size=16, warmup_epochs=0, eval_samples=100, progress=False,
+                   select_fraction=0, epochs=2, min_steps=0, batch_size=16, warmup_epochs=0, eval_samples=100, progress=False,
                    threads=1, sync_bn=True, channels_last=False, probe_epochs=probe_epochs,
                    amp="none", cutout=0.0)
     job = Path(__file__).with_name("ddp_finetune_job.py")

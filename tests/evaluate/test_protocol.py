@@ -174,7 +174,7 @@ def _cli(*args):
 
 
 def test_cli_evaluate_report_and_one_line_errors(run):
-    tiny = ["--synthetic-size", 240, "--epochs", 1, "--warmup-epochs", 0, "--eval-samples", 60, "--batch-size", 16,
+    tiny = ["--synthetic-size", 240, "--epochs", 1, "--min-steps", 0, "--warmup-epochs", 0, "--eval-samples", 60, "--batch-size", 16,
             "--threads", 1, "--no-progress"]
     result = _cli("evaluate", run, "--models", "searched", "--fractions", "0.5", "--episodes", 20, "--queries", 5,
                   "--few-shot", "5w1s", *tiny)

@@ -161,3 +161,16 @@ def test_run_without_or_with_corrupt_weights(run, tiny_finetune_options):
     with pytest.raises(CheckpointError, match="not a readable PyTorch state dict"):
         run_finetune(FinetuneConfig(model=str(run), out=str(run / "x"), **tiny_finetune_options))
     assert not (run / "x").exists()
+
+
+def test_a_small_labelled_set_trains_at_least_min_steps(run, tiny_finetune_options):
+    """110 labelled images at batch 16 are 6 steps an epoch: --min-steps 30 trains 5 epochs, not 2."""
+    options = {**tiny_finetune_options, "min_steps": 30}
+    r = run_finetune(FinetuneConfig(model=str(run), init="random", out=str(run / "ft"), **options)).result
+    assert r["steps"] == 30 and r["epochs"] == 5 and r["min_steps"] == 30
+    epochs = [json.loads(line)["epoch"] for line in (run / "ft" / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3, 4, 5]
+    # no floor is how fine-tunings ran before it existed: their identity (and protocol id) is unchanged
+    assert "min_steps" not in FinetuneConfig(model="m", min_steps=0).identity()
+    with pytest.raises(ConfigError, match="--min-steps"):
+        FinetuneConfig(model="m", min_steps=-1)
