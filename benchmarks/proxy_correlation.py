@@ -3,12 +3,15 @@
 Samples ``--n`` random architectures of ``--space``: of the cell space at the
 layout the default budgets give, widened or narrowed to fill the budget (the
 widest C within it), or of the stage space (``stages-cnn``), each scaled to
-fill it as ``--strategy proxy --space stages-cnn`` does; scores each untrained network with every proxy (NASWOT on a batch
-of unlabelled training images, SynFlow on none), fine-tunes each from a random
-start on ``--fraction`` of the labels with the fine-tuning protocol, and prints
-the rank correlation (Spearman, Kendall) of each proxy, of their rank average,
-and of plain size (params, MACs) with the fine-tuned accuracy on the fixed
-hold-out. Resumable: each fine-tuning and each score is kept under ``--out``.
+fill it as ``--strategy proxy --space stages-cnn`` does. Scores each untrained
+network with every registered proxy (NASWOT on a batch of unlabelled training
+images; SynFlow and Zen-score on none), fine-tunes each from a random start on
+``--fraction`` of the labels with the fine-tuning protocol, and prints the
+rank correlation (Spearman, Kendall) with the fine-tuned accuracy on the fixed
+hold-out of each proxy, of the rank average of the search's default proxies,
+of plain size (params, MACs) and, for the stage space, of the number of
+stages (a post-hoc check, not a proxy). Resumable: each fine-tuning and each
+score is kept under ``--out``.
 
     python benchmarks/proxy_correlation.py --data-root ~/.cache/edgenas/cifar10-jpg/train \\
         --n 24 --fraction 0.1 --epochs 30 --threads 1 --amp bf16 --out runs/proxy-study
@@ -102,7 +105,8 @@ def main() -> None:
     from edgenas.data.views import normalize_batch
     from edgenas.models import build
     from edgenas.profiler import count_macs, count_params
-    from edgenas.search.proxies import rank_average, score
+    from edgenas.space.registry import load_spec
+    from edgenas.search.proxies import PROXIES, rank_average, score
     from edgenas.train import FinetuneConfig, run_finetune
     from edgenas.train.data import load_protocol_data
 
@@ -113,7 +117,11 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     images = normalize_batch(data.pool.images[torch.randperm(len(data.pool), generator=g)[:64]], data.mean,
                              data.std)  # unlabelled: the proxies never see a label
-    scored = {r["sha256"]: r for r in read_jsonl(out / "scores.jsonl")}
+    names = PROXIES.names()
+    scored = {}
+    for r in read_jsonl(out / "scores.jsonl"):  # the last record of each network (a proxy added later: rescored)
+        scored[r["sha256"]] = r
+    scored = {sha: r for sha, r in scored.items() if all(n in r for n in names)}
     rows = []
     for i, spec in enumerate(specs):
         arch = out / "archs" / f"arch-{i:02d}.json"
@@ -123,7 +131,7 @@ def main() -> None:
             torch.manual_seed(i)
             net = build(spec)
             t0 = time.perf_counter()
-            s = score(net, images)
+            s = score(net, images, names)
             r = {"sha256": sha, "arch": str(arch), "params": count_params(net),
                  "macs": count_macs(net, spec.resolution), "shape": shape(spec), **s,
                  "score_s": round(time.perf_counter() - t0, 2)}
@@ -131,7 +139,7 @@ def main() -> None:
             scored[sha] = r
         rows.append(dict(scored[sha]))
         print(f"arch {i}: {shape(spec)}, params {rows[-1]['params']:,} MACs {rows[-1]['macs'] / 1e6:.1f}M "
-              f"naswot {rows[-1]['naswot']:.1f} synflow {rows[-1]['synflow']:.1f}", flush=True)
+              + " ".join(f"{n} {rows[-1][n]:.1f}" for n in names), flush=True)
     if args.scores_only:
         return
     for i, r in enumerate(rows):
@@ -144,9 +152,12 @@ def main() -> None:
         print(f"arch {i}: {r['accuracy']:.2f}% after {args.epochs} epochs ({r['cpu_min']} CPU min)", flush=True)
     acc = [r["accuracy"] for r in rows]
     avg = rank_average(rows, ("naswot", "synflow"))
-    columns = {"naswot": [r["naswot"] for r in rows], "synflow": [r["synflow"] for r in rows],
+    columns = {**{n: [r[n] for r in rows] for n in names},
                "rank average": [-a for a in avg], "params": [r["params"] for r in rows],
-               "MACs": [r["macs"] for r in rows]}
+               "MACs": [r["macs"] for r in rows], "stages": [float(shape(load_spec(r["arch"])).count("|")) if
+                                                             args.space == "stages-cnn" else 0.0 for r in rows]}
+    if args.space != "stages-cnn":
+        columns.pop("stages")
     table = {name: {"spearman": round(spearman(v, acc), 3), "kendall": round(kendall(v, acc), 3)}
              for name, v in columns.items()}
     best = max(range(len(rows)), key=lambda i: columns["rank average"][i])
@@ -165,8 +176,9 @@ def main() -> None:
 
     plt = pyplot()
     if plt is not None:
-        fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
-        for ax, name in zip(axes, ("naswot", "synflow", "params")):
+        panels = [*names, "params"]
+        fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6))
+        for ax, name in zip(axes, panels):
             ax.scatter(columns[name], acc, s=14)
             ax.set(xlabel=name, ylabel="fine-tuned accuracy (%)",
                    title=f"Spearman {table[name]['spearman']:.2f}")

@@ -56,8 +56,12 @@ class StagesNet(SearchedNet):
         self.feature_dim = spec.feature_dim
         self.build_heads(self.feature_dim, spec)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The last stage's output ``[B, F, H', W']``, before the global pooling."""
         x = self.stem(x)
         for stage in self.stages:
             x = stage(x)
-        return torch.amax(x, dim=(2, 3))
+        return x
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.amax(self.feature_map(x), dim=(2, 3))

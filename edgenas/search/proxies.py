@@ -7,6 +7,10 @@
 * ``synflow`` (Tanaka et al., NeurIPS 2020; as a NAS proxy, Abdelfattah et al., ICLR 2021): the
   synaptic flow ``sum |theta| * |d R / d theta|`` of the network with absolute weights on an
   all-ones input, ``R`` the sum of its outputs. Needs no data at all. Reported as ``log``.
+* ``zen`` (Lin et al., "Zen-NAS", ICCV 2021): the expressivity of the network's last feature map
+  under a Gaussian initialisation, ``log E|f(x) - f(x + 0.01 e)|`` for Gaussian ``x`` and ``e``,
+  plus the log of every batch norm's rescaling (``sqrt`` of its batch's mean variance), which
+  the normalisation would otherwise hide. Needs no data (the images give the input shape).
 
 :func:`score` computes the proxies a caller asks for; :func:`rank_average` joins several into
 one ranking (each proxy's rank, averaged). Each proxy is registered in :data:`PROXIES`.
@@ -23,7 +27,7 @@ from torch import nn
 
 from bench.registry import Registry
 
-__all__ = ["PROXIES", "naswot", "rank_average", "score", "synflow"]
+__all__ = ["PROXIES", "naswot", "rank_average", "score", "synflow", "zen"]
 
 Proxy = Callable[[nn.Module, torch.Tensor], float]
 
@@ -88,6 +92,54 @@ def synflow(model: nn.Module, images: torch.Tensor) -> float:
     grads = torch.autograd.grad(out, [p for p in net.parameters()], allow_unused=True)
     total = sum(float((p.detach() * g).sum()) for p, g in zip(net.parameters(), grads) if g is not None)
     return math.log(total) if total > 0 else float("-inf")
+
+
+#: Zen-score's perturbation of the input, and how many Gaussian draws it averages
+ZEN_GAMMA = 1e-2
+ZEN_REPEATS = 2
+
+
+@PROXIES.register("zen")
+@torch.no_grad()
+def zen(model: nn.Module, images: torch.Tensor) -> float:
+    """Zen-score of ``model``'s architecture (a Gaussian-initialised copy; batch norm in train mode); higher is
+    better. The feature map is ``model.feature_map(x)`` where the network has one (the map before global
+    pooling), else ``model.features(x)``. ``images`` gives the input shape and device only.
+    """
+    net = copy.deepcopy(model).float().train()
+    with torch.random.fork_rng(devices=[]):  # seeded, and the caller's random stream is left as it was
+        torch.manual_seed(0)
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.normal_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d) and m.affine:
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+    scales: list[float] = []
+
+    def rescaling(module, inputs):
+        x = inputs[0]
+        scales.append(0.5 * math.log(float(x.var(dim=(0, 2, 3), unbiased=False).mean()) + module.eps))
+
+    hooks = [m.register_forward_pre_hook(rescaling) for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    fmap = getattr(net, "feature_map", None) or net.features
+    g = torch.Generator(device=images.device).manual_seed(0)
+    total = 0.0
+    try:
+        for _ in range(ZEN_REPEATS):
+            x = torch.randn(images.shape, generator=g, device=images.device)
+            e = torch.randn(images.shape, generator=g, device=images.device)
+            scales.clear()
+            base = fmap(x)
+            log_bn = sum(scales)  # the rescaling of the unperturbed pass
+            delta = float((base - fmap(x + ZEN_GAMMA * e)).abs().mean())
+            total += (math.log(delta) if delta > 0 else float("-inf")) + log_bn
+    finally:
+        for h in hooks:
+            h.remove()
+    return total / ZEN_REPEATS
 
 
 def score(model: nn.Module, images: torch.Tensor, proxies: Sequence[str] = ("naswot", "synflow")

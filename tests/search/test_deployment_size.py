@@ -176,7 +176,28 @@ def test_the_proxies_are_finite_seeded_and_label_free():
         scores.append(s)
     ranks = rank_average(scores, ("naswot", "synflow"))
     assert sorted(ranks) == sorted(ranks) and min(ranks) >= 0 and len(ranks) == 3
-    assert {"naswot", "synflow"} <= set(PROXIES)
+    assert {"naswot", "synflow", "zen"} <= set(PROXIES)
+
+
+def test_zen_score_reads_the_feature_map_and_leaves_the_network_alone():
+    from edgenas.models.stages import StagesNet
+    from edgenas.search.proxies import zen
+    from edgenas.space.stages import Stage, StageSpec
+
+    spec = StageSpec(stem_channels=8, stages=(Stage(16, 3, True, 1), Stage(24, 5, True, 0)), resolution=16)
+    torch.manual_seed(0)
+    net = StagesNet(spec)
+    x = torch.zeros(8, 3, 16, 16)
+    assert net.eval().feature_map(x).shape == (8, 24, 4, 4)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    a, b = zen(net, x), zen(net, x)
+    assert a == b and a == a and abs(a) != float("inf")  # seeded, finite
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # scored on a copy
+    # a wider network of the same shape is more expressive
+    assert zen(StagesNet(spec.scaled(2.0)), x) > a
+    # a cell network has no feature map: its pooled features are used
+    (cells,) = sample_specs(1, 1, [Layout(channels=6, cells=3, nodes=2, resolution=16)], ALL_OPS)
+    assert zen(build(cells), x) == zen(build(cells), x)
 
 
 def test_the_proxy_strategy_ranks_trains_the_best_and_resumes(tmp_path):
