@@ -37,7 +37,7 @@ D = SearchConfig()
               default=D.space,
               help="Search space: darts-light (DARTS cells; darts, proxy), evolved-cnn (evolve), stages-cnn (dense "
                    "conv stages with residual pairs; proxy). auto: the strategy's own (proxy: stages-cnn).")
-@click.option("--proxies", default=",".join(D.proxies), help="proxy: the proxies whose average rank decides (naswot, synflow).")
+@click.option("--proxies", default=",".join(D.proxies), help="proxy: the proxies whose average rank decides (naswot, synflow, zen).")
 @click.option("--proxy-samples", type=int, default=D.proxy_samples, help="proxy: random architectures scored.")
 @click.option("--proxy-batch", type=int, default=D.proxy_batch, help="proxy: unlabelled images NASWOT scores each on.")
 @click.option("--ssl", default=D.ssl,
