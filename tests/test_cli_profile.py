@@ -63,3 +63,22 @@ def test_contradicting_alias_width():
     result = run("mobilenet_v2_035", "--width", "0.5")
     assert result.exit_code == 2
     assert result.output.startswith("error:")
+
+
+def test_a_run_is_profiled_against_its_own_budgets(tmp_path):
+    """A search run records its budgets in config.yaml: the share is of those (the flags still win)."""
+    from edgenas.search.config import SearchConfig
+    from edgenas.search.runner import run_search
+
+    out = tmp_path / "run"
+    run_search(SearchConfig(out=str(out), subset=96, resolution=16, projector=(16, 16), epochs=1, batch_size=8,
+                            progress=False, threads=1, proxy_samples=4, proxy_batch=16, max_params=40_000,
+                            max_macs=4_000_000))
+    data = json.loads(run(str(out), "--json").output)
+    assert data["budget_share"]["params"] == pytest.approx(data["params"] / 40_000, abs=1e-4)
+    assert data["budget_share"]["macs"] == pytest.approx(data["macs"] / 4_000_000, abs=1e-4)
+    data = json.loads(run(str(out), "--json", "--max-params", "1000000").output)
+    assert data["budget_share"]["params"] == pytest.approx(data["params"] / 1_000_000, abs=1e-4)
+    (out / "config.yaml").write_text(": not yaml [")  # a damaged config loses only the run's budgets
+    data = json.loads(run(str(out), "--json").output)
+    assert data["budget_share"]["macs"] == pytest.approx(data["macs"] / 100_000_000, abs=1e-4)

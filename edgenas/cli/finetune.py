@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from edgenas.cli.params import CommaList, plugin_option
+from edgenas.errors import EdgenasError
 from edgenas.schedules import SCHEDULES
 from edgenas.train.config import INITS, FinetuneConfig
 
@@ -98,7 +99,8 @@ def _protocol(ctx, options: dict, **fixed) -> FinetuneConfig:
 @click.argument("model")
 @click.option("--init", type=click.Choice(INITS), default=None,
               help="Start of a searched network: the search's weights, from scratch, or a separate SSL "
-                   "pre-training (two-stage). [default: preserved; random for a baseline, the only start it has]")
+                   "pre-training (two-stage). [default: preserved; random for a baseline, the only start it has, and "
+                   "for a network of the stage space]")
 @click.option("--fraction", type=float, default=None, help="Share of the labels (stratified, seeded). [default: 0.1]")
 @click.option("--samples", type=int, default=None, help="Labelled images in total, instead of --fraction.")
 @click.option("--classes", "class_subset", default=None, type=_list(int, "class indices"),
@@ -120,12 +122,16 @@ def finetune(ctx, model, init, fraction, samples, class_subset, seed, out, as_js
     import json
 
     from edgenas.train import run_finetune
-    from edgenas.train.candidates import is_searched
+    from edgenas.train.candidates import default_init, is_searched
 
     if fraction is None and samples is None:
         fraction = D.fraction
     if init is None:
-        init = D.init if is_searched(model) else "random"
+        init = default_init(model)
+        if init == "random" and is_searched(model):
+            click.echo("note: --init random, the default for a stage network: its search's short SSL training "
+                       "fine-tuned worse than a random start (docs/evaluation.md); --init preserved starts from it",
+                       err=True)
     labels = f"f{fraction:g}" if samples is None else f"n{samples}"
     if out is None:
         out = (str(Path(model) / "finetune" / f"{init}-{labels}-s{seed}") if Path(model).is_dir()
@@ -157,8 +163,9 @@ def finetune(ctx, model, init, fraction, samples, class_subset, seed, out, as_js
 @click.option("--models", default=",".join(("searched", "fast_cnn", "resnet20", "mobilenet_v2_035", "mobilenet_v3_small",
                                             "efficientnet_b0")),
               type=_list(str, "names"), help="'searched' (the run's network) and baselines.")
-@click.option("--inits", default="preserved", type=_list(str, "inits"),
-              help="Initialisations of the searched network: preserved,random,pretrained is the ablation.")
+@click.option("--inits", default=None, type=_list(str, "inits"), show_default=False,
+              help="Initialisations of the searched network: preserved,random,pretrained is the ablation. "
+                   "[default: its own: random for a stage network, else preserved]")
 @click.option("--fractions", default="0.01,0.05,0.1,0.2", type=_list(float, "numbers"),
               help="Label fractions (stratified).")
 @click.option("--samples", default=None, type=_list(int, "integers"),
@@ -192,8 +199,15 @@ def evaluate(ctx, run_dir, models, inits, fractions, samples, seeds, few_shot, n
     from edgenas.report.formats import to_markdown
     from edgenas.report.tables import accuracy_table
 
+    from edgenas.train.candidates import default_init
+
     if samples and ctx.get_parameter_source("fractions") == click.core.ParameterSource.DEFAULT:
         fractions = ()
+    if not inits:
+        try:
+            inits = (default_init(run_dir),)
+        except EdgenasError:  # no readable network: the plan reports it in its own words
+            inits = ("preserved",)
     plan = EvalPlan(models=models, inits=inits, fractions=fractions, samples=samples or (), seeds=seeds,
                     few_shot=() if no_few_shot else few_shot, novel_classes=novel_classes,
                     fewshot_fraction=fewshot_fraction, episodes=episodes, queries=queries,

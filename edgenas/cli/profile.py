@@ -10,6 +10,7 @@ import json
 import click
 
 from edgenas.cli.params import plugin_option
+from edgenas.errors import ConfigError
 
 # the defaults, for --help; profile_target owns them
 DEFAULT_RESOLUTION, DEFAULT_WIDTH, DEFAULT_NUM_CLASSES = 32, 1.0, 10
@@ -34,6 +35,22 @@ def _print_table(report, share: dict[str, float], max_params: int, max_macs: int
     Console().print(table)
 
 
+def _run_budgets(target: str) -> dict:
+    """The budgets a search run directory's ``config.yaml`` records (``{}`` for anything else)."""
+    from pathlib import Path
+
+    from edgenas.cli.yamlfile import read_yaml_options
+
+    path = Path(target) / "config.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        options = read_yaml_options(str(path))
+    except ConfigError:
+        return {}  # profiling counts the network; a damaged config only loses the run's budgets
+    return {k: v for k in ("max_params", "max_macs") if isinstance(v := options.get(k), int) and v > 0}
+
+
 @click.command("profile")
 @click.argument("target", metavar="NAME_OR_RUN_DIR_OR_ARCH_JSON")
 @click.option(
@@ -54,10 +71,10 @@ def _print_table(report, share: dict[str, float], max_params: int, max_macs: int
     default=None,
     help=f"Classifier outputs, baselines only. [default: {DEFAULT_NUM_CLASSES}]",
 )
-@click.option("--max-params", type=click.IntRange(min=1), default=1_000_000, show_default=True,
-              help="Parameter budget the share used is reported against.")
-@click.option("--max-macs", type=click.IntRange(min=1), default=100_000_000, show_default=True,
-              help="MAC budget the share used is reported against.")
+@click.option("--max-params", type=click.IntRange(min=1), default=None,
+              help="Parameter budget the share used is reported against. [default: a run's own, else 1,000,000]")
+@click.option("--max-macs", type=click.IntRange(min=1), default=None,
+              help="MAC budget the share used is reported against. [default: a run's own, else 100,000,000]")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @plugin_option
 def profile(target: str, resolution: int | None, width: float | None, num_classes: int | None, max_params: int,
@@ -79,6 +96,9 @@ def profile(target: str, resolution: int | None, width: float | None, num_classe
     from edgenas.models.profile import profile_target
 
     report = profile_target(target, resolution=resolution, width=width, num_classes=num_classes)
+    own = _run_budgets(target)
+    max_params = max_params or own.get("max_params") or 1_000_000
+    max_macs = max_macs or own.get("max_macs") or 100_000_000
     share = report.budget_share(max_params, max_macs)
     if as_json:
         click.echo(json.dumps({**report.to_dict(), "budget_share": {k: round(v, 4) for k, v in share.items()}}))

@@ -22,8 +22,8 @@ from edgenas.models import load_weights
 from edgenas.space.registry import load_spec
 from edgenas.space.spec import ArchSpec
 
-__all__ = ["Candidate", "classifier_of", "init_sha256", "init_weights", "is_searched", "is_stale", "load_candidate",
-           "without_classifier"]
+__all__ = ["Candidate", "RANDOM_START_SPACES", "classifier_of", "default_init", "init_sha256", "init_weights",
+           "is_searched", "is_stale", "load_candidate", "without_classifier"]
 
 
 @dataclass
@@ -59,6 +59,25 @@ def is_searched(model: str) -> bool:
     from edgenas.models import resolve_model_name
 
     return resolve_model_name(model).kind == "searched"
+
+
+#: spaces whose networks fine-tune better from a random start than from the search's weights (measured:
+#: docs/performance.md, "The proxy search on the stage space"): their default ``--init`` is ``random``
+RANDOM_START_SPACES = ("stages-cnn",)
+
+
+def default_init(model: str) -> str:
+    """The ``--init`` a fine-tuning of ``model`` takes when none is given: ``random`` for a baseline (its only
+    start) and for a network of :data:`RANDOM_START_SPACES`, else ``preserved`` (the search's weights).
+
+    Raises:
+        UnknownNameError: neither a baseline nor a path; ArchSpecError: a run without a readable arch.json.
+    """
+    if not is_searched(model):
+        return "random"
+    from edgenas.space.registry import load_spec
+
+    return "random" if load_spec(model).space in RANDOM_START_SPACES else "preserved"
 
 
 def classifier_of(model: nn.Module) -> tuple[str, nn.Linear]:

@@ -174,3 +174,26 @@ def test_a_small_labelled_set_trains_at_least_min_steps(run, tiny_finetune_optio
     assert "min_steps" not in FinetuneConfig(model="m", min_steps=0).identity()
     with pytest.raises(ConfigError, match="--min-steps"):
         FinetuneConfig(model="m", min_steps=-1)
+
+
+def test_a_stage_network_fine_tunes_from_a_random_start_by_default(tmp_path, run):
+    """The stage space's short SSL training fine-tuned worse than a random start: that is its default."""
+    from click.testing import CliRunner
+
+    from edgenas.cli.main import cli
+    from edgenas.search.config import SearchConfig
+    from edgenas.search.runner import run_search
+    from edgenas.train.candidates import default_init
+
+    stage = tmp_path / "stage"
+    run_search(SearchConfig(out=str(stage), subset=96, resolution=16, projector=(16, 16), epochs=1, batch_size=8,
+                            progress=False, threads=1, proxy_samples=4, proxy_batch=16, max_params=40_000,
+                            max_macs=4_000_000))
+    assert default_init(str(stage)) == "random" and default_init(str(run)) == "preserved"
+    assert default_init("fast_cnn") == "random"
+    result = CliRunner().invoke(cli, ["finetune", str(stage), "--epochs", "1", "--min-steps", "0",
+                                      "--synthetic-size", "120", "--eval-samples", "40", "--threads", "1",
+                                      "--no-progress", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "note: --init random" in result.stderr
+    assert json.loads(result.stdout)["init"] == "random" and (stage / "finetune" / "random-f0.1-s0").is_dir()
