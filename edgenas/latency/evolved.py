@@ -23,7 +23,7 @@ from edgenas.latency.keys import empty_keys, evolved_keys, parse_key
 from edgenas.latency.measure import Timing, measure_blocks, table_entries
 from edgenas.space.evolved import EVOLVED_SPACE, EVOLVED_VERSION, EvolvedSpec
 
-__all__ = ["GrowingTable", "evolved_prior_table", "neighbourhood", "sample_evolved",
+__all__ = ["GrowingTable", "evolved_prior_table", "neighbourhood", "open_growing_table", "sample_evolved",
            "search_table"]
 
 #: the search options that bound the evolved space (recorded in its tables)
@@ -180,37 +180,50 @@ def block_measurer(profile, table, console=None, timing: Timing = Timing()) -> C
     return measure
 
 
-def search_table(cfg, profile, console, num_classes: int = 10) -> GrowingTable | None:
-    """The growing table an evolve search of ``cfg`` for ``profile`` predicts with, or None without one.
+def open_growing_table(lut: str | None, profile, console, space: str, keys_of: Callable[[object], list[str]],
+                       estimate: Callable[[], dict]) -> GrowingTable | None:
+    """The growing table of ``space`` a search for ``profile`` predicts with, or None without one.
 
-    ``--lut`` or the target's table of the evolved space on the table path; for a
-    target whose profile has the analytic model's figures and no such table, an
-    estimated one.
+    ``lut``, else the target's table of ``space`` on the table path (the blocks a network needs are
+    measured into it when the target is reachable); for a target whose profile has the analytic
+    model's figures and no such table, an estimated one (``estimate()`` gives its data).
+
+    Raises:
+        LutError: a table of another space or device.
+    """
+    from bench.latency_table import LatencyTable
+    from edgenas.latency.files import find_table
+    from edgenas.latency.target import reachable, warn_if_estimated
+
+    path = lut
+    if path is None and profile is not None:
+        path = find_table(profile.name, profile.runtime, "fp32", space=space)
+    if path is not None:
+        table = LatencyTable.load(path)
+        table.check(space=space, device=profile.name if profile is not None else None)
+        measure = block_measurer(profile, table, console) if reachable(profile) else None
+        growing = GrowingTable(table, Path(path), measure, profile, keys_of)
+    elif profile is not None and getattr(profile, "clock_ghz", None) and profile.name != "local":
+        growing = GrowingTable(LatencyTable(estimate(), f"estimated {profile.name} table"), None, None, profile,
+                               keys_of)
+    else:
+        return None
+    warn_if_estimated(growing.table, console)
+    return growing
+
+
+def search_table(cfg, profile, console, num_classes: int = 10) -> GrowingTable | None:
+    """The growing table an evolve search of ``cfg`` for ``profile`` predicts with, or None without one
+    (:func:`open_growing_table` of the evolved space).
 
     Raises:
         ConfigError: ``--latency-ms`` without any table; LutError: a table of another space or device.
     """
-    from bench.latency_table import LatencyTable
     from edgenas.errors import ConfigError
-    from edgenas.latency.files import find_table
-    from edgenas.latency.target import reachable, warn_if_estimated
 
-    path = cfg.lut
-    if path is None and profile is not None:
-        path = find_table(profile.name, profile.runtime, "fp32", space=EVOLVED_SPACE)
-    if path is not None:
-        table = LatencyTable.load(path)
-        table.check(space=EVOLVED_SPACE, device=profile.name if profile is not None else None)
-        measure = block_measurer(profile, table, console) if reachable(profile) else None
-        growing = GrowingTable(table, Path(path), measure, profile)
-    elif profile is not None and getattr(profile, "clock_ghz", None) and profile.name != "local":
-        table = LatencyTable(evolved_prior_table(profile, cfg, num_classes=num_classes),
-                             f"estimated {profile.name} table")
-        growing = GrowingTable(table, None, None, profile)
-    elif cfg.latency_ms is not None:
+    growing = open_growing_table(cfg.lut, profile, console, EVOLVED_SPACE, evolved_keys,
+                                 lambda: evolved_prior_table(profile, cfg, num_classes=num_classes))
+    if growing is None and cfg.latency_ms is not None:
         raise ConfigError("--latency-ms with --strategy evolve needs a latency table of the evolved-cnn space: "
                           "edgenas lut build --space evolved-cnn --device ... (or --lut FILE)")
-    else:
-        return None
-    warn_if_estimated(table, console)
     return growing

@@ -151,31 +151,18 @@ def stage_search_table(cfg, profile, console, num_classes: int = 10):
     Raises:
         ConfigError: no table and no analytic figures; LutError: a table of another space or device.
     """
-    from bench.latency_table import LatencyTable
     from edgenas.errors import ConfigError
-    from edgenas.latency.evolved import GrowingTable, block_measurer
-    from edgenas.latency.files import find_table
-    from edgenas.latency.target import reachable, warn_if_estimated
+    from edgenas.latency.evolved import open_growing_table
     from edgenas.space.stages import STAGES_SPACE
 
-    path = cfg.lut
-    if path is None and profile is not None:
-        path = find_table(profile.name, profile.runtime, "fp32", space=STAGES_SPACE)
-    if path is not None:
-        from pathlib import Path
-
-        table = LatencyTable.load(path)
-        table.check(space=STAGES_SPACE, device=profile.name if profile is not None else None)
-        measure = block_measurer(profile, table, console) if reachable(profile) else None
-        growing = GrowingTable(table, Path(path), measure, profile, stage_keys)
-    elif profile is not None and getattr(profile, "clock_ghz", None) and profile.name != "local":
+    def estimate() -> dict:
         describe = stage_describe(cfg.max_params, cfg.max_macs, cfg.resolution, num_classes)
         keys, _ = stage_plan(describe, 32, 12, cfg.seed)
-        table = LatencyTable(stage_prior_table(profile, keys, describe), f"estimated {profile.name} table")
-        growing = GrowingTable(table, None, None, profile, stage_keys)
-    else:
+        return stage_prior_table(profile, keys, describe)
+
+    growing = open_growing_table(cfg.lut, profile, console, STAGES_SPACE, stage_keys, estimate)
+    if growing is None:
         where = profile.name if profile is not None else "DEVICE"
         raise ConfigError(f"--latency-ms on the {STAGES_SPACE} space needs a latency table of it: edgenas lut build "
                           f"--space {STAGES_SPACE} --device {where} (or --lut FILE)")
-    warn_if_estimated(table, console)
     return growing
