@@ -161,8 +161,19 @@ def stage_search_table(cfg, profile, console, num_classes: int = 10):
         return stage_prior_table(profile, keys, describe)
 
     growing = open_growing_table(cfg.lut, profile, console, STAGES_SPACE, stage_keys, estimate)
+    where = profile.name if profile is not None else "DEVICE"
+    build = (f"edgenas lut build --space {STAGES_SPACE} --device {where} --resolution {cfg.resolution} "
+             f"--max-params {cfg.max_params} --max-macs {cfg.max_macs}")
     if growing is None:
-        where = profile.name if profile is not None else "DEVICE"
-        raise ConfigError(f"--latency-ms on the {STAGES_SPACE} space needs a latency table of it: edgenas lut build "
-                          f"--space {STAGES_SPACE} --device {where} (or --lut FILE)")
+        raise ConfigError(f"--latency-ms on the {STAGES_SPACE} space needs a latency table of it: {build} "
+                          "(or --lut FILE)")
+    frame = growing.table.data.get("stages") or {}
+    table = growing.table.source or growing.table.label
+    if frame and frame.get("resolution") != cfg.resolution:
+        raise LutError(f"latency table {table} was calibrated on {frame.get('resolution')} px networks, not "
+                       f"{cfg.resolution} px: {build}")
+    if frame and (cfg.max_params > 2 * frame.get("max_params", 0) or cfg.max_macs > 2 * frame.get("max_macs", 0)):
+        console.print(f"[yellow]latency table {table} covers networks of up to {frame.get('max_params'):,} params "
+                      f"and {frame.get('max_macs'):,} MACs; this search's budgets are larger, so its predictions "
+                      f"extrapolate until the blocks are measured. A table of this frame: {build}[/]")
     return growing

@@ -174,3 +174,14 @@ def test_bad_latency_budgets_are_one_line_and_leave_nothing(tmp_path, args, mess
     lines = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and message in lines[0], result.output
     assert not out.exists()
+
+
+def test_a_table_of_another_resolution_is_refused(stage_table, tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["search", "--out", str(out), "--lut", str(stage_table), "--latency-ms", "1",
+                                      "--resolution", "32", "--subset", "96", "--batch-size", "8", "--epochs", "1",
+                                      "--proxy-samples", "4", "--no-progress"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "calibrated on 16 px networks, not 32 px" in lines[0], result.output
+    assert "--resolution 32" in lines[0] and not out.exists()
