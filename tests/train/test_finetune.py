@@ -197,3 +197,23 @@ def test_a_stage_network_fine_tunes_from_a_random_start_by_default(tmp_path, run
     assert result.exit_code == 0, result.output
     assert "note: --init random" in result.stderr
     assert json.loads(result.stdout)["init"] == "random" and (stage / "finetune" / "random-f0.1-s0").is_dir()
+
+
+def test_the_finetune_command_defaults_to_the_deploy_recipe(tmp_path):
+    """`edgenas finetune` trains 80 epochs with self-training; --fraction 1 leaves no unlabelled image, and
+    `evaluate`'s protocol (FinetuneConfig's defaults) stays 40 epochs on the labels alone."""
+    from click.testing import CliRunner
+
+    from edgenas.cli.main import cli
+
+    common = ["fast_cnn", "--resolution", "16", "--synthetic-size", "120", "--eval-samples", "40", "--min-steps",
+              "0", "--batch-size", "32", "--threads", "1", "--no-progress", "--json"]
+    result = CliRunner().invoke(cli, ["finetune", *common, "--fraction", "0.5", "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    r = json.loads(result.stdout)
+    assert r["unlabelled"] is True and r["epochs"] == 80 and (tmp_path / "a" / "teacher" / "result.json").is_file()
+    result = CliRunner().invoke(cli, ["finetune", *common, "--fraction", "1", "--epochs", "1",
+                                      "--out", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["unlabelled"] is False
+    assert FinetuneConfig(model="m").epochs == 40 and FinetuneConfig(model="m").unlabelled is False
