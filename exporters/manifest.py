@@ -74,13 +74,17 @@ class Source:
         kind: "arch" (an ArchSpec, searched network), "baseline" or "module" (any nn.Module).
         name: run directory, baseline name or class name.
         arch_sha256: SHA-256 of the ArchSpec (kind "arch"), else None.
-        weights: "preserved" (a run's weights.pt), "random", or the weights file used.
+        weights: "preserved" (a search run's weights.pt), "fine-tuned" (a fine-tuning directory's), "random", or
+            the weights file used.
+        fine_tuned: where the weights were fine-tuned, when they were (``dir``, ``labels``, ``init``,
+            ``holdout_acc``); None when unknown or never (a search's SSL weights: an untrained classifier).
     """
 
     kind: str = "module"
     name: str = ""
     arch_sha256: str | None = None
     weights: str = "unknown"
+    fine_tuned: dict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

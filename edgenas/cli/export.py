@@ -52,7 +52,11 @@ def _print_table(manifest, out_dir: Path) -> None:
 @click.option("--width", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Width multiplier, baselines only (mobilenet_v2 --width 0.35).")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
-              help="State-dict file to load. [default: the run's weights.pt; random for a baseline]")
+              help="State-dict file to load. [default: a search run's fine-tuning (see --finetune), else its "
+                   "weights.pt; random for a baseline]")
+@click.option("--finetune", "finetune", default=None,
+              help="A search run's fine-tuning to export (a directory name under RUN/finetune/). [default: the only "
+                   "one, else the best by hold-out accuracy]")
 @click.option("--data", default=None, help="Data for calibration and parity: synthetic, cifar10, imagefolder. "
               "[default: the run's config.yaml, else synthetic]")
 @click.option("--data-root", type=click.Path(), default=None, help="Where the data set's files are.")
@@ -68,12 +72,16 @@ def _print_table(manifest, out_dir: Path) -> None:
 def export(target: str, formats: str, precisions: str, calib: int, out: str | None, dynamic_batch: bool, batch: int,
            resolution: int | None, num_classes: int | None, width: float | None, weights: str | None,
            data: str | None, data_root: str | None, seed: int | None, parity_samples: int,
-           mean: tuple[float, ...] | None, std: tuple[float, ...] | None, as_json: bool) -> None:
+           mean: tuple[float, ...] | None, std: tuple[float, ...] | None, as_json: bool,
+           finetune: str | None) -> None:
     """Export RUN_DIR_OR_MODEL to deployable artifacts, each checked against PyTorch.
 
-    RUN_DIR_OR_MODEL is a run directory (weights preserved; data defaults from
-    its config.yaml), an arch.json (random weights unless --weights) or a
-    baseline: mobilenet_v3_small, mobilenet_v2 (--width 0.35), efficientnet_b0.
+    RUN_DIR_OR_MODEL is a search run directory (its fine-tuning from
+    RUN/finetune/, said in one line; without one, its search weights and a
+    warning that the classifier was never trained; data defaults from its
+    config.yaml), a fine-tuning directory, an arch.json (random weights
+    unless --weights) or a baseline: fast_cnn, resnet20, mobilenet_v3_small,
+    mobilenet_v2 (--width 0.35), efficientnet_b0.
     Every artifact is loaded in its runtime and compared with PyTorch on
     held-out images; the results go to OUT/manifest.json with labels.txt.
 
@@ -90,7 +98,8 @@ def export(target: str, formats: str, precisions: str, calib: int, out: str | No
     manifest, out_dir = run_export(
         target, formats, precisions, out=out, calib=calib, dynamic_batch=dynamic_batch, resolution=resolution,
         num_classes=num_classes, width=width, weights=weights, data=data, data_root=data_root, seed=seed,
-        parity_samples=parity_samples, mean=mean, std=std, batch=batch, warn=warn)
+        parity_samples=parity_samples, mean=mean, std=std, batch=batch, warn=warn, finetune=finetune,
+        note=lambda message: click.echo(message, err=True))
     for a in manifest.artifacts:
         if a.warning:  # an INT8 accuracy drop beyond 2 points: loud, but not an error
             click.secho(f"WARNING {a.format}/{a.precision}: {a.warning}", err=True, fg="red", bold=True)

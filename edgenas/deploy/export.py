@@ -20,12 +20,15 @@ def run_export(target: str, formats: str, precisions: str, out: str | None = Non
                width: float | None = None, weights: str | None = None, data: str | None = None,
                data_root: str | None = None, seed: int | None = None, parity_samples: int = 1000,
                mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
-               batch: int = 1, warn=lambda message: None):
+               batch: int = 1, warn=lambda message: None, finetune: str | None = None,
+               note=lambda message: None):
     """Export ``target`` (run directory, arch.json or baseline name): the Python form of ``edgenas export``.
 
     ``mean``/``std`` override the normalisation (in [0, 1] pixel units) the
     network was trained with; by default a run's arch.json gives it, else the data's usual one.
     ``batch`` is the static batch size of the input (the dynamic batch's example size with ``dynamic_batch``).
+    A search run exports its fine-tuning ``finetune`` (else the only or best one; ``note`` says which), or
+    warns that its classifier was never trained.
 
     Returns:
         ``(manifest, out_dir)``; the manifest is ``exporters.manifest.Manifest``.
@@ -58,11 +61,14 @@ def run_export(target: str, formats: str, precisions: str, out: str | None = Non
         raise ConfigError("give --mean and --std together")
     if mean is not None and (len(mean) != 3 or len(std) != 3 or min(std) <= 0):
         raise ConfigError(f"--mean and --std need 3 values each, std positive; got {mean} and {std}")
-    source = resolve_source(target, weights=weights, resolution=resolution, num_classes=num_classes, width=width)
+    source = resolve_source(target, weights=weights, resolution=resolution, num_classes=num_classes, width=width,
+                            finetune=finetune)
     if mean is not None:
         source = replace(source, mean=tuple(mean), std=tuple(std))
-    for note in source.warnings:
-        warn(note)
+    for message in source.warnings:
+        warn(message)
+    for message in source.notes:
+        note(message)
     out_dir = Path(out) if out else source.default_out
     with job_output(out_dir, "export", durable=lambda: (out_dir / "manifest.json").exists()):
         defaults = source.data
@@ -83,7 +89,8 @@ def run_export(target: str, formats: str, precisions: str, out: str | None = Non
         try:
             manifest = export(source.model, spec, fmts, precs, out_dir, calib=arrays.calib,
                               parity_inputs=arrays.parity, parity_labels=arrays.parity_labels,
-                              source=Source(source.kind, source.name, source.arch_sha256, source.weights))
+                              source=Source(source.kind, source.name, source.arch_sha256, source.weights,
+                                            source.fine_tuned))
         except UnsupportedError as exc:
             raise ConfigError(str(exc)) from None
         except ExportError as exc:

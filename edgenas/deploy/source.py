@@ -1,9 +1,12 @@
 """What ``edgenas export`` feeds the exporters: the network, its input spec, calibration and held-out data.
 
-A model source is a run directory (``arch.json`` + preserved ``weights.pt``;
-data options default to its ``config.yaml``), a bare ``arch.json`` (random
-weights unless ``weights`` is given) or a baseline name (random weights unless
-``weights`` is given). Calibration images come from the training part of the
+A model source is a run directory (data options default to its
+``config.yaml``): a search run exports its fine-tuning (the one ``finetune``
+names, else the only one, else the best by hold-out accuracy, from
+``RUN/finetune/``), or, when it has none, its preserved search weights with a
+warning that the classifier was never trained; a fine-tuning directory
+exports itself. Or a bare ``arch.json`` (random weights unless ``weights`` is
+given), or a baseline name (random weights unless ``weights`` is given). Calibration images come from the training part of the
 data (``holdout="train"``), parity images with their labels from the fixed
 validation hold-out (``holdout="val"``), both seeded.
 """
@@ -22,7 +25,8 @@ DEFAULT_PARITY_SAMPLES = 1000
 DEFAULT_NUM_CLASSES = 10
 DEFAULT_RESOLUTION = 32
 
-__all__ = ["DEFAULT_CALIB", "DEFAULT_PARITY_SAMPLES", "DataOptions", "ExportSource", "load_data", "resolve_source"]
+__all__ = ["DEFAULT_CALIB", "DEFAULT_PARITY_SAMPLES", "DataOptions", "ExportSource", "choose_finetune", "finetunings",
+           "load_data", "resolve_source"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class ExportSource:
         resolution, num_classes: the input side in pixels and the classifier size.
         mean, std: normalisation of the input in [0, 1] pixel units, None if unknown (data's default used).
         labels: class names from the source (empty if unknown).
+        fine_tuned: where the weights were fine-tuned (the manifest's ``source.fine_tuned``), None if not.
         data: data defaults (a run's config.yaml), default_out: the export directory by default.
         warnings: one-line notes for the user (e.g. random weights).
     """
@@ -62,6 +67,8 @@ class ExportSource:
     labels: tuple[str, ...] = ()
     data: DataOptions = DataOptions()
     warnings: tuple[str, ...] = field(default=())
+    fine_tuned: dict | None = None
+    notes: tuple[str, ...] = field(default=())  # what was chosen, for the user (not warnings)
 
 
 def _floats(text: str | None) -> tuple[float, ...] | None:
@@ -89,11 +96,14 @@ def _run_config(run_dir: Path) -> DataOptions:
 
 
 def resolve_source(target: str, weights: str | None = None, resolution: int | None = None,
-                   num_classes: int | None = None, width: float | None = None) -> ExportSource:
+                   num_classes: int | None = None, width: float | None = None,
+                   finetune: str | None = None) -> ExportSource:
     """Build the network named by ``target`` (run directory, arch.json or baseline name).
 
     Args:
-        weights: a state-dict file to load (a run directory's own weights.pt by default).
+        weights: a state-dict file to load (a run directory's own weights.pt by default; given, no
+            fine-tuning is chosen).
+        finetune: a search run's fine-tuning to export (a directory name under ``RUN/finetune/``).
         resolution: input side in pixels (default: the spec's, or 32 for a baseline).
         num_classes, width: baselines only (an ArchSpec fixes both).
 
@@ -116,7 +126,17 @@ def resolve_source(target: str, weights: str | None = None, resolution: int | No
                 raise ConfigError(f"{option} applies to baselines only; {target} fixes it in its arch.json")
         if name.path.is_dir() and not (name.path / "arch.json").exists() and (name.path / "result.json").is_file():
             return _from_baseline_finetune(name.path, weights_path, resolution)
+        if weights_path is None and _is_search_run(name.path):
+            chosen, note = choose_finetune(name.path, finetune)
+            if chosen is not None:
+                source = _from_arch(chosen, None, resolution)
+                return replace(source, name=str(name.path), default_out=name.path / "exports", notes=(note,))
+            return replace(_from_arch(name.path, None, resolution), warnings=(note,))
+        if finetune is not None:
+            raise ConfigError(f"--finetune names a fine-tuning of a search run; {target} is not one")
         return _from_arch(name.path, weights_path, resolution)
+    if finetune is not None:
+        raise ConfigError(f"--finetune names a fine-tuning of a search run; {target} is a baseline")
     res = resolution or DEFAULT_RESOLUTION
     classes = num_classes or DEFAULT_NUM_CLASSES
     model = build_baseline(target, num_classes=classes, width=width, resolution=res)
@@ -129,6 +149,54 @@ def resolve_source(target: str, weights: str | None = None, resolution: int | No
     return ExportSource(model, "baseline", f"{target}{suffix}", res, classes,
                         str(weights_path) if weights_path else "random", Path("exports") / f"{target}{suffix}",
                         warnings=notes)
+
+
+def _is_search_run(path: Path) -> bool:
+    """A search's run directory: its arch.json, summary.json and config.yaml, and no fine-tuning result."""
+    return path.is_dir() and all((path / n).is_file() for n in ("arch.json", "summary.json", "config.yaml")) \
+        and not (path / "result.json").exists()
+
+
+def finetunings(run_dir: Path) -> dict[str, dict]:
+    """The finished fine-tunings of a search run, ``{name: result.json}`` (``RUN/finetune/<name>/``, each with its
+    arch.json and weights.pt), in name order; unreadable or unfinished ones are left out."""
+    from bench.errors import BenchError
+    from bench.files import read_json
+
+    found = {}
+    root = run_dir / "finetune"
+    for d in sorted(root.iterdir()) if root.is_dir() else ():
+        if all((d / n).is_file() for n in ("result.json", "arch.json", "weights.pt")):
+            try:
+                result = read_json(d / "result.json", "fine-tuning result")
+            except BenchError:
+                continue
+            if isinstance(result, dict) and isinstance(result.get("final_acc"), (int, float)):
+                found[d.name] = result
+    return found
+
+
+def choose_finetune(run_dir: Path, name: str | None) -> tuple[Path | None, str]:
+    """(the fine-tuning directory to export, one line saying which and why), or (None, the warning that the
+    run's classifier was never trained).
+
+    Raises:
+        ConfigError: ``name`` is not one of the run's finished fine-tunings.
+    """
+    found = finetunings(run_dir)
+    if name is not None:
+        if name not in found:
+            known = ", ".join(found) or "none"
+            raise ConfigError(f"{run_dir} has no finished fine-tuning {name!r} (finished: {known})")
+        return run_dir / "finetune" / name, f"exporting the fine-tuning {name} ({found[name]['final_acc']:.2f}% on " \
+                                             f"the hold-out)"
+    if not found:
+        return None, (f"{run_dir}'s classifier was never trained (no fine-tuning in {run_dir / 'finetune'}): its "
+                      f"accuracy is chance; run edgenas finetune {run_dir} first")
+    best = max(found, key=lambda n: (found[n]["final_acc"], n))
+    why = "its only fine-tuning" if len(found) == 1 else f"the best of its {len(found)} fine-tunings on the hold-out"
+    return run_dir / "finetune" / best, (f"exporting {best}, {why} ({found[best]['final_acc']:.2f}%, "
+                                         f"{found[best].get('labels', '')}); --finetune NAME to choose")
 
 
 def _from_baseline_finetune(run_dir: Path, weights: Path | None, resolution: int | None) -> ExportSource:
@@ -151,7 +219,7 @@ def _from_baseline_finetune(run_dir: Path, weights: Path | None, resolution: int
     mean, std = result.get("mean"), result.get("std")
     return ExportSource(model, "baseline", str(result["model"]), res, len(labels), str(weights),
                         run_dir / "exports", mean=tuple(mean) if mean else None, std=tuple(std) if std else None,
-                        labels=labels, data=_run_config(run_dir))
+                        labels=labels, data=_run_config(run_dir), fine_tuned=_fine_tuned(run_dir))
 
 
 def _from_arch(path: Path, weights: Path | None, resolution: int | None) -> ExportSource:
@@ -177,12 +245,31 @@ def _from_arch(path: Path, weights: Path | None, resolution: int | None) -> Expo
     extra = dict(spec.extra)
     labels = tuple(extra["classes"].split(",")) if extra.get("classes") else ()
     base = run_dir if run_dir is not None else path.parent
+    fine_tuned = _fine_tuned(run_dir) if run_dir is not None and how == "preserved" else None
+    if fine_tuned is not None:
+        how = "fine-tuned"  # a fine-tuning directory's own weights.pt
     return ExportSource(
         model.deployable(), "arch", str(path), spec.resolution, spec.num_classes, how, base / "exports",
         arch_sha256=spec.sha256(), mean=_floats(extra.get("mean")), std=_floats(extra.get("std")),
         labels=labels if len(labels) == spec.num_classes else (),
-        data=_run_config(run_dir) if run_dir is not None else DataOptions(), warnings=notes,
+        data=_run_config(run_dir) if run_dir is not None else DataOptions(), warnings=notes, fine_tuned=fine_tuned,
     )
+
+
+def _fine_tuned(run_dir: Path) -> dict | None:
+    """What a fine-tuning directory's result.json says of its training (None for any other directory)."""
+    from bench.errors import BenchError
+    from bench.files import read_json
+
+    if not (run_dir / "result.json").is_file():
+        return None
+    try:
+        result = read_json(run_dir / "result.json", "fine-tuning result")
+    except BenchError:
+        return None
+    return {"dir": str(run_dir), "labels": result.get("labels"), "init": result.get("init"),
+            "data": result.get("data"), "holdout_acc": result.get("final_acc"),
+            "unlabelled": bool(result.get("unlabelled"))}
 
 
 @dataclass(frozen=True)

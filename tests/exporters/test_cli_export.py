@@ -64,7 +64,7 @@ def test_baseline_human_output(run_cli, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert "accuracy" in manifest["artifacts"][0]["parity"]  # 10 classes: the synthetic labels apply
     assert manifest["source"] == {"kind": "baseline", "name": "mobilenet_v3_small", "arch_sha256": None,
-                                  "weights": "random"}
+                                  "weights": "random", "fine_tuned": None}
 
 
 @pytest.mark.parametrize("args,match", [
