@@ -83,3 +83,10 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
     assert not (tmp_path / "r" / "arch.json").exists()
+
+
+def test_the_proxy_strategy_refuses_torchrun(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    result = run("search", "--out", str(tmp_path / "r"), "--no-progress")
+    assert result.exit_code != 0 and "runs in one process" in result.output and "--strategy darts" in result.output
+    assert not (tmp_path / "r").exists()

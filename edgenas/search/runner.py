@@ -46,6 +46,9 @@ def run_search(cfg: SearchConfig, console=None, on_step: Callable[[int], None] |
     if cfg.refine_epochs and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("--refine-epochs runs in one process: search under torchrun without it, then run "
                           "the same `edgenas search` with --refine-epochs (and the same --out) in one process")
+    if cfg.strategy == "proxy" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("the proxy strategy (the default) runs in one process: its ranking takes minutes on one "
+                          "CPU; under torchrun use --strategy darts")
     run_dir = Path(cfg.out)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--out {run_dir} exists and is not a directory")
