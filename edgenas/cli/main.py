@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "profile": ("edgenas.cli.profile", "profile", "Parameters and MACs of a baseline, run directory or arch.json."),
     "devices": ("edgenas.cli.devices", "devices", "List and show device profiles."),
     "export": ("edgenas.cli.export", "export", "Freeze, quantize and export to ONNX, TFLite and OpenVINO, each artifact verified."),
+    "deploy": ("edgenas.cli.deploy", "deploy",
+               "Measure every format x precision on the target and bundle the fastest good one for an app."),
     "bench": ("edgenas.cli.bench", "bench", "Measure latency, memory and accuracy of exported models on a device."),
     "sweep": ("edgenas.cli.sweep", "sweep", "Resumable latency sweep: models x formats x precisions x threads x sizes."),
     "compare": ("edgenas.cli.sweep", "compare", "The searched network next to MobileNet/EfficientNet on one device."),

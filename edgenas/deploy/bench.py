@@ -47,8 +47,8 @@ def resolution_of(target) -> int:
 class DataCache:
     """Labelled ``.npz`` files per resolution, drawn once per command in a temporary directory."""
 
-    def __init__(self, name: str | None, root: str | None, samples: int, seed: int = 0) -> None:
-        self.name, self.root, self.samples, self.seed = name, root, samples, seed
+    def __init__(self, name: str | None, root: str | None, samples: int, seed: int = 0, level: int = 1) -> None:
+        self.name, self.root, self.samples, self.seed, self.level = name, root, samples, seed, level
         self._dir: tempfile.TemporaryDirectory | None = None
         self._files: dict[int, Path] = {}
 
@@ -61,7 +61,8 @@ class DataCache:
             if self._dir is None:
                 self._dir = tempfile.TemporaryDirectory(prefix="edgenas-bench-")
             self._files[resolution] = labelled_npz(self.name, self.root, resolution, self.samples, self.seed,
-                                                   Path(self._dir.name) / f"{self.name}-{resolution}.npz")
+                                                   Path(self._dir.name) / f"{self.name}-{resolution}.npz",
+                                                   level=self.level)
         return self._files[resolution]
 
     def close(self) -> None:

@@ -26,7 +26,7 @@ DEFAULT_NUM_CLASSES = 10
 DEFAULT_RESOLUTION = 32
 
 __all__ = ["DEFAULT_CALIB", "DEFAULT_PARITY_SAMPLES", "DataOptions", "ExportSource", "choose_finetune", "finetunings",
-           "load_data", "resolve_source"]
+           "load_data", "resolve_source", "run_data"]
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ def _floats(text: str | None) -> tuple[float, ...] | None:
         raise ConfigError(f"arch.json extra holds a malformed mean/std {text!r}") from None
 
 
-def _run_config(run_dir: Path) -> DataOptions:
+def run_data(run_dir: Path) -> DataOptions:
+    """The data a run or fine-tuning directory was made with (its config.yaml); the synthetic set without one."""
     import yaml
 
     path = run_dir / "config.yaml"
@@ -219,7 +220,7 @@ def _from_baseline_finetune(run_dir: Path, weights: Path | None, resolution: int
     mean, std = result.get("mean"), result.get("std")
     return ExportSource(model, "baseline", str(result["model"]), res, len(labels), str(weights),
                         run_dir / "exports", mean=tuple(mean) if mean else None, std=tuple(std) if std else None,
-                        labels=labels, data=_run_config(run_dir), fine_tuned=_fine_tuned(run_dir))
+                        labels=labels, data=run_data(run_dir), fine_tuned=_fine_tuned(run_dir))
 
 
 def _from_arch(path: Path, weights: Path | None, resolution: int | None) -> ExportSource:
@@ -252,7 +253,7 @@ def _from_arch(path: Path, weights: Path | None, resolution: int | None) -> Expo
         model.deployable(), "arch", str(path), spec.resolution, spec.num_classes, how, base / "exports",
         arch_sha256=spec.sha256(), mean=_floats(extra.get("mean")), std=_floats(extra.get("std")),
         labels=labels if len(labels) == spec.num_classes else (),
-        data=_run_config(run_dir) if run_dir is not None else DataOptions(), warnings=notes, fine_tuned=fine_tuned,
+        data=run_data(run_dir) if run_dir is not None else DataOptions(), warnings=notes, fine_tuned=fine_tuned,
     )
 
 
