@@ -13,6 +13,7 @@ One function per step of the pipeline, each the Python form of its command
     edgenas.run_bench(["runs/demo"])                                   # edgenas bench
     edgenas.run_sweep(plan, "sweeps/local", Reach("local"))            # edgenas sweep
     edgenas.run_compare("runs/demo", Reach("local"))                   # edgenas compare
+    edgenas.run_deploy("runs/demo", Reach("local"))                    # edgenas deploy
     edgenas.build_lut(Reach("local"), "darts-light", SpaceOptions())   # edgenas lut build
     edgenas.profile_target("mobilenet_v2_035")                         # edgenas profile
 
@@ -36,6 +37,7 @@ ENTRY_POINTS = {
     "run_bench": "edgenas.deploy.bench:run_bench",
     "run_sweep": "edgenas.deploy.sweep:run_sweep",
     "run_compare": "edgenas.deploy.compare:run_compare",
+    "run_deploy": "edgenas.deploy.deploy:run_deploy",
     "build_lut": "edgenas.latency.api:build_lut",
     "validate_lut": "edgenas.latency.api:validate_lut",
     "profile_target": "edgenas.models.profile:profile_target",
