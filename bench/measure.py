@@ -46,12 +46,15 @@ class MeasureConfig:
         runs: timed runs; the percentiles are over these.
         batch: batch size; None = the artifact's own (1 when its batch is dynamic).
         seed: seed of the random input.
+        energy_seconds: length of the energy phase after the timed runs, where the device
+            has a meter (:mod:`bench.energy`); 0: no energy phase.
     """
 
     warmup: int = 50
     runs: int = 300
     batch: int | None = None
     seed: int = 0
+    energy_seconds: float = 2.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.warmup, int) or self.warmup < 0:
@@ -60,6 +63,9 @@ class MeasureConfig:
             raise BenchError(f"runs must be an int >= 1, got {self.runs!r}")
         if self.batch is not None and (not isinstance(self.batch, int) or self.batch < 1):
             raise BenchError(f"batch must be an int >= 1, got {self.batch!r}")
+        if isinstance(self.energy_seconds, bool) or not isinstance(self.energy_seconds, (int, float)) \
+                or not math.isfinite(self.energy_seconds) or self.energy_seconds < 0:
+            raise BenchError(f"energy_seconds must be a number >= 0, got {self.energy_seconds!r}")
 
 
 def peak_rss_mb() -> float:
@@ -151,6 +157,17 @@ def preprocessing(metadata: dict) -> dict[str, Any]:
     }
 
 
+def _energy(call, seconds: float) -> dict | None:
+    """The energy phase (:mod:`bench.energy`): its record, or None where the device has no readable meter."""
+    if seconds <= 0:
+        return None
+    from bench.energy import open_meter
+
+    meter = open_meter()
+    reading = meter.measure(call, seconds, idle_seconds=min(1.0, seconds / 2)) if meter is not None else None
+    return reading.to_record() if reading is not None else None
+
+
 def _accuracy(runner, data: Path, prep: dict, batch: int) -> tuple[float, int]:
     """Top-1 accuracy (%) of ``runner`` on a labelled ``.npz`` (``images`` uint8 NHWC, ``labels`` int)."""
     try:
@@ -187,7 +204,7 @@ def _accuracy(runner, data: Path, prep: dict, batch: int) -> tuple[float, int]:
 def measure(path: str | Path, runtime: str | None = None, options: RunnerOptions = RunnerOptions(),
             config: MeasureConfig = MeasureConfig(), data: str | Path | None = None,
             meta: dict | None = None) -> dict[str, Any]:
-    """Measure one artifact: load time, cold first run, latency of timed runs, peak RSS, accuracy.
+    """Measure one artifact: load time, cold first run, latency of timed runs, peak RSS, energy, accuracy.
 
     Args:
         path: ``.onnx``, ``.tflite`` or OpenVINO ``.xml`` (its ``.bin`` beside it).
@@ -231,6 +248,7 @@ def measure(path: str | Path, runtime: str | None = None, options: RunnerOptions
         times = _time_calls(call, config.runs)
         overhead = _time_calls(lambda: None, max(config.runs, 100))
         rss = peak_rss_mb()  # before the labelled data is loaded, which is not the model's memory
+        energy = _energy(call, config.energy_seconds)
 
         prep = preprocessing(runner.metadata)
         accuracy = samples = None
@@ -246,6 +264,7 @@ def measure(path: str | Path, runtime: str | None = None, options: RunnerOptions
             "runtime": name,
             "runtime_version": runner.version,
             "runtime_package": getattr(runner, "package", None),
+            "providers": getattr(runner, "providers", None),
             "artifact": path.name,
             "artifact_sha256": _sha256(path),
             "artifact_bytes": sum(f.stat().st_size for f in files if f.is_file()),
@@ -266,6 +285,7 @@ def measure(path: str | Path, runtime: str | None = None, options: RunnerOptions
             "overhead_us": round(overhead_us, 4),
             "overhead_pct": round(100 * overhead_us / 1e3 / stats["p50_ms"], 4) if stats["p50_ms"] else None,
             "peak_rss_mb": rss,
+            "energy": energy,
             "accuracy": accuracy,
             "accuracy_samples": samples,
             "meta": dict(meta or {}),

@@ -37,6 +37,7 @@ JOB_KEYS: dict[str, Any] = {
     "batch": None,
     "warmup": 50,
     "runs": 300,
+    "energy_seconds": 2.0,
     "inference_precision": None,
     "extra": [],
     "data": None,
@@ -139,7 +140,8 @@ def _run(job_path: str) -> int:
         options = RunnerOptions(threads=int(job["threads"]), inference_precision=job["inference_precision"],
                                 extra=tuple((str(k), str(v)) for k, v in job["extra"]))
         config = MeasureConfig(warmup=int(job["warmup"]), runs=int(job["runs"]),
-                               batch=None if job["batch"] is None else int(job["batch"]))
+                               batch=None if job["batch"] is None else int(job["batch"]),
+                               energy_seconds=float(job["energy_seconds"]))
         record = measure(job["artifact"], job["runtime"], options, config, job["data"], job["meta"])
     except BenchError as exc:
         return _fail(str(exc), type(exc).__name__)

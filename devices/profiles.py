@@ -102,6 +102,8 @@ class DeviceProfile:
     (theoretical DRAM peak, GB/s) feed the analytic latency model.
 
     Attributes:
+        runtime_options: default runtime settings per runtime (``{"ort": {"providers": "auto"}}``),
+            what ``--option KEY=VALUE`` sets; the command line's win.
         probed: names of the fields read from this machine at load time
             (``probe_host = true``), so that nobody mistakes them for data.
         source: the file this profile was read from ("" if built in code).
@@ -128,6 +130,7 @@ class DeviceProfile:
     python: str = "python3"
     ssh: SshSettings = field(default_factory=SshSettings)
     notes: tuple[str, ...] = ()
+    runtime_options: dict[str, dict[str, str]] = field(default_factory=dict)
     probe_host: bool = False
     probed: tuple[str, ...] = ()
     source: str = ""
@@ -172,6 +175,15 @@ class DeviceProfile:
             raise DeviceProfileError(where + "a local device takes no [ssh] host or user")
         if not isinstance(self.notes, tuple) or not all(isinstance(n, str) for n in self.notes):
             raise DeviceProfileError(where + "notes must be a list of strings")
+        if not isinstance(self.runtime_options, dict):
+            raise DeviceProfileError(where + "runtime_options must be a table of tables ([runtime_options.ort])")
+        for runtime, settings in self.runtime_options.items():
+            if runtime not in RUNTIMES:
+                raise DeviceProfileError(where + f"runtime_options.{runtime}: no runtime {runtime!r} (known: "
+                                         f"{', '.join(RUNTIMES)})" + close_matches(runtime, RUNTIMES))
+            if not isinstance(settings, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                         for k, v in settings.items()):
+                raise DeviceProfileError(where + f"runtime_options.{runtime} must map setting names to strings")
         if not isinstance(self.probe_host, bool):
             raise DeviceProfileError(where + f"probe_host must be true or false, got {self.probe_host!r}")
         if self.probe_host and self.transport != "local":

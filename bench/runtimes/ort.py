@@ -1,4 +1,4 @@
-"""ONNX models in onnxruntime's CPU execution provider (numpy + onnxruntime only, never torch)."""
+"""ONNX models in onnxruntime: its CPU execution provider, or the GPU ones when asked (numpy + onnxruntime only)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ _DTYPES = {
     "tensor(int8)": "int8",
     "tensor(uint8)": "uint8",
 }
+
+
+#: onnxruntime's GPU execution providers, by preference (``providers=auto``)
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
 def _import_ort():
@@ -47,8 +51,10 @@ class OrtRunner(Runner):
     optimisations are onnxruntime's default (all levels).
 
     ``options.extra``: ``("providers", "TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider")``
-    picks execution providers in order (e.g. on a Jetson with onnxruntime-gpu);
+    picks execution providers in order (e.g. on a Jetson with onnxruntime-gpu); ``("providers", "auto")``
+    takes the GPU ones this onnxruntime has (TensorRT, then CUDA), then the CPU (the Jetson profiles' default);
     any other pair is a session config entry (``("session.intra_op.allow_spinning", "0")``).
+    :attr:`providers` says which the session runs on, as onnxruntime reports it.
 
     Inputs are float32 batches in the model's layout (NCHW for our exports);
     a float16 input is cast, an int8/uint8 input is quantized with the scale and
@@ -73,7 +79,10 @@ class OrtRunner(Runner):
         # Extra session config entries, e.g. ("session.intra_op.allow_spinning", "0").
         providers = ["CPUExecutionProvider"]
         for key, value in options.extra:
-            if key == "providers":  # e.g. "TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider"
+            if key == "providers" and value.strip() == "auto":
+                available = ort.get_available_providers()
+                providers = [p for p in GPU_PROVIDERS if p in available] + ["CPUExecutionProvider"]
+            elif key == "providers":  # e.g. "TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider"
                 providers = [p.strip() for p in value.split(",") if p.strip()]
                 unknown = set(providers) - set(ort.get_available_providers())
                 if unknown:
@@ -168,6 +177,11 @@ class OrtRunner(Runner):
     @property
     def version(self) -> str:
         return str(self._ort.__version__)
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers of the session, in onnxruntime's order of preference."""
+        return list(self._session.get_providers())
 
     def close(self) -> None:
         self._session = None

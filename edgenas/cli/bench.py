@@ -21,8 +21,9 @@ def print_records(records: list[dict], title: str = "") -> None:
     from rich.table import Table
 
     table = Table(title=title or None)
+    energy = any(r.get("energy") for r in records)
     columns = ("model", "format", "precision", "thr", "batch", "res", "p50 ms", "p90 ms", "p99 ms", "cv %",
-               "load ms", "RSS MB", "acc %")
+               "load ms", "RSS MB", "acc %") + (("mJ/inf",) if energy else ())
     for column in columns:
         table.add_column(column, justify="left" if column in ("model", "format", "precision") else "right")
 
@@ -33,13 +34,14 @@ def print_records(records: list[dict], title: str = "") -> None:
     for r in records:
         if "error" in r:
             table.add_row(str(r.get("model")), str(r.get("format") or r.get("artifact")),
-                          str(r.get("precision") or "-"), *["-"] * 9, "[red]failed[/red]")
+                          str(r.get("precision") or "-"), *["-"] * 9, "[red]failed[/red]", *["-"] * energy)
             continue
         precision = r["precision"] + (f" ({r['inference_precision']})" if r.get("inference_precision") else "")
         table.add_row(str(r.get("model")), r["format"], precision, str(r["threads"]), str(r["batch"]),
                       str(r.get("resolution", "-")), num(r, "p50_ms", ".3f"), num(r, "p90_ms", ".3f"),
                       num(r, "p99_ms", ".3f"), format(100 * r["cv"], ".1f"), num(r, "load_ms", ".0f"),
-                      num(r, "peak_rss_mb", ".0f"), num(r, "accuracy", ".2f"))
+                      num(r, "peak_rss_mb", ".0f"), num(r, "accuracy", ".2f"),
+                      *([num(r.get("energy") or {}, "mj_per_inference", ".3f")] if energy else []))
     console = Console()
     if not console.is_terminal:
         console = Console(width=160)
@@ -55,8 +57,8 @@ def print_records(records: list[dict], title: str = "") -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the records as a JSON list (latency keys end in _ms).")
 def bench(models: tuple[str, ...], device: str, host: str | None, key: str | None, known_hosts: str | None,
           python: str | None, threads: int | None, batch: int | None, warmup: int, runs: int, runtime: str | None,
-          inference_precision: str | None, timeout: float, runtime_options: tuple, data: str | None,
-          data_root: str | None, samples: int, out: str | None, as_json: bool) -> None:
+          inference_precision: str | None, timeout: float, energy_seconds: float, runtime_options: tuple,
+          data: str | None, data_root: str | None, samples: int, out: str | None, as_json: bool) -> None:
     """Measure latency, load time, peak memory (and accuracy with --data) of exported models.
 
     MODEL is a .onnx, .tflite or OpenVINO .xml file, an export manifest.json,
@@ -72,7 +74,8 @@ def bench(models: tuple[str, ...], device: str, host: str | None, key: str | Non
     from edgenas.deploy.bench import BenchOptions, run_bench
 
     options = BenchOptions(threads=threads, batch=batch, warmup=warmup, runs=runs, runtime=runtime,
-                           inference_precision=inference_precision, timeout=timeout, extra=runtime_options)
+                           inference_precision=inference_precision, timeout=timeout, extra=runtime_options,
+                           energy_seconds=energy_seconds)
     records = run_bench(list(models), options, reach_of(device, host, key, known_hosts, python), data=data,
                         data_root=data_root, samples=samples, out=out)
     if as_json:

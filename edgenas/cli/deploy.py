@@ -68,6 +68,8 @@ def print_choice(choice, title: str) -> None:
 @click.option("--runs", type=click.IntRange(min=1), default=300, show_default=True, help="Timed runs.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=600.0, show_default=True,
               help="Seconds each measurement may take on the device.")
+@click.option("--energy-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="Energy phase per candidate where the device has a meter (Jetson tegrastats, x86 RAPL); 0: none.")
 @click.option("--data", default=None, help="Labelled data for accuracy: synthetic, cifar10, imagefolder. "
               "[default: what the network was fine-tuned on]")
 @click.option("--data-root", type=click.Path(), default=None, help="Where the data set's files are.")
@@ -79,7 +81,7 @@ def print_choice(choice, title: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the choice (bundle, winner, every candidate) as JSON.")
 @plugin_option
 def deploy(run_dir, device, host, key, known_hosts, python, out, max_drop, formats, precisions, finetune,
-           allow_untrained, threads, warmup, runs, timeout, data, data_root, samples, calib, remeasure, as_json) -> None:
+           allow_untrained, threads, warmup, runs, timeout, energy_seconds, data, data_root, samples, calib, remeasure, as_json) -> None:
     """Measure RUN's network in every format x precision on the target and bundle the fastest good one.
 
     RUN is a search run (its fine-tuning, chosen as export chooses) or a
@@ -106,7 +108,7 @@ def deploy(run_dir, device, host, key, known_hosts, python, out, max_drop, forma
     try:
         result = run_deploy(run_dir, reach_of(device, host, key, known_hosts, python), formats, precisions,
                             max_drop, out, finetune, allow_untrained, threads,
-                            BenchOptions(warmup=warmup, runs=runs, timeout=timeout), data, data_root, samples,
+                            BenchOptions(warmup=warmup, runs=runs, timeout=timeout, energy_seconds=energy_seconds), data, data_root, samples,
                             calib, remeasure, note=note, warn=lambda m: click.echo(f"warning: {m}", err=True))
     except NoArtifactError as exc:
         print_choice(exc.choice, f"{run_dir} on {device}: no artifact qualifies")

@@ -49,6 +49,9 @@ measure_options = _stack([
                  help="OpenVINO only: compute precision. [default: the artifact's own (f32 for FP32)]"),
     click.option("--timeout", type=click.FloatRange(min=1), default=600.0, show_default=True,
                  help="Seconds each measurement may take on the device."),
+    click.option("--energy-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True,
+                 help="Length of the energy phase after the timed runs, where the device has a meter (Jetson "
+                      "tegrastats, x86 RAPL); 0: none."),
     click.option("--option", "runtime_options", multiple=True, callback=key_values(require_value=False),
                  metavar="KEY=VALUE",
                  help="Runtime setting, repeatable: ort providers=CUDAExecutionProvider,CPUExecutionProvider "

@@ -18,11 +18,11 @@ from edgenas.errors import ConfigError
 _WEIGHTS = key_values("MODEL=PATH", as_dict=True)
 
 
-def _options(warmup, runs, runtime, inference_precision, timeout, runtime_options):
+def _options(warmup, runs, runtime, inference_precision, timeout, runtime_options, energy_seconds):
     from edgenas.deploy.bench import BenchOptions
 
     return BenchOptions(warmup=warmup, runs=runs, runtime=runtime, inference_precision=inference_precision,
-                        timeout=timeout, extra=runtime_options)
+                        timeout=timeout, extra=runtime_options, energy_seconds=energy_seconds)
 
 
 @click.command("sweep")
@@ -50,7 +50,7 @@ def _options(warmup, runs, runtime, inference_precision, timeout, runtime_option
 @plugin_option
 def sweep(models, out, formats, precisions, resolutions, batches, thread_counts, weights, calib, retry_failed,
           devices, retries, device, host, key, known_hosts, python, threads, batch, warmup, runs, runtime,
-          inference_precision, timeout, runtime_options, data, data_root, samples) -> None:
+          inference_precision, timeout, energy_seconds, runtime_options, data, data_root, samples) -> None:
     """Measure MODELs over formats x precisions x resolutions x batches x threads on one device.
 
     MODEL is a run directory, an arch.json or a baseline name. Every
@@ -76,7 +76,8 @@ def sweep(models, out, formats, precisions, resolutions, batches, thread_counts,
                      threads=thread_counts or (profiles[0].threads,), weights=weights, calib=calib)
     records, summaries = run_sweep(
         plan, out, reach_of(device, host, key, known_hosts, python), devices,
-        _options(warmup, runs, runtime, inference_precision, timeout, runtime_options), data, data_root, samples,
+        _options(warmup, runs, runtime, inference_precision, timeout, runtime_options, energy_seconds), data,
+        data_root, samples,
         retry_failed, retries, warn=lambda m: click.echo(f"warning: {m}", err=True))
     for s in summaries or ():
         state = f"dropped out ({s['dropped_out']})" if s["dropped_out"] else "ok"
@@ -102,8 +103,8 @@ def sweep(models, out, formats, precisions, resolutions, batches, thread_counts,
 @data_options
 @plugin_option
 def compare(run_dir, formats, precisions, baselines, weights, calib, device, host, key, known_hosts, python,
-            threads, batch, warmup, runs, runtime, inference_precision, timeout, runtime_options, data, data_root,
-            samples) -> None:
+            threads, batch, warmup, runs, runtime, inference_precision, timeout, energy_seconds, runtime_options, data,
+            data_root, samples) -> None:
     """Measure the searched network of RUN_DIR next to the baselines on one device.
 
     All models are exported the same way (same formats, precisions, input
@@ -116,7 +117,8 @@ def compare(run_dir, formats, precisions, baselines, weights, calib, device, hos
 
     records, report = run_compare(run_dir, reach_of(device, host, key, known_hosts, python), formats, precisions,
                                   baselines, weights, calib, threads, batch,
-                                  _options(warmup, runs, runtime, inference_precision, timeout, runtime_options),
+                                  _options(warmup, runs, runtime, inference_precision, timeout, runtime_options,
+                                           energy_seconds),
                                   data, data_root, samples)
     print_records(records, title=f"{Path(run_dir).name} vs baselines on {device}")
     click.echo(f"table and plot in {report}")

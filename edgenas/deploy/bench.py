@@ -32,6 +32,7 @@ class BenchOptions:
     inference_precision: str | None = None
     timeout: float = 600.0
     extra: tuple[tuple[str, str], ...] = ()
+    energy_seconds: float = 2.0
 
 
 def resolution_of(target) -> int:
@@ -71,12 +72,19 @@ class DataCache:
 
 
 def job_for(target, options: BenchOptions, profile, data: Path | None, meta: dict[str, Any] | None = None) -> dict:
+    """The worker's job for ``target``: the options, over the profile's defaults for its runtime."""
+    from bench.runtimes.base import runtime_for
     from bench.worker import make_job
 
+    runtime = options.runtime or runtime_for(target.path)
+    given = {key for key, _ in options.extra}
+    defaults = [[k, v] for k, v in (getattr(profile, "runtime_options", {}) or {}).get(runtime, {}).items()
+                if k not in given]
     return make_job(
         target.path, runtime=options.runtime, threads=options.threads or profile.threads, batch=options.batch,
         warmup=options.warmup, runs=options.runs, inference_precision=options.inference_precision,
-        extra=[list(pair) for pair in options.extra], data=str(data) if data else None,
+        energy_seconds=options.energy_seconds,
+        extra=defaults + [list(pair) for pair in options.extra], data=str(data) if data else None,
         meta={"device": profile.name, "model": target.model, **target.info, **(meta or {})})
 
 

@@ -74,7 +74,8 @@ class Candidate:
                 "p50_ms": r.get("p50_ms"), "p90_ms": r.get("p90_ms"), "p99_ms": r.get("p99_ms"),
                 "peak_rss_mb": r.get("peak_rss_mb"), "accuracy": r.get("accuracy"),
                 "accuracy_samples": r.get("accuracy_samples"),
-                "drop_points": None if self.drop is None else round(self.drop, 3)}
+                "drop_points": None if self.drop is None else round(self.drop, 3),
+                "mj_per_inference": (r.get("energy") or {}).get("mj_per_inference")}
 
 
 @dataclass(frozen=True)
@@ -162,20 +163,24 @@ def _fmt(value, spec: str, none: str = "-") -> str:
 
 def candidates_table(choice: Choice) -> str:
     """The candidates as a Markdown table, fastest first, failures last."""
-    lines = ["| format | precision | p50 ms | p90 ms | p99 ms | peak RSS MB | accuracy % | drop | KiB | verdict |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    energy = any(c.ok and c.record.get("energy") for c in choice.candidates)
+    lines = ["| format | precision | p50 ms | p90 ms | p99 ms | peak RSS MB | accuracy % | drop | KiB | "
+             + ("mJ/inference | " if energy else "") + "verdict |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | " + ("---: | " if energy else "")
+             + "--- |"]
     order = sorted(choice.candidates, key=lambda c: (not c.ok, c.record.get("p50_ms") or 0))
     for c in order:
         row = c.row()
         if not c.ok:
             reason = " ".join(str(row.get("error") or "").split())[:120]
-            lines.append(f"| {c.format} | {c.precision} | - | - | - | - | - | - | - | failed: {reason} |")
+            lines.append(f"| {c.format} | {c.precision} | - | - | - | - | - | - | - | " + ("- | " if energy else "")
+                         + f"failed: {reason} |")
             continue
         verdict = f"**{c.verdict}**" if c.verdict == "chosen" else c.verdict
         lines.append(f"| {c.format} | {c.precision} | {_fmt(row['p50_ms'], '.3f')} | {_fmt(row['p90_ms'], '.3f')} | "
                      f"{_fmt(row['p99_ms'], '.3f')} | {_fmt(row['peak_rss_mb'], '.0f')} | "
                      f"{_fmt(row['accuracy'], '.2f')} | {_fmt(row['drop_points'], '+.2f')} | {row['kib']:.0f} | "
-                     f"{verdict} |")
+                     + (f"{_fmt(row['mj_per_inference'], '.3f')} | " if energy else "") + f"{verdict} |")
     return "\n".join(lines)
 
 
@@ -193,6 +198,14 @@ class CardFacts:
     source: dict = field(default_factory=dict)
     entry: dict = field(default_factory=dict)
     plot: bool = False
+
+
+def _energy_line(energy: dict | None) -> str:
+    if not energy:
+        return "not measured (the device exposes no readable power meter)"
+    active = energy.get("active_mj_per_inference")
+    return (f"{energy['mj_per_inference']:.3f} mJ per inference at {energy['power_w']:.2f} W"
+            + (f" ({active:.3f} mJ above idle)" if active is not None else "") + f", {energy['scope']}")
 
 
 def model_card(facts: CardFacts, choice: Choice) -> str:
@@ -226,6 +239,7 @@ def model_card(facts: CardFacts, choice: Choice) -> str:
         f"(the FP32 network: {choice.reference:.2f}%) |",
         f"| latency | p50 {w['p50_ms']:.3f} ms, p90 {w['p90_ms']:.3f} ms, p99 {w['p99_ms']:.3f} ms (batch 1) |",
         f"| peak memory | {_fmt(w['peak_rss_mb'], '.0f')} MB resident, the whole measuring process |",
+        f"| energy | {_energy_line(record.get('energy'))} |",
         f"| weights | {trained} |",
         "",
         "## Why this artifact",
