@@ -214,3 +214,19 @@ def test_choose_holds_every_artifact_to_the_fp32_network():
     assert choose(records, 2.0, reference=80.1).winner.format == "tflite"
     assert choose(records, 0.05, reference=80.1).winner is None
     assert choose(records[:1] + [rec("onnx", "fp16", 1.0, 80.0, size=50)], 0).winner.precision == "fp16"  # a tie: smaller
+
+
+def test_a_device_without_any_runtime_is_refused_before_anything_is_measured(run):
+    base = getattr(sys, "_base_executable", None)  # the venv's own interpreter: numpy perhaps, runtimes perhaps not
+    probe = subprocess.run([base, "-c", "import importlib.metadata as m, numpy\n"
+                            "for n in ('onnxruntime', 'onnxruntime-gpu', 'openvino', 'ai-edge-litert', "
+                            "'tflite-runtime'):\n"
+                            "    try: m.version(n); print(n)\n"
+                            "    except m.PackageNotFoundError: pass"], capture_output=True, text=True)
+    if not base or probe.returncode != 0 or probe.stdout.strip():
+        pytest.skip("no interpreter here with numpy and without every runtime")
+    result = deploy(run, "--target", "local", "--python", base)
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "none of the runtimes edgenas measures" in errors[0]
+    assert not (run / "deploy").exists()
