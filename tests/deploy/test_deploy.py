@@ -94,13 +94,14 @@ def test_deploy_measures_every_candidate_and_bundles_the_fastest_that_keeps_its_
     assert json.loads(again.stdout)["chosen"] == chosen
 
 
-def test_predict_py_runs_without_torch_and_agrees_with_the_bench_runner(run, tmp_path):
+@pytest.mark.parametrize("fmt,precision", [("onnx", "int8"), ("tflite", "int8"), ("openvino", "fp32")])
+def test_predict_py_runs_without_torch_and_agrees_with_the_bench_runner(run, tmp_path, fmt, precision):
     from PIL import Image
 
     from bench.runtimes.base import open_runner
     from edgenas.data import load_dataset
 
-    result = deploy(run, "--target", "local", "--formats", "onnx", "--precisions", "int8", "--threads", "1",
+    result = deploy(run, "--target", "local", "--formats", fmt, "--precisions", precision, "--threads", "1",
                     "--out", tmp_path / "bundle")
     assert result.exit_code == 0, result.output
     bundle = tmp_path / "bundle"
@@ -125,7 +126,8 @@ def test_predict_py_runs_without_torch_and_agrees_with_the_bench_runner(run, tmp
     with open_runner(bundle / entry["path"]) as runner:
         for p, image in zip(predictions, x.transpose(0, 3, 1, 2)):
             logits = runner.run(np.ascontiguousarray(image[None], dtype=np.float32))[0][0]
-            assert p["top"][0]["index"] == int(np.argmax(logits)) and p["top"][0]["label"] == labels[p["top"][0]["index"]]
+            best = p["top"][0]
+            assert best["index"] == int(np.argmax(logits)) and best["label"] == labels[best["index"]]
             assert len(p["top"]) == 3 and p["top"][0]["score"] >= p["top"][1]["score"]
     missing = subprocess.run([sys.executable, str(bundle / "predict.py"), str(tmp_path / "nope.png")],
                              capture_output=True, text=True, timeout=60)
@@ -230,3 +232,16 @@ def test_a_device_without_any_runtime_is_refused_before_anything_is_measured(run
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "none of the runtimes edgenas measures" in errors[0]
     assert not (run / "deploy").exists()
+
+
+def test_deploy_over_ssh_measures_on_the_board_and_names_it(run, sshd):
+    """`edgenas deploy --target rpi4 --host ...` against the loopback sshd: artifacts and labelled images
+    shipped, measured by the board's python at the profile's threads, the bundle named after the board."""
+    result = deploy(run, "--target", "rpi4", "--host", sshd.spec, "--key", sshd.key, "--known-hosts",
+                    sshd.known_hosts, "--python", sys.executable, "--formats", "tflite", "--precisions", "fp32,int8",
+                    "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["device"] == "rpi4" and report["bundle"] == str(run / "deploy" / "rpi4")
+    assert {r["threads"] for r in report["candidates"]} == {4}
+    assert "on rpi4 (" in (run / "deploy" / "rpi4" / "README.md").read_text()
