@@ -119,4 +119,4 @@ def deploy(run_dir, device, host, key, known_hosts, python, out, max_drop, forma
     print_choice(result.choice, f"{run_dir} on {result.device}")
     click.echo(result.choice.reason)
     click.echo(f"bundle: {result.bundle}")
-    click.echo(f"try it: python {result.bundle / 'predict.py'} IMAGE")
+    click.echo(f"try it: {result.predict_command}")

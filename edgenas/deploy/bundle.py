@@ -17,6 +17,7 @@ stays whole until the new one replaces it)::
       README.md              the model card: figures, every candidate measured, why the winner won
       latency_accuracy.png   the candidates' accuracy against latency (with matplotlib)
       deploy.json            the choice and the table, as data
+      example.png            the first held-out image the candidates were measured on (its class in the card)
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ from typing import Any
 
 from edgenas.errors import EdgenasError
 
-__all__ = ["BUNDLE_MARK", "Candidate", "Choice", "NoArtifactError", "choose", "model_card", "write_bundle"]
+__all__ = ["BUNDLE_MARK", "EXAMPLE_NAME", "Candidate", "Choice", "NoArtifactError", "choose", "model_card", "write_bundle"]
 
 BUNDLE_MARK = "deploy.json"  # the file that says a folder is a bundle (and may be replaced by a newer one)
 PLOT_NAME = "latency_accuracy.png"
+EXAMPLE_NAME = "example.png"
 
 
 class NoArtifactError(EdgenasError):
@@ -198,6 +200,7 @@ class CardFacts:
     source: dict = field(default_factory=dict)
     entry: dict = field(default_factory=dict)
     plot: bool = False
+    example: str | None = None  # the class of example.png
 
 
 def _energy_line(energy: dict | None) -> str:
@@ -260,6 +263,8 @@ def model_card(facts: CardFacts, choice: Choice) -> str:
         "python predict.py IMAGE        # the top label and its score; --top 5, --json",
         "```",
         "",
+        *([f"`{EXAMPLE_NAME}` is a held-out image of class `{facts.example}` (one the candidates were measured "
+           f"on): `python predict.py {EXAMPLE_NAME}`.", ""] if facts.example else []),
         f"`predict.py` needs numpy, Pillow and the runtime ({record.get('runtime_package') or w['runtime'].split()[0]}); "
         "never torch. Its "
         "preprocessing is the manifest's, which an app must repeat:",
@@ -327,8 +332,10 @@ def check_bundle_target(out: Path) -> None:
 
 
 def write_bundle(out: Path, export_dir: Path, manifest, choice: Choice, facts: CardFacts,
-                 extra: dict[str, Any]) -> Path:
+                 extra: dict[str, Any], example: tuple | None = None) -> Path:
     """Write the bundle of ``choice.winner`` (an artifact of the export ``manifest`` in ``export_dir``) to ``out``.
+
+    ``example``: (uint8 HWC image, its class name), written as ``example.png``.
 
     The folder is assembled as a hidden sibling and renamed into place; an earlier
     bundle at ``out`` is replaced only once the new one is complete.
@@ -358,6 +365,11 @@ def write_bundle(out: Path, export_dir: Path, manifest, choice: Choice, facts: C
         write_manifest(Manifest((entry,), manifest.source), tmp)
         shutil.copyfile(bundle_predict.__file__, tmp / "predict.py")
         os.chmod(tmp / "predict.py", 0o755)
+        if example is not None:
+            from PIL import Image
+
+            Image.fromarray(example[0]).save(tmp / EXAMPLE_NAME)
+            facts = replace(facts, example=example[1])
         facts = replace(facts, entry=entry.to_dict(), source=manifest.source.to_dict(),
                         plot=plot_choice(choice, tmp / PLOT_NAME, f"{facts.name} on {facts.device}"))
         atomic_write_text(tmp / "README.md", model_card(facts, choice))

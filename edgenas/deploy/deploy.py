@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgenas.deploy.bundle import EXAMPLE_NAME
 from edgenas.errors import ConfigError
 
 __all__ = ["DEPLOY_PRECISIONS", "Deployment", "deploy_formats", "deploy_source", "run_deploy"]
@@ -43,10 +44,15 @@ class Deployment:
     measurements: Path
     source: Path
 
+    @property
+    def predict_command(self) -> str:
+        """The command that tries the bundle: on its example image when it has one."""
+        example = self.bundle / EXAMPLE_NAME
+        return f"python {self.bundle / 'predict.py'} {example if example.is_file() else 'IMAGE'}"
+
     def to_dict(self) -> dict:
         return {"bundle": str(self.bundle), "device": self.device, "source": str(self.source),
-                "measurements": str(self.measurements), **self.choice.to_dict(),
-                "predict": f"python {self.bundle / 'predict.py'} IMAGE"}
+                "measurements": str(self.measurements), **self.choice.to_dict(), "predict": self.predict_command}
 
 
 def deploy_source(run: Path, finetune: str | None, allow_untrained: bool) -> tuple[Path, str | None]:
@@ -126,12 +132,14 @@ def _export_manifest(measurements: Path, sha: str | None):
                       "remove that folder and deploy again")
 
 
-def _reference_accuracy(source: Path, measurements: Path, records: list[dict], cache) -> float | None:
-    """Top-1 accuracy (%) of the PyTorch network itself on the images the artifacts were measured on.
+def _reference_accuracy(source: Path, measurements: Path, records: list[dict], cache
+                        ) -> tuple[float | None, tuple | None]:
+    """Top-1 accuracy (%) of the PyTorch network itself on the images the artifacts were measured on, and the
+    first of those images with its class name (the bundle's ``example.png``).
 
     The images are preprocessed as the artifacts' manifest says (the same mean, std and scale),
     so an FP32 artifact that passed its parity check agrees with it to a few hundredths.
-    None when no artifact was measured or there is no labelled hold-out.
+    (None, None) when no artifact was measured or there is no labelled hold-out.
     """
     import numpy as np
     import torch
@@ -140,13 +148,15 @@ def _reference_accuracy(source: Path, measurements: Path, records: list[dict], c
 
     measured = next((r for r in records if "error" not in r and r.get("accuracy") is not None), None)
     if measured is None:
-        return None
+        return None, None
     npz = cache.path_for(int(measured["resolution"]))
     _, manifest = _export_manifest(measurements, measured.get("artifact_sha256"))
     norm = manifest.artifacts[0].normalisation
     model = resolve_source(str(source)).model.eval()
     with np.load(npz) as archive:
         images, labels = archive["images"], archive["labels"].astype(np.int64)
+        classes = [str(c) for c in archive["classes"]] if "classes" in archive else []
+    example = (images[0], classes[labels[0]] if labels[0] < len(classes) else str(labels[0]))
     mean = torch.tensor(norm["mean"], dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(norm["std"], dtype=torch.float32).view(1, 3, 1, 1)
     correct = 0
@@ -155,7 +165,7 @@ def _reference_accuracy(source: Path, measurements: Path, records: list[dict], c
             x = torch.from_numpy(images[start:start + 256]).permute(0, 3, 1, 2).float() * float(norm["scale"])
             logits = model((x - mean) / std)
             correct += int((logits.argmax(1).numpy() == labels[start:start + 256]).sum())
-    return round(100.0 * correct / len(images), 3)
+    return round(100.0 * correct / len(images), 3), example
 
 
 def run_deploy(run: str | Path, reach=None, formats: Sequence[str] | None = None,
@@ -233,7 +243,7 @@ def run_deploy(run: str | Path, reach=None, formats: Sequence[str] | None = None
                 sweep_transports(plan, measurements, [(profile, transport.run_job)], options, cache,
                                  progress=bar.report, warn=warn)
                 records = [r for r in read_jsonl(measurements / "records.jsonl") if ours(r)]
-                reference = _reference_accuracy(source, measurements, records, cache)
+                reference, example = _reference_accuracy(source, measurements, records, cache)
         finally:
             cache.close()
     finally:
@@ -249,5 +259,6 @@ def run_deploy(run: str | Path, reach=None, formats: Sequence[str] | None = None
                       macs=int(meta.get("macs") or 0), resolution=int(choice.winner.record.get("resolution") or 0))
     written = write_bundle(bundle, export_dir, manifest, choice, facts,
                            {"device": profile.name, "address": transport.address, "run": str(run),
-                            "source": str(source), "data": data_name, "measurements": str(measurements)})
+                            "source": str(source), "data": data_name, "measurements": str(measurements)},
+                           example=example)
     return Deployment(written, choice, profile.name, measurements, source)

@@ -73,7 +73,8 @@ def test_deploy_measures_every_candidate_and_bundles_the_fastest_that_keeps_its_
 
     files = {p.name for p in bundle.iterdir()}
     assert {chosen["artifact"], "manifest.json", "labels.txt", "predict.py", "README.md", "deploy.json",
-            "latency_accuracy.png"} <= files
+            "latency_accuracy.png", "example.png"} <= files
+    assert report["predict"] == f"python {bundle / 'predict.py'} {bundle / 'example.png'}"
     assert not [p for p in bundle.parent.iterdir() if p.name.startswith(".")]  # no partial or old bundle left
     manifest = json.loads((bundle / "manifest.json").read_text())
     (entry,) = manifest["artifacts"]
@@ -81,6 +82,10 @@ def test_deploy_measures_every_candidate_and_bundles_the_fastest_that_keeps_its_
     from exporters.manifest import sha256_of
     assert sha256_of(bundle / entry["path"]) == entry["sha256"]
     card = (bundle / "README.md").read_text()
+    assert "`example.png` is a held-out image of class `" in card
+    tried = subprocess.run([sys.executable, str(bundle / "predict.py"), str(bundle / "example.png")],
+                           capture_output=True, text=True, timeout=120)
+    assert tried.returncode == 0 and tried.stdout.split()[0] in (bundle / "labels.txt").read_text().split()
     assert "## Why this artifact" in card and "**chosen**" in card and "latency_accuracy.png" in card
     assert len((bundle / "labels.txt").read_text().splitlines()) == entry["outputs"][0]["shape"][-1]
 
