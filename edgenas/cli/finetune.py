@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from edgenas.cli.params import CommaList, plugin_option
-from edgenas.errors import EdgenasError
+from edgenas.errors import ConfigError, EdgenasError
 from edgenas.schedules import SCHEDULES
 from edgenas.train.config import INITS, FinetuneConfig
 
@@ -127,9 +127,12 @@ def _protocol(ctx, options: dict, **fixed) -> FinetuneConfig:
 @click.option("--out", default=None, help="Output directory [default: RUN/finetune/<init>-<labels>-s<seed>, "
                                           "or runs/finetune-<model>-<labels>-s<seed>]. Re-running resumes it.")
 @click.option("--json", "as_json", is_flag=True, help="Print result.json.")
+@click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Minutes of wall time: as many epochs as fit, timed on this machine first (replaces --epochs "
+                   "and --min-steps).")
 @protocol_options(deploy=True)
 @click.pass_context
-def finetune(ctx, model, init, fraction, samples, class_subset, seed, out, as_json, **options) -> None:
+def finetune(ctx, model, init, fraction, samples, class_subset, seed, out, as_json, time_budget, **options) -> None:
     """Fine-tune MODEL on a fraction of the labels; accuracy on the data set's fixed hold-out.
 
     MODEL is a search run directory, an arch.json or a baseline name
@@ -160,11 +163,24 @@ def finetune(ctx, model, init, fraction, samples, class_subset, seed, out, as_js
     if out is None:
         out = (str(Path(model) / "finetune" / f"{init}-{labels}-s{seed}") if Path(model).is_dir()
                else f"runs/finetune-{Path(model).stem if is_searched(model) else model}-{labels}-s{seed}")
+    if time_budget is not None:
+        from click.core import ParameterSource
+
+        given = [f"--{n.replace('_', '-')}" for n in ("epochs", "min_steps")
+                 if ctx.get_parameter_source(n) is ParameterSource.COMMANDLINE]
+        if given:
+            raise ConfigError(f"--time-budget plans the epochs; give it or {' and '.join(given)}, not both")
     cfg = _protocol(ctx, options, model=model, init=init, fraction=fraction, samples=samples,
                     class_subset=class_subset, seed=seed, out=out)
     from rich.console import Console
 
     from edgenas.distributed import is_main_process
+
+    if time_budget is not None:
+        from edgenas.train.budget import plan_time_budget
+
+        cfg, plan = plan_time_budget(cfg, time_budget, Console(stderr=True, quiet=not is_main_process()))
+        click.echo(plan, err=True)
 
     result = run_finetune(cfg, Console(stderr=True, quiet=not is_main_process())).result
     if not is_main_process():  # under torchrun rank 0 reports
