@@ -81,7 +81,8 @@ def print_choice(choice, title: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the choice (bundle, winner, every candidate) as JSON.")
 @plugin_option
 def deploy(run_dir, device, host, key, known_hosts, python, out, max_drop, formats, precisions, finetune,
-           allow_untrained, threads, warmup, runs, timeout, energy_seconds, data, data_root, samples, calib, remeasure, as_json) -> None:
+           allow_untrained, threads, warmup, runs, timeout, energy_seconds, data, data_root, samples, calib, remeasure,
+           as_json) -> None:
     """Measure RUN's network in every format x precision on the target and bundle the fastest good one.
 
     RUN is a search run (its fine-tuning, chosen as export chooses) or a
@@ -108,7 +109,8 @@ def deploy(run_dir, device, host, key, known_hosts, python, out, max_drop, forma
     try:
         result = run_deploy(run_dir, reach_of(device, host, key, known_hosts, python), formats, precisions,
                             max_drop, out, finetune, allow_untrained, threads,
-                            BenchOptions(warmup=warmup, runs=runs, timeout=timeout, energy_seconds=energy_seconds), data, data_root, samples,
+                            BenchOptions(warmup=warmup, runs=runs, timeout=timeout, energy_seconds=energy_seconds),
+                            data, data_root, samples,
                             calib, remeasure, note=note, warn=lambda m: click.echo(f"warning: {m}", err=True))
     except NoArtifactError as exc:
         print_choice(exc.choice, f"{run_dir} on {device}: no artifact qualifies")

@@ -32,7 +32,8 @@ from typing import Any
 
 from edgenas.errors import EdgenasError
 
-__all__ = ["BUNDLE_MARK", "EXAMPLE_NAME", "Candidate", "Choice", "NoArtifactError", "choose", "model_card", "write_bundle"]
+__all__ = ["BUNDLE_MARK", "EXAMPLE_NAME", "Candidate", "Choice", "NoArtifactError", "choose", "model_card",
+           "write_bundle"]
 
 BUNDLE_MARK = "deploy.json"  # the file that says a folder is a bundle (and may be replaced by a newer one)
 PLOT_NAME = "latency_accuracy.png"
@@ -234,7 +235,8 @@ def model_card(facts: CardFacts, choice: Choice) -> str:
         "",
         "| | |",
         "| --- | --- |",
-        f"| artifact | `{entry.get('path')}` ({entry.get('bytes', 0) / 1024:.0f} KiB, sha256 `{entry.get('sha256', '')[:16]}…`) |",
+        f"| artifact | `{entry.get('path')}` ({entry.get('bytes', 0) / 1024:.0f} KiB, "
+        f"sha256 `{entry.get('sha256', '')[:16]}…`) |",
         f"| runtime | {w['runtime']}, {w['threads']} thread(s) |",
         f"| parameters | {facts.params:,} |",
         f"| MACs | {facts.macs / 1e6:.2f}M at {facts.resolution}x{facts.resolution} |",
@@ -265,7 +267,8 @@ def model_card(facts: CardFacts, choice: Choice) -> str:
         "",
         *([f"`{EXAMPLE_NAME}` is a held-out image of class `{facts.example}` (one the candidates were measured "
            f"on): `python predict.py {EXAMPLE_NAME}`.", ""] if facts.example else []),
-        f"`predict.py` needs numpy, Pillow and the runtime ({record.get('runtime_package') or w['runtime'].split()[0]}); "
+        f"`predict.py` needs numpy, Pillow and the runtime "
+        f"({record.get('runtime_package') or w['runtime'].split()[0]}); "
         "never torch. Its "
         "preprocessing is the manifest's, which an app must repeat:",
         "",

@@ -172,14 +172,16 @@ def run_deploy(run: str | Path, reach=None, formats: Sequence[str] | None = None
                precisions: Sequence[str] = DEPLOY_PRECISIONS, max_drop: float = 1.0, out: str | Path | None = None,
                finetune: str | None = None, allow_untrained: bool = False, threads: int | None = None,
                bench_options=None, data: str | None = None, data_root: str | None = None, samples: int = 1000,
-               calib: int = 300, remeasure: bool = False, progress: bool = True, note: Callable[[str], None] = lambda m: None,
+               calib: int = 300, remeasure: bool = False, progress: bool = True,
+               note: Callable[[str], None] = lambda m: None,
                warn: Callable[[str], None] = lambda m: None) -> Deployment:
     """Measure every artifact of ``run``'s network on the device ``reach`` names and bundle the fastest good one.
 
     Args:
         reach: :class:`devices.transport.Reach` (device profile, host, key, known_hosts, python); default local.
         formats: formats to measure (default: every one the device has a runtime for); precisions likewise.
-        max_drop: accuracy points an artifact may lose against the best FP32 one and still ship.
+        max_drop: accuracy points an artifact may lose against the FP32 network (PyTorch's, on the same
+            images) and still ship.
         out: the bundle folder (default ``RUN/deploy/<device>``); an earlier bundle there is replaced.
         threads: inference threads (default: the device profile's).
         data, data_root: labelled data for accuracy (default: what the network was fine-tuned on).

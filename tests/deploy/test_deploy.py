@@ -220,7 +220,8 @@ def test_choose_holds_every_artifact_to_the_fp32_network():
     assert "faster but too inaccurate: tflite int8" in choice.reason
     assert choose(records, 2.0, reference=80.1).winner.format == "tflite"
     assert choose(records, 0.05, reference=80.1).winner is None
-    assert choose(records[:1] + [rec("onnx", "fp16", 1.0, 80.0, size=50)], 0).winner.precision == "fp16"  # a tie: smaller
+    tie = records[:1] + [rec("onnx", "fp16", 1.0, 80.0, size=50)]
+    assert choose(tie, 0).winner.precision == "fp16"  # a tie in latency: the smaller file
 
 
 def test_a_device_without_any_runtime_is_refused_before_anything_is_measured(run):
