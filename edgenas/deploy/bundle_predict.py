@@ -150,8 +150,8 @@ def predict(images: list[str], top: int = 1, threads: int | None = None,
         scores /= scores.sum()
         names = labels_of(entry, len(scores))
         best = np.argsort(-scores, kind="stable")[:top]
-        top = [{"label": names[i], "index": int(i), "score": round(float(scores[i]), 5)} for i in best]
-        results.append({"image": image, "top": top})
+        ranked = [{"label": names[i], "index": int(i), "score": round(float(scores[i]), 5)} for i in best]
+        results.append({"image": image, "top": ranked})
     return results
 
 
