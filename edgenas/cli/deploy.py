@@ -24,7 +24,7 @@ def print_choice(choice, title: str) -> None:
     for column in ("format", "precision", "p50 ms", "p99 ms", "RSS MB", "acc %", "drop", "KiB", "verdict"):
         table.add_column(column, justify="left" if column in ("format", "precision", "verdict") else "right")
     style = {"chosen": "bold green", "too inaccurate": "red", "failed": "red"}
-    for c in sorted(choice.candidates, key=lambda c: (not c.ok, c.record.get("p50_ms") or 0)):
+    for c in choice.ordered():
         row = c.row()
         verdict = f"[{style[c.verdict]}]{c.verdict}[/]" if c.verdict in style else c.verdict
         if not c.ok:

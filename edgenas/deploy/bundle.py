@@ -91,6 +91,10 @@ class Choice:
     reason: str
     winner: Candidate | None = None
 
+    def ordered(self) -> list[Candidate]:
+        """The candidates fastest first, failures last (the card's and the command's tables)."""
+        return sorted(self.candidates, key=lambda c: (not c.ok, c.record.get("p50_ms") or 0))
+
     def to_dict(self) -> dict[str, Any]:
         return {"chosen": self.winner.row() if self.winner else None, "reason": self.reason,
                 "reference_accuracy": self.reference, "max_drop_points": self.max_drop,
@@ -171,8 +175,7 @@ def candidates_table(choice: Choice) -> str:
              + ("mJ/inference | " if energy else "") + "verdict |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | " + ("---: | " if energy else "")
              + "--- |"]
-    order = sorted(choice.candidates, key=lambda c: (not c.ok, c.record.get("p50_ms") or 0))
-    for c in order:
+    for c in choice.ordered():
         row = c.row()
         if not c.ok:
             reason = " ".join(str(row.get("error") or "").split())[:120]
