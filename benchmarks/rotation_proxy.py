@@ -23,10 +23,8 @@ Resumable: each architecture's scores are appended to ``OUT/rotation.jsonl``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -34,44 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def rotation_score(spec, data, steps: int, batch: int, lr: float, seed: int) -> dict:
-    """Train ``spec`` (4-way head) on turned pool images; rotation accuracy (%) at 1/3, 2/3 and all steps."""
-    import torch
-    import torch.nn.functional as F
+    """:func:`edgenas.search.race.rotation_accuracy` of ``spec`` on the pool's images (no label is read)."""
+    from edgenas.search.race import rotation_accuracy
 
-    from edgenas.data.views import normalize_batch
-    from edgenas.models import build
-    from edgenas.ssl.rotation import rotate_batch
-    from edgenas.train.augment import crop_flip
-
-    pool = data.pool.images
-    perm = torch.randperm(len(pool), generator=torch.Generator().manual_seed(0))
-    held = normalize_batch(pool[perm[:1000]], data.mean, data.std)
-    held = [torch.rot90(held, k, dims=(2, 3)) for k in range(4)]
-    rows = perm[1000:]
-    torch.manual_seed(seed)
-    net = build(dataclasses.replace(spec, num_classes=4, projector=())).to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.25, anneal_strategy="linear")
-    g = torch.Generator().manual_seed(2)
-    out, t0 = {}, time.perf_counter()
-    for step in range(1, steps + 1):
-        x = crop_flip(pool[rows[torch.randint(0, len(rows), (batch,), generator=g)]], g, data.mean, data.std)
-        x, k = rotate_batch(x, g)
-        net.train()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = F.cross_entropy(net(x.contiguous(memory_format=torch.channels_last)), k)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step in (steps // 3, 2 * steps // 3, steps):
-            net.eval()
-            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-                right = sum((net(turned[j:j + 250]).argmax(1) == k).sum().item()
-                            for k, turned in enumerate(held) for j in range(0, 1000, 250))
-            out[f"rot_acc_{step}"] = right / 40.0
-    out["seconds"] = round(time.perf_counter() - t0, 1)
-    return out
+    return rotation_accuracy(spec, data.pool.images, data.mean, data.std, steps, batch, lr, seed)
 
 
 def main() -> None:

@@ -37,6 +37,9 @@ def main() -> None:
     p.add_argument("--subset", type=int, default=5000, help="unlabelled images the searches see")
     p.add_argument("--search-epochs", type=int, default=3)
     p.add_argument("--proxy-samples", type=int, default=500)
+    p.add_argument("--race", type=int, default=0, help="proxy: the zero-cost ranking's best N raced on rotation")
+    p.add_argument("--race-steps", type=int, default=200)
+    p.add_argument("--race-from", default="top", choices=("top", "sample"))
     args = p.parse_args()
 
     import torch
@@ -69,17 +72,22 @@ def main() -> None:
     rows = []
     strategies = args.strategies or ("proxy" if args.space == "stages-cnn" else "darts,proxy")
     for strategy in strategies.split(","):
-        run = out / "searched" / strategy
+        name = f"{strategy}-race{args.race}{'' if args.race_from == 'top' else '-sample'}" \
+            if strategy == "proxy" and args.race else strategy
+        run = out / "searched" / name
         space = ("stages-cnn" if args.space == "stages-cnn" else "darts-light") if strategy == "proxy" else "auto"
         cfg = SearchConfig(out=str(run), strategy=strategy, space=space, data=args.data, data_root=args.data_root,
-                           subset=args.subset, epochs=args.search_epochs, ops=ops, max_params=args.max_params,
+                           subset=args.subset, epochs=args.search_epochs, max_params=args.max_params,
+                           **({} if space == "stages-cnn" else {"ops": ops}),
                            max_macs=args.max_macs, proxy_samples=args.proxy_samples, threads=args.threads,
+                           **({"race": args.race, "race_steps": args.race_steps, "race_from": args.race_from}
+                              if strategy == "proxy" else {}),
                            amp="none" if args.amp == "auto" else args.amp, progress=False)  # search: none or bf16
         result = run_search(cfg)
-        acc = finetune(str(run / "arch.json"), f"searched-{strategy}")
-        preserved = finetune(str(run), f"searched-{strategy}-preserved", init="preserved")
+        acc = finetune(str(run / "arch.json"), f"searched-{name}")
+        preserved = finetune(str(run), f"searched-{name}-preserved", init="preserved")
         below = sum(a < acc for a in random_acc)
-        rows.append({"strategy": strategy, "params": result.params, "macs": result.macs, "accuracy": acc,
+        rows.append({"strategy": name, "params": result.params, "macs": result.macs, "accuracy": acc,
                      "preserved_accuracy": preserved, "percentile": round(100 * below / len(random_acc), 1),
                      "search_min": round(result.summary["elapsed_s"] / 60, 1)})
         print(json.dumps(rows[-1]), flush=True)

@@ -40,6 +40,12 @@ D = SearchConfig()
 @click.option("--proxies", default=",".join(D.proxies), help="proxy: the proxies whose average rank decides (naswot, synflow, zen).")
 @click.option("--proxy-samples", type=int, default=D.proxy_samples, help="proxy: random architectures scored.")
 @click.option("--proxy-batch", type=int, default=D.proxy_batch, help="proxy: unlabelled images NASWOT scores each on.")
+@click.option("--race", type=int, default=D.race,
+              help="proxy (stages-cnn): train the zero-cost ranking's best N briefly on rotation prediction "
+                   "(label-free) and keep the one that learns it best; 0: off.")
+@click.option("--race-steps", type=int, default=D.race_steps, help="proxy: rotation steps per raced candidate.")
+@click.option("--race-from", type=click.Choice(["top", "sample"]), default=D.race_from,
+              help="proxy: race the zero-cost ranking's best (top) or the first sampled candidates (sample).")
 @click.option("--ssl", default=D.ssl,
               help="Self-supervised objective: barlow, ntxent, dino (evolve), or several joined by '+', "
                    "e.g. dino+rotation.")

@@ -113,6 +113,11 @@ class SearchConfig:
     proxies: tuple[str, ...] = ("naswot", "synflow")
     proxy_samples: int = 500
     proxy_batch: int = 32
+    # then train the zero-cost ranking's best `race` for `race_steps` steps of rotation prediction (label-free)
+    # and keep the one that learns it best (edgenas/search/race.py; 0: the zero-cost ranking decides)
+    race: int = 0
+    race_steps: int = 200
+    race_from: str = "top"  # top: the zero-cost ranking's best; sample: the first sampled (no zero-cost filter)
     lr: float = 0.05
     lr_min: float = 0.001
     momentum: float = 0.9
@@ -184,6 +189,15 @@ class SearchConfig:
                 raise ConfigError(f"--proxies must list distinct proxy names, got {list(self.proxies)}")
             if self.proxy_samples < 1 or self.proxy_batch < 2:
                 raise ConfigError("--proxy-samples must be >= 1 and --proxy-batch >= 2")
+            if not isinstance(self.race, int) or not 0 <= self.race <= self.proxy_samples:
+                raise ConfigError(f"--race must be in 0..--proxy-samples ({self.proxy_samples}), got {self.race!r}")
+            if self.race_from not in ("top", "sample"):
+                raise ConfigError(f"--race-from must be 'top' or 'sample', got {self.race_from!r}")
+            if not isinstance(self.race_steps, int) or self.race_steps < 3:
+                raise ConfigError(f"--race-steps must be >= 3, got {self.race_steps!r}")
+            if self.race and self.search_space != STAGES_SPACE:
+                raise ConfigError(f"--race is measured on the {STAGES_SPACE} space only; the {self.search_space} "
+                                  "candidates are ranked by the zero-cost proxies")
             if self.latency_ms is not None and self.search_space != STAGES_SPACE:  # refused rather than ignored
                 raise ConfigError(f"--latency-ms with --strategy proxy needs the {STAGES_SPACE} space; the "
                                   f"{self.search_space} candidates fill the params and MACs budgets only")

@@ -68,6 +68,12 @@ class ProxySearch(SearchLoop):
             torch.set_num_threads(cfg.threads)
         data = load_dataset(cfg.data, cfg.data_root, train=True, resolution=cfg.resolution, size=cfg.subset,
                             level=cfg.level if cfg.data == "synthetic" else 1, seed=cfg.seed, holdout="train")
+        if cfg.race:
+            from edgenas.search.race import HELD
+
+            if len(data) < HELD + 128:
+                raise ConfigError(f"--race trains on rotations of the images and scores {HELD} others: "
+                                  f"{len(data)} images are too few; raise --subset or leave --race 0")
         if len(data) < max(2 * cfg.batch_size, cfg.proxy_batch):
             raise ConfigError(f"{len(data)} images are too few for --batch-size {cfg.batch_size} and "
                               f"--proxy-batch {cfg.proxy_batch}; raise --subset")
@@ -159,7 +165,41 @@ class ProxySearch(SearchLoop):
         best = min(range(len(specs)), key=lambda i: ranks[i])
         for r, rank in zip(records, ranks):
             r["rank"] = rank
+        if cfg.race:
+            best = self.race(specs, records, ranks)
         return specs[best], records
+
+    def race(self, specs: list, records: list[dict], ranks: list[float]) -> int:
+        """Train the ``--race`` best of the zero-cost ranking (``--race-from sample``: the first sampled) on
+        rotation prediction (each appended to ``race.jsonl``); the index of the best rotation learner (label-free)."""
+        from edgenas.accelerator import cpu_bf16
+        from edgenas.progress import ProgressBar
+        from edgenas.search.race import rotation_accuracy
+
+        cfg = self.cfg
+        path, key = self.run_dir / "race.jsonl", f"rot_acc_{cfg.race_steps}"
+        done = {r["sha256"]: r for r in read_jsonl(path) if r.get("steps") == cfg.race_steps}
+        top = (sorted(range(len(specs)), key=lambda i: ranks[i]) if cfg.race_from == "top" else
+               range(len(specs)))[:cfg.race]  # the sample's order is random (seeded)
+        t0 = time.perf_counter()
+        with ProgressBar("race", len(top), sum(specs[i].sha256() in done for i in top), "rotation training",
+                         self.console, enabled=cfg.progress) as bar:
+            for i in top:
+                sha = specs[i].sha256()
+                if sha in done:
+                    continue
+                done[sha] = {"sha256": sha, "steps": cfg.race_steps,
+                             **rotation_accuracy(specs[i], self.images, self.mean, self.std, cfg.race_steps,
+                                                 seed=derive_seed(cfg.seed, PROXY_STREAM, 4), device=self.device,
+                                                 bf16=self.device.type == "cuda" or cpu_bf16())}
+                append_jsonl(path, done[sha])
+                bar.update(1, info=f"{done[sha][key]:.1f}% rotation")
+                if self.on_step is not None:
+                    self.on_step(len(records) + sum(specs[j].sha256() in done for j in top))
+        for i in top:
+            records[i]["rotation"] = done[specs[i].sha256()][key]
+        self.race_s = time.perf_counter() - t0
+        return max(top, key=lambda i: records[i]["rotation"])
 
     # --- training of the winner -------------------------------------------------------------------------------
     def save_checkpoint(self, done: bool) -> None:
@@ -274,6 +314,10 @@ class ProxySearch(SearchLoop):
                {"architecture": spec.describe()}),
             "proxy_samples": len(self.records), "proxy_rank_s": round(self.rank_s, 1),
             "proxy_best": {k: ranks[0][k] for k in cfg.proxies},
+            **({"race": {"candidates": cfg.race, "from": cfg.race_from, "steps": cfg.race_steps,
+                         "seconds": round(self.race_s, 1),
+                         "winner_rotation_acc": max(r["rotation"] for r in self.records if "rotation" in r)}}
+               if cfg.race else {}),
             "epochs": cfg.epochs, "steps": self.trained["steps"], "elapsed_s": round(elapsed, 2),
             "images_per_s_median": None, "final_train_loss": self.trained["final_loss"],
             "device": str(self.device), "torch": torch.__version__, "arch_sha256": spec.sha256(),

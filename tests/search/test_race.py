@@ -1,0 +1,56 @@
+"""``--race``: the zero-cost ranking's best trained briefly on rotation prediction, the best learner kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgenas.errors import ConfigError
+from edgenas.rundir import read_jsonl
+from edgenas.search.config import SearchConfig
+from edgenas.search.runner import run_search
+
+#: a stage-space search small enough for a test, on enough images for the rotation hold-out
+RACE = dict(subset=1200, resolution=16, projector=(16, 16), epochs=1, batch_size=64, checkpoint_every=2,
+            progress=False, seed=3, proxy_samples=5, proxy_batch=16, threads=1, max_params=40_000,
+            max_macs=4_000_000, race=3, race_steps=3)
+
+
+def test_the_race_keeps_the_best_rotation_learner_and_resumes_without_retraining(tmp_path):
+    cfg = SearchConfig(out=str(tmp_path / "run"), **RACE)
+    result = run_search(cfg)
+    raced = read_jsonl(tmp_path / "run" / "race.jsonl")
+    assert len(raced) == 3 and all(0 <= r["rot_acc_3"] <= 100 for r in raced)
+    scored = {r["sha256"]: r for r in read_jsonl(tmp_path / "run" / "proxy.jsonl")}
+    assert {r["sha256"] for r in raced} <= set(scored)  # the raced are the zero-cost ranking's candidates
+    best = max(raced, key=lambda r: r["rot_acc_3"])
+    winner = scored[best["sha256"]]["spec"]
+    assert [s["width"] for s in winner["stages"]] == [s.width for s in result.spec.stages]
+    assert result.summary["race"]["candidates"] == 3
+    assert result.summary["race"]["winner_rotation_acc"] == best["rot_acc_3"]
+    again = run_search(cfg)
+    assert again.resumed and again.spec == result.spec
+    assert len(read_jsonl(tmp_path / "run" / "race.jsonl")) == 3  # nothing raced twice
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(race=-1), "--race must be in 0..--proxy-samples"),
+    (dict(race=9, proxy_samples=8), "--race must be in 0..--proxy-samples"),
+    (dict(race=2, race_steps=2), "--race-steps must be >= 3"),
+    (dict(race=2, race_from="best"), "--race-from must be"),
+    (dict(race=2, space="darts-light"), "--race is measured on the stages-cnn space only"),
+])
+def test_bad_race_options_fail_at_once(options, message):
+    with pytest.raises(ConfigError, match=message):
+        SearchConfig(strategy="proxy", **options)
+
+
+def test_the_race_from_the_sample_races_the_first_sampled(tmp_path):
+    result = run_search(SearchConfig(out=str(tmp_path / "run"), **{**RACE, "race_from": "sample", "race": 2}))
+    sampled = [r["sha256"] for r in read_jsonl(tmp_path / "run" / "proxy.jsonl")][:2]
+    assert [r["sha256"] for r in read_jsonl(tmp_path / "run" / "race.jsonl")] == sampled
+    assert result.summary["race"]["candidates"] == 2
+
+
+def test_too_few_images_for_the_race_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="too few"):
+        run_search(SearchConfig(out=str(tmp_path / "run"), **{**RACE, "subset": 300}))
