@@ -132,7 +132,8 @@ def _export_manifest(measurements: Path, sha: str | None):
                       "remove that folder and deploy again")
 
 
-def _reference_accuracy(source: Path, manifest, records: list[dict], cache) -> tuple[float | None, tuple | None]:
+def _reference_accuracy(source: Path, measurements: Path, records: list[dict], cache
+                        ) -> tuple[float | None, tuple | None]:
     """Top-1 accuracy (%) of the PyTorch network itself on the images the artifacts were measured on, and the
     first of those images with its class name (the bundle's ``example.png``).
 
@@ -149,6 +150,7 @@ def _reference_accuracy(source: Path, manifest, records: list[dict], cache) -> t
     if measured is None:
         return None, None
     npz = cache.path_for(int(measured["resolution"]))
+    _, manifest = _export_manifest(measurements, measured.get("artifact_sha256"))
     norm = manifest.artifacts[0].normalisation
     model = resolve_source(str(source)).model.eval()
     with np.load(npz) as archive:
@@ -243,10 +245,7 @@ def run_deploy(run: str | Path, reach=None, formats: Sequence[str] | None = None
                 sweep_transports(plan, measurements, [(profile, transport.run_job)], options, cache,
                                  progress=bar.report, warn=warn)
                 records = [r for r in read_jsonl(measurements / "records.jsonl") if ours(r)]
-                measured = next((r for r in records if "error" not in r), None)
-                export_dir, manifest = (_export_manifest(measurements, measured.get("artifact_sha256"))
-                                        if measured else (None, None))
-                reference, example = _reference_accuracy(source, manifest, records, cache)
+                reference, example = _reference_accuracy(source, measurements, records, cache)
         finally:
             cache.close()
     finally:
@@ -255,6 +254,8 @@ def run_deploy(run: str | Path, reach=None, formats: Sequence[str] | None = None
     if choice.winner is None:
         raise NoArtifactError(f"{choice.reason}; no bundle written (the table above; records in {measurements})",
                               choice)
+    # the winner's own export: a later deploy that asked for more formats may have re-exported into a new one
+    export_dir, manifest = _export_manifest(measurements, choice.winner.record.get("artifact_sha256"))
     meta = choice.winner.record.get("meta") or {}
     facts = CardFacts(name=run.name if source != run else source.name, device=profile.name,
                       device_address=transport.address, run=str(run), params=int(meta.get("params") or 0),
