@@ -10,7 +10,7 @@ import torch
 
 from edgenas.errors import ConfigError
 
-__all__ = ["amp_of", "autocast", "check_accelerator_options", "cpu_bf16", "resolve_device"]
+__all__ = ["amp_of", "autocast", "check_accelerator_options", "cpu_bf16", "native_bf16", "resolve_device"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -37,11 +37,16 @@ def cpu_bf16() -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively (CUDA, or a CPU with native bf16): where bf16 autocast pays."""
+    return device.type == "cuda" or (device.type == "cpu" and cpu_bf16())
+
+
 def amp_of(cfg, device: torch.device) -> str:
     """The precision a job runs in: ``--amp``, with ``auto`` meaning bf16 where the device computes it natively."""
     amp = getattr(cfg, "amp", "none")
     if amp == "auto":
-        return "bf16" if device.type == "cuda" or (device.type == "cpu" and cpu_bf16()) else "none"
+        return "bf16" if native_bf16(device) else "none"
     return amp
 
 

@@ -172,34 +172,33 @@ class ProxySearch(SearchLoop):
     def race(self, specs: list, records: list[dict], ranks: list[float]) -> int:
         """Train the ``--race`` best of the zero-cost ranking (``--race-from sample``: the first sampled) on
         rotation prediction (each appended to ``race.jsonl``); the index of the best rotation learner (label-free)."""
-        from edgenas.accelerator import cpu_bf16
+        from edgenas.accelerator import native_bf16
         from edgenas.progress import ProgressBar
         from edgenas.search.race import rotation_accuracy
 
         cfg = self.cfg
         path, key = self.run_dir / "race.jsonl", f"rot_acc_{cfg.race_steps}"
         done = {r["sha256"]: r for r in read_jsonl(path) if r.get("steps") == cfg.race_steps}
-        top = (sorted(range(len(specs)), key=lambda i: ranks[i]) if cfg.race_from == "top" else
-               range(len(specs)))[:cfg.race]  # the sample's order is random (seeded)
+        order = sorted(range(len(specs)), key=lambda i: ranks[i]) if cfg.race_from == "top" else range(len(specs))
+        raced = [(i, records[i]["sha256"]) for i in order[:cfg.race]]  # the sample's order is random (seeded)
         t0 = time.perf_counter()
-        with ProgressBar("race", len(top), sum(specs[i].sha256() in done for i in top), "rotation training",
+        with ProgressBar("race", len(raced), sum(sha in done for _, sha in raced), "rotation training",
                          self.console, enabled=cfg.progress) as bar:
-            for i in top:
-                sha = specs[i].sha256()
+            for i, sha in raced:
                 if sha in done:
                     continue
                 done[sha] = {"sha256": sha, "steps": cfg.race_steps,
                              **rotation_accuracy(specs[i], self.images, self.mean, self.std, cfg.race_steps,
                                                  seed=derive_seed(cfg.seed, PROXY_STREAM, 4), device=self.device,
-                                                 bf16=self.device.type == "cuda" or cpu_bf16())}
+                                                 bf16=native_bf16(self.device))}
                 append_jsonl(path, done[sha])
                 bar.update(1, info=f"{done[sha][key]:.1f}% rotation")
                 if self.on_step is not None:
-                    self.on_step(len(records) + sum(specs[j].sha256() in done for j in top))
-        for i in top:
-            records[i]["rotation"] = done[specs[i].sha256()][key]
+                    self.on_step(len(records) + sum(sha in done for _, sha in raced))
+        for i, sha in raced:
+            records[i]["rotation"] = done[sha][key]
         self.race_s = time.perf_counter() - t0
-        return max(top, key=lambda i: records[i]["rotation"])
+        return max((i for i, _ in raced), key=lambda i: records[i]["rotation"])
 
     # --- training of the winner -------------------------------------------------------------------------------
     def save_checkpoint(self, done: bool) -> None:
