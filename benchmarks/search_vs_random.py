@@ -37,9 +37,11 @@ def main() -> None:
     p.add_argument("--subset", type=int, default=5000, help="unlabelled images the searches see")
     p.add_argument("--search-epochs", type=int, default=3)
     p.add_argument("--proxy-samples", type=int, default=500)
-    p.add_argument("--race", type=int, default=0, help="proxy: the zero-cost ranking's best N raced on rotation")
+    p.add_argument("--race", type=int, default=None,
+                   help="proxy: N candidates raced on rotation prediction (0: the zero-cost ranking alone) "
+                        "[default: the search's, 8 on enough images]")
     p.add_argument("--race-steps", type=int, default=200)
-    p.add_argument("--race-from", default="top", choices=("top", "sample"))
+    p.add_argument("--race-from", default="sample", choices=("top", "sample"))
     args = p.parse_args()
 
     import torch
@@ -72,17 +74,18 @@ def main() -> None:
     rows = []
     strategies = args.strategies or ("proxy" if args.space == "stages-cnn" else "darts,proxy")
     for strategy in strategies.split(","):
-        name = f"{strategy}-race{args.race}{'' if args.race_from == 'top' else '-sample'}" \
-            if strategy == "proxy" and args.race else strategy
-        run = out / "searched" / name
         space = ("stages-cnn" if args.space == "stages-cnn" else "darts-light") if strategy == "proxy" else "auto"
-        cfg = SearchConfig(out=str(run), strategy=strategy, space=space, data=args.data, data_root=args.data_root,
+        cfg = SearchConfig(out="unused", strategy=strategy, space=space, data=args.data, data_root=args.data_root,
                            subset=args.subset, epochs=args.search_epochs, max_params=args.max_params,
                            **({} if space == "stages-cnn" else {"ops": ops}),
                            max_macs=args.max_macs, proxy_samples=args.proxy_samples, threads=args.threads,
                            **({"race": args.race, "race_steps": args.race_steps, "race_from": args.race_from}
                               if strategy == "proxy" else {}),
                            amp="none" if args.amp == "auto" else args.amp, progress=False)  # search: none or bf16
+        raced = cfg.race_for(args.subset) if strategy == "proxy" else 0
+        name = f"{strategy}-race{raced}{'' if args.race_from == 'top' else '-sample'}" if raced else strategy
+        run = out / "searched" / name
+        cfg = cfg.replace(out=str(run))
         result = run_search(cfg)
         acc = finetune(str(run / "arch.json"), f"searched-{name}")
         preserved = finetune(str(run), f"searched-{name}-preserved", init="preserved")

@@ -19,7 +19,9 @@ D = SearchConfig()
 @click.option("--data", type=click.Choice(["synthetic", "cifar10", "imagefolder"]), default=D.data,
               help="Data set: the embedded synthetic curriculum, CIFAR-10 (cifar-10-batches-py) or an ImageFolder tree.")
 @click.option("--data-root", default=None, help="Folder of the data set (cifar10, imagefolder).")
-@click.option("--subset", type=int, default=D.subset, help="Images used by the search (stratified, seeded).")
+@click.option("--subset", type=int, default=D.subset,
+              help="Images used by the search (stratified, seeded) [default: proxy 5,000, darts and evolve 1,024, "
+                   "or all when the data holds fewer].")
 @click.option("--level", type=int, default=D.level, help="Synthetic data difficulty 1-4 (shapes, textures, compositions, occlusion).")
 @click.option("--resolution", type=int, default=D.resolution, help="Input resolution (pixels) of the search and of the budget.")
 @click.option("--channels", type=int, default=D.channels, help="C: channels per node in the first cells (doubles at each reduction); 0: the widest whose expected network fits the budgets.")
@@ -41,11 +43,13 @@ D = SearchConfig()
 @click.option("--proxy-samples", type=int, default=D.proxy_samples, help="proxy: random architectures scored.")
 @click.option("--proxy-batch", type=int, default=D.proxy_batch, help="proxy: unlabelled images NASWOT scores each on.")
 @click.option("--race", type=int, default=D.race,
-              help="proxy (stages-cnn): train the zero-cost ranking's best N briefly on rotation prediction "
-                   "(label-free) and keep the one that learns it best; 0: off.")
+              help="proxy (stages-cnn): train N candidates briefly on rotation prediction (label-free) and keep the "
+                   "one that learns it best; 0: the zero-cost ranking decides [default: 8 when the search has "
+                   "1,128 images or more, else 0].")
 @click.option("--race-steps", type=int, default=D.race_steps, help="proxy: rotation steps per raced candidate.")
 @click.option("--race-from", type=click.Choice(["top", "sample"]), default=D.race_from,
-              help="proxy: race the zero-cost ranking's best (top) or the first sampled candidates (sample).")
+              help="proxy: race the first sampled candidates (sample: only they are scored) or the zero-cost "
+                   "ranking's best (top).")
 @click.option("--ssl", default=D.ssl,
               help="Self-supervised objective: barlow, ntxent, dino (evolve), or several joined by '+', "
                    "e.g. dino+rotation.")

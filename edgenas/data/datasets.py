@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -110,12 +111,22 @@ def resize_images(images: torch.Tensor, resolution: int, chunk: int = 2048) -> t
     return out
 
 
+class SubsetTooLarge(ConfigError):
+    """More images were asked for than the data set (or its hold-out part) holds; ``available`` says how many."""
+
+    def __init__(self, message: str, available: int) -> None:
+        super().__init__(message)
+        self.available = available
+
+
 def _subset_indices(labels: np.ndarray | torch.Tensor, size: int | None, seed: int,
                     holdout: str = "all") -> torch.Tensor | None:
     """Positions to load: the ``holdout`` part, then a stratified seeded subset; None for everything."""
     if holdout not in HOLDOUTS:
         raise ConfigError(f"holdout must be one of {', '.join(HOLDOUTS)}, got {holdout!r}")
     if holdout == "all":
+        if size is not None and size > len(labels):
+            raise SubsetTooLarge(f"asked for {size} images but the data set holds only {len(labels)}", len(labels))
         if size is None or size == len(labels):
             return None
         return stratified_count(labels, size, seed)
@@ -123,7 +134,7 @@ def _subset_indices(labels: np.ndarray | torch.Tensor, size: int | None, seed: i
     part = train if holdout == "train" else val
     if size is None or size >= len(part):
         if size is not None and size > len(part):
-            raise ConfigError(f"asked for {size} images but the {holdout} part holds only {len(part)}")
+            raise SubsetTooLarge(f"asked for {size} images but the {holdout} part holds only {len(part)}", len(part))
         return part
     return part[stratified_count(np.asarray(labels)[part.numpy()], size, seed)]
 
@@ -315,6 +326,14 @@ def load_dataset(
     return loader(root, train=train, resolution=resolution, size=size, level=level, seed=seed, holdout=holdout)
 
 
+def load_at_most(name: str, root: str | Path | None = None, *, size: int, **options: Any) -> LabelledImages:
+    """:func:`load_dataset` with ``size`` as a ceiling: every image when the set (or its part) holds fewer."""
+    try:
+        return load_dataset(name, root, size=size, **options)
+    except SubsetTooLarge:
+        return load_dataset(name, root, size=None, **options)
+
+
 __all__ = [
     "CIFAR_LAYOUT",
     "DATASETS",
@@ -322,6 +341,8 @@ __all__ = [
     "HOLDOUTS",
     "IMAGEFOLDER_LAYOUT",
     "LabelledImages",
+    "SubsetTooLarge",
+    "load_at_most",
     "load_cifar10",
     "load_dataset",
     "load_imagefolder",

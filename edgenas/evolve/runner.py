@@ -64,7 +64,7 @@ class EvolveSearch(SearchLoop):
         self.device = resolve_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        options = dict(train=True, resolution=cfg.resolution, size=cfg.subset, seed=cfg.seed)
+        options = dict(train=True, resolution=cfg.resolution, size=cfg.search_subset, seed=cfg.seed)
         self.curriculum = Curriculum(mode=cfg.curriculum_mode) if cfg.curriculum else None
         if self.curriculum is not None:  # every synthetic level, plus the real data to mix in
             self.levels = {lv: load_dataset("synthetic", level=lv, **options).images for lv in self.curriculum.levels}

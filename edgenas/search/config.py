@@ -34,6 +34,12 @@ UPPER_BOUNDS = {"resolution": 1024, "channels": 1024, "cells": 64, "nodes": 16, 
 #: the spaces each strategy searches, its default first (``--space auto``)
 STRATEGY_SPACES = {"darts": (SPACE_NAME,), "evolve": (EVOLVED_SPACE,), "proxy": (STAGES_SPACE, SPACE_NAME)}
 
+#: images a search sees when --subset is not given (every image when the data holds fewer): the proxy
+#: strategy's race needs 1,128 and ranks best on more (docs/performance.md); training strategies pay per image
+DEFAULT_SUBSET = {"darts": 1024, "evolve": 1024, "proxy": 5000}
+#: candidates the proxy strategy races on rotation prediction by default (stage space, enough images)
+DEFAULT_RACE = 8
+
 #: the supernets of the DARTS strategy: every op of every edge, or one sampled op per edge per step
 SUPERNETS = ("full", "sampled")
 
@@ -56,7 +62,7 @@ class SearchConfig:
     # data
     data: str = "synthetic"
     data_root: str | None = None
-    subset: int = 1024
+    subset: int | None = None  # None: DEFAULT_SUBSET of the strategy, or every image when the data holds fewer
     level: int = 2
     resolution: int = 32
     # space: channels and cells 0 = chosen from the budgets (the largest layout whose expected network fits)
@@ -113,11 +119,12 @@ class SearchConfig:
     proxies: tuple[str, ...] = ("naswot", "synflow")
     proxy_samples: int = 500
     proxy_batch: int = 32
-    # then train the zero-cost ranking's best `race` for `race_steps` steps of rotation prediction (label-free)
-    # and keep the one that learns it best (edgenas/search/race.py; 0: the zero-cost ranking decides)
-    race: int = 0
+    # then train `race` candidates for `race_steps` steps of rotation prediction (label-free) and keep the one
+    # that learns it best (edgenas/search/race.py). None: DEFAULT_RACE on the stage space when the images are
+    # enough for it (race.HELD + 128), else 0; 0: the zero-cost ranking decides
+    race: int | None = None
     race_steps: int = 200
-    race_from: str = "top"  # top: the zero-cost ranking's best; sample: the first sampled (no zero-cost filter)
+    race_from: str = "sample"  # sample: the first sampled (no zero-cost filter); top: the zero-cost ranking's best
     lr: float = 0.05
     lr_min: float = 0.001
     momentum: float = 0.9
@@ -149,14 +156,14 @@ class SearchConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        positive = ("subset", "resolution", "nodes", "stem_multiplier", "epochs", "batch_size", "accum_steps",
+        positive = ("resolution", "nodes", "stem_multiplier", "epochs", "batch_size", "accum_steps",
                     "max_params", "max_macs", "checkpoint_every")
         for name in ("channels", "cells"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"--{name} must be a positive integer (or 0: chosen from the budgets), "
                                   f"got {value!r}")
-        for name in positive:
+        for name in positive + (("subset",) if self.subset is not None else ()):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
@@ -189,7 +196,8 @@ class SearchConfig:
                 raise ConfigError(f"--proxies must list distinct proxy names, got {list(self.proxies)}")
             if self.proxy_samples < 1 or self.proxy_batch < 2:
                 raise ConfigError("--proxy-samples must be >= 1 and --proxy-batch >= 2")
-            if not isinstance(self.race, int) or not 0 <= self.race <= self.proxy_samples:
+            if self.race is not None and (not isinstance(self.race, int) or isinstance(self.race, bool)
+                                          or not 0 <= self.race <= self.proxy_samples):
                 raise ConfigError(f"--race must be in 0..--proxy-samples ({self.proxy_samples}), got {self.race!r}")
             if self.race_from not in ("top", "sample"):
                 raise ConfigError(f"--race-from must be 'top' or 'sample', got {self.race_from!r}")
@@ -319,6 +327,21 @@ class SearchConfig:
             raise ConfigError("--importance-mass must lie in (0, 1], --sparsity and --plateau-threshold >= 0")
         if self.min_steps_between_mutations < 0 or self.fitness_cost_weight < 0:
             raise ConfigError("--min-steps-between-mutations and --fitness-cost-weight must be >= 0")
+
+    @property
+    def search_subset(self) -> int:
+        """How many images the search asks for: ``subset``, or the strategy's :data:`DEFAULT_SUBSET`."""
+        return self.subset if self.subset is not None else DEFAULT_SUBSET[self.strategy]
+
+    def race_for(self, images: int) -> int:
+        """How many candidates the proxy strategy races with ``images`` unlabelled images: ``race`` when given,
+        else :data:`DEFAULT_RACE` on the stage space when ``images`` are enough for it (0 otherwise)."""
+        from edgenas.search.race import HELD, MIN_TRAIN
+
+        if self.race is not None:
+            return self.race
+        enough = images >= HELD + MIN_TRAIN and self.search_space == STAGES_SPACE
+        return min(DEFAULT_RACE, self.proxy_samples) if enough else 0
 
     @property
     def search_space(self) -> str:

@@ -70,7 +70,7 @@ class DartsSearch(BudgetsMixin, SearchLoop):
             OPS.get(name)  # an unknown op fails before the data is read, with close matches
         if cfg.resolution % 4:
             raise ConfigError(f"--resolution {cfg.resolution} must be divisible by 4 (two reduction cells halve it)")
-        data = load_dataset(cfg.data, cfg.data_root, train=True, resolution=cfg.resolution, size=cfg.subset,
+        data = load_dataset(cfg.data, cfg.data_root, train=True, resolution=cfg.resolution, size=cfg.search_subset,
                             level=cfg.level if cfg.data == "synthetic" else 1, seed=cfg.seed,
                             holdout="train")  # the fixed validation hold-out is never searched on
         if len(data) < 2 * cfg.batch_size * cfg.accum_steps:

@@ -45,7 +45,7 @@ class ProxySearch(SearchLoop):
 
     def prepare(self) -> None:
         from edgenas.accelerator import check_accelerator_options, resolve_device
-        from edgenas.data.datasets import load_dataset
+        from edgenas.data.datasets import load_at_most, load_dataset
         from edgenas.data.views import BarlowTwinsViews, channel_stats
         from edgenas.plugins import import_plugins
         from edgenas.search.layout import choose_layout
@@ -66,14 +66,21 @@ class ProxySearch(SearchLoop):
         check_accelerator_options(cfg, self.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        data = load_dataset(cfg.data, cfg.data_root, train=True, resolution=cfg.resolution, size=cfg.subset,
-                            level=cfg.level if cfg.data == "synthetic" else 1, seed=cfg.seed, holdout="train")
-        if cfg.race:
-            from edgenas.search.race import HELD
+        load = load_dataset if cfg.subset is not None else load_at_most  # the default is a ceiling
+        data = load(cfg.data, cfg.data_root, train=True, resolution=cfg.resolution, size=cfg.search_subset,
+                    level=cfg.level if cfg.data == "synthetic" else 1, seed=cfg.seed, holdout="train")
+        self.race_n = cfg.race_for(len(data))
+        if self.race_n:
+            from edgenas.search.race import HELD, MIN_TRAIN
 
-            if len(data) < HELD + 128:
+            if len(data) < HELD + MIN_TRAIN:
                 raise ConfigError(f"--race trains on rotations of the images and scores {HELD} others: "
                                   f"{len(data)} images are too few; raise --subset or leave --race 0")
+        elif cfg.race is None and not self.cells:
+            from edgenas.search.race import HELD, MIN_TRAIN
+
+            self.console.print(f"[yellow]note[/]: {len(data)} images are too few to race candidates on rotation "
+                               f"prediction (it needs {HELD + MIN_TRAIN:,}); the zero-cost proxies alone rank them")
         if len(data) < max(2 * cfg.batch_size, cfg.proxy_batch):
             raise ConfigError(f"{len(data)} images are too few for --batch-size {cfg.batch_size} and "
                               f"--proxy-batch {cfg.proxy_batch}; raise --subset")
@@ -141,6 +148,8 @@ class ProxySearch(SearchLoop):
         cfg = self.cfg
         path = self.run_dir / "proxy.jsonl"
         specs = self.candidates()
+        if self.race_n and cfg.race_from == "sample":  # the race decides alone: score only the raced
+            specs = specs[:self.race_n]
         done = {r["sha256"]: r for r in read_jsonl(path) if r.get("proxies") == list(cfg.proxies)}
         g = torch.Generator().manual_seed(derive_seed(cfg.seed, PROXY_STREAM, 1))
         rows = torch.randperm(len(self.images), generator=g)[:cfg.proxy_batch]
@@ -165,7 +174,7 @@ class ProxySearch(SearchLoop):
         best = min(range(len(specs)), key=lambda i: ranks[i])
         for r, rank in zip(records, ranks):
             r["rank"] = rank
-        if cfg.race:
+        if self.race_n:
             best = self.race(specs, records, ranks)
         return specs[best], records
 
@@ -180,7 +189,7 @@ class ProxySearch(SearchLoop):
         path, key = self.run_dir / "race.jsonl", f"rot_acc_{cfg.race_steps}"
         done = {r["sha256"]: r for r in read_jsonl(path) if r.get("steps") == cfg.race_steps}
         order = sorted(range(len(specs)), key=lambda i: ranks[i]) if cfg.race_from == "top" else range(len(specs))
-        raced = [(i, records[i]["sha256"]) for i in order[:cfg.race]]  # the sample's order is random (seeded)
+        raced = [(i, records[i]["sha256"]) for i in order[:self.race_n]]  # the sample's order is random (seeded)
         t0 = time.perf_counter()
         with ProgressBar("race", len(raced), sum(sha in done for _, sha in raced), "rotation training",
                          self.console, enabled=cfg.progress) as bar:
@@ -313,10 +322,10 @@ class ProxySearch(SearchLoop):
                {"architecture": spec.describe()}),
             "proxy_samples": len(self.records), "proxy_rank_s": round(self.rank_s, 1),
             "proxy_best": {k: ranks[0][k] for k in cfg.proxies},
-            **({"race": {"candidates": cfg.race, "from": cfg.race_from, "steps": cfg.race_steps,
+            **({"race": {"candidates": self.race_n, "from": cfg.race_from, "steps": cfg.race_steps,
                          "seconds": round(self.race_s, 1),
                          "winner_rotation_acc": max(r["rotation"] for r in self.records if "rotation" in r)}}
-               if cfg.race else {}),
+               if self.race_n else {}),
             "epochs": cfg.epochs, "steps": self.trained["steps"], "elapsed_s": round(elapsed, 2),
             "images_per_s_median": None, "final_train_loss": self.trained["final_loss"],
             "device": str(self.device), "torch": torch.__version__, "arch_sha256": spec.sha256(),

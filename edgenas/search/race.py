@@ -18,10 +18,12 @@ import time
 import torch
 import torch.nn.functional as F
 
-__all__ = ["HELD", "rotation_accuracy"]
+__all__ = ["HELD", "MIN_TRAIN", "rotation_accuracy"]
 
 #: unlabelled images held out of the rotation training and scored in all four turns
 HELD = 1000
+#: the fewest images left to train on (one batch)
+MIN_TRAIN = 128
 
 
 def rotation_accuracy(spec, images: torch.Tensor, mean, std, steps: int, batch: int = 128, lr: float = 0.05,

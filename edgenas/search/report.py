@@ -64,6 +64,12 @@ def architecture_lines(spec) -> list[str]:
 def _proxy_lines(summary: dict[str, Any]) -> list[str]:
     if summary.get("strategy") != "proxy":
         return []
+    race = summary.get("race")
+    if race:  # the zero-cost scores of a race from the sample are a record, not the choice
+        pool = "sampled" if race["from"] == "sample" else f"the zero-cost best of {summary['proxy_samples']}"
+        return [f"| ranking | {race['candidates']} random networks ({pool}) raced {race['steps']} steps on rotation "
+                f"prediction in {race['seconds']:.0f} s; the winner's rotation accuracy "
+                f"{race['winner_rotation_acc']:.1f}% |"]
     return [f"| proxy ranking | {summary['proxy_samples']} random networks scored by "
             f"{' + '.join(summary['proxies'])} in {summary['proxy_rank_s']:.0f} s |"]
 

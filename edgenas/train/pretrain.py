@@ -88,8 +88,9 @@ def ensure_pretrained(run: str | Path, device: str = "auto", threads: int = 0, p
         dev = resolve_device(device)
         if threads:
             torch.set_num_threads(threads)
-        data = load_dataset(cfg.data, cfg.data_root, train=True, resolution=cfg.resolution, size=cfg.subset,
-                            level=cfg.level if cfg.data == "synthetic" else 1, seed=cfg.seed, holdout="train")
+        data = load_dataset(cfg.data, cfg.data_root, train=True, resolution=cfg.resolution,
+                            size=cfg.search_subset, level=cfg.level if cfg.data == "synthetic" else 1,
+                            seed=cfg.seed, holdout="train")
         w_idx, a_idx = (torch.as_tensor(h) for h in halves(torch.arange(len(data)), cfg.seed))
         mean, std = channel_stats(data.images)
         torch.manual_seed(derive_seed(cfg.seed, 99))  # another initialisation than the supernet's

@@ -216,7 +216,7 @@ def refine_pool(cfg):
     from edgenas.data.datasets import load_dataset
 
     if cfg.data == "synthetic":  # the embedded set has no images beyond those generated for the search
-        size = cfg.refine_subset or cfg.subset
+        size = cfg.refine_subset or cfg.search_subset
     else:
         size = cfg.refine_subset
     return load_dataset(cfg.data, cfg.data_root, train=True, resolution=cfg.resolution, size=size,

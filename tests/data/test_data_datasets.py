@@ -128,6 +128,19 @@ def test_imagefolder_subset_decodes_only_chosen(tmp_path, monkeypatch):
     assert len(opened) == 6 and torch.bincount(data.labels).tolist() == [2, 2, 2]
 
 
+def test_a_size_beyond_the_data_is_refused_unless_it_is_a_ceiling(tmp_path):
+    from edgenas.data.datasets import SubsetTooLarge, load_at_most
+
+    write_fake_imagefolder(tmp_path, per_class=4)
+    with pytest.raises(SubsetTooLarge, match="asked for 20 images but the data set holds only 12") as info:
+        load_dataset("imagefolder", tmp_path, size=20, resolution=8)
+    assert info.value.available == 12
+    assert len(load_at_most("imagefolder", tmp_path, size=20, resolution=8)) == 12
+    assert len(load_at_most("imagefolder", tmp_path, size=6, resolution=8)) == 6
+    train_part = len(load_dataset("imagefolder", tmp_path, resolution=8, holdout="train"))
+    assert len(load_at_most("imagefolder", tmp_path, size=20, resolution=8, holdout="train")) == train_part < 12
+
+
 def test_imagefolder_split_layout(tmp_path):
     write_fake_imagefolder(tmp_path / "train")
     write_fake_imagefolder(tmp_path / "val", per_class=2)
@@ -161,7 +174,7 @@ def test_factory_validation(tmp_path):
     write_fake_cifar(tmp_path)
     with pytest.raises(ConfigError, match="synthetic"):
         load_dataset("cifar10", tmp_path, level=2)
-    with pytest.raises(ConfigError, match="subset"):
+    with pytest.raises(ConfigError, match="asked for 10000 images but the data set holds only 100"):
         load_dataset("cifar10", tmp_path, size=10_000)
 
 

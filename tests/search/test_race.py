@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from rich.console import Console
 
 from edgenas.errors import ConfigError
 from edgenas.rundir import read_jsonl
@@ -12,7 +15,7 @@ from edgenas.search.runner import run_search
 #: a stage-space search small enough for a test, on enough images for the rotation hold-out
 RACE = dict(subset=1200, resolution=16, projector=(16, 16), epochs=1, batch_size=64, checkpoint_every=2,
             progress=False, seed=3, proxy_samples=5, proxy_batch=16, threads=1, max_params=40_000,
-            max_macs=4_000_000, race=3, race_steps=3)
+            max_macs=4_000_000, race=3, race_steps=3, race_from="top")
 
 
 def test_the_race_keeps_the_best_rotation_learner_and_resumes_without_retraining(tmp_path):
@@ -54,3 +57,38 @@ def test_the_race_from_the_sample_races_the_first_sampled(tmp_path):
 def test_too_few_images_for_the_race_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="too few"):
         run_search(SearchConfig(out=str(tmp_path / "run"), **{**RACE, "subset": 300}))
+
+
+def test_the_default_races_the_first_sampled_and_scores_only_them(tmp_path, capsys):
+    from edgenas.search.config import DEFAULT_RACE
+
+    options = {k: v for k, v in RACE.items() if k not in ("race", "race_from")}
+    cfg = SearchConfig(out=str(tmp_path / "run"), **{**options, "proxy_samples": DEFAULT_RACE + 2})
+    assert cfg.race is None and cfg.race_from == "sample" and cfg.race_for(1200) == DEFAULT_RACE
+    result = run_search(cfg)
+    scored = [r["sha256"] for r in read_jsonl(tmp_path / "run" / "proxy.jsonl")]
+    assert len(scored) == DEFAULT_RACE  # the race decides alone: the other samples are not scored
+    assert [r["sha256"] for r in read_jsonl(tmp_path / "run" / "race.jsonl")] == scored
+    assert result.summary["race"] == {**result.summary["race"], "candidates": DEFAULT_RACE, "from": "sample"}
+    assert "raced 3 steps on rotation prediction" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_the_default_race_stands_aside_when_the_images_are_too_few(tmp_path):
+    options = {k: v for k, v in RACE.items() if k not in ("race", "race_from")}
+    cfg = SearchConfig(out=str(tmp_path / "run"), **{**options, "subset": 300})
+    assert cfg.race_for(300) == 0 and cfg.race_for(1128) == min(8, cfg.proxy_samples)
+    console = Console(file=io.StringIO(), record=True, width=200)
+    result = run_search(cfg, console=console)
+    lines = console.export_text()
+    assert "too few to race candidates" in lines and "1,128" in lines
+    assert "race" not in result.summary
+    assert len(read_jsonl(tmp_path / "run" / "proxy.jsonl")) == cfg.proxy_samples  # the zero-cost ranking decides
+    assert not (tmp_path / "run" / "race.jsonl").exists()
+
+
+def test_the_default_race_is_for_the_stage_space_only():
+    cells = SearchConfig(strategy="proxy", space="darts-light")
+    assert cells.race is None and cells.race_for(10_000) == 0
+    assert SearchConfig(strategy="darts").search_subset == 1024
+    assert SearchConfig(strategy="proxy").search_subset == 5000
+    assert SearchConfig(strategy="proxy", subset=700).search_subset == 700
