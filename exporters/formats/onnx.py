@@ -18,6 +18,8 @@ measured choice of its settings).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,16 +252,17 @@ class OnnxExporter(Exporter):
             quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
             excluded = [n.name for n in onnx.load(str(pre)).graph.node if n.op_type in cfg.exclude_op_types]
             batch = spec.shape[0]
-            quantize_static(
-                str(pre), str(out), _ArrayReader(spec.name, calib, batch),
-                quant_format=getattr(QuantFormat, cfg.quant_format),
-                activation_type=getattr(QuantType, cfg.activation_type),
-                weight_type=getattr(QuantType, cfg.weight_type),
-                per_channel=cfg.per_channel,
-                calibrate_method=getattr(CalibrationMethod, cfg.calibrate_method),
-                nodes_to_exclude=excluded or None,
-                op_types_to_quantize=list(cfg.op_types) if cfg.op_types else None,
-            )
+            with _quiet_per_tensor_fallback():
+                quantize_static(
+                    str(pre), str(out), _ArrayReader(spec.name, calib, batch),
+                    quant_format=getattr(QuantFormat, cfg.quant_format),
+                    activation_type=getattr(QuantType, cfg.activation_type),
+                    weight_type=getattr(QuantType, cfg.weight_type),
+                    per_channel=cfg.per_channel,
+                    calibrate_method=getattr(CalibrationMethod, cfg.calibrate_method),
+                    nodes_to_exclude=excluded or None,
+                    op_types_to_quantize=list(cfg.op_types) if cfg.op_types else None,
+                )
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
             raise ConversionError(f"{stem}: onnxruntime quantization failed: {_first_line(exc)}") from None
         return onnx.load(str(out))
@@ -270,3 +273,23 @@ class OnnxExporter(Exporter):
         import torch
 
         return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
+
+
+class _PerTensorFallback(logging.Filter):
+    """Drops onnxruntime's warning that a 1-D weight (a batch norm after a pooling, which no conv absorbs)
+    has no channel axis: it is quantized per tensor, as it should be, and the warning names no problem."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Axis ") and "is out-of-range for weight" in message)
+
+
+@contextlib.contextmanager
+def _quiet_per_tensor_fallback():
+    """onnxruntime's quantizer logs through the root logger: filter it there while it runs."""
+    root, quiet = logging.getLogger(), _PerTensorFallback()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)

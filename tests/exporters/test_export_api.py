@@ -133,3 +133,25 @@ def test_another_network_replaces_the_directory_contents(tmp_path, tiny_net):
     manifest = read_manifest(out)
     assert manifest.source == other and [a.key for a in manifest.artifacts] == [("onnx", "fp32")]
     assert _files(out) == ["labels.txt", "manifest.json", "model-fp32.onnx"]
+
+
+def test_int8_onnx_of_a_stage_network_quantizes_its_pooled_norms_per_tensor_without_a_warning(tmp_path, caplog):
+    """A batch norm after a max pool stays a 1-D weight in the graph: per tensor, as onnxruntime falls back to,
+    without its root-logger warning that there is no channel axis (it named no problem to the user)."""
+    import logging
+
+    import torch
+
+    from edgenas.models import build
+    from edgenas.space.stages import Stage, StageSpec
+
+    torch.manual_seed(0)
+    net = build(StageSpec(stem_channels=0, stages=(Stage(8, 3, True, 0), Stage(16, 3, True, 1)), resolution=RES,
+                          num_classes=len(CLASSES))).eval()
+    calib = np.random.default_rng(0).standard_normal((16, 3, RES, RES)).astype(np.float32)
+    with caplog.at_level(logging.WARNING):
+        manifest = export(net.deployable(), SPEC, "onnx", ["int8"], tmp_path / "out", calib=calib,
+                          parity_inputs=calib)
+    assert manifest.get("onnx", "int8").status == "ok"
+    assert not [r for r in caplog.records if "out-of-range for weight" in r.getMessage()]
+    assert logging.getLogger().filters == []  # the filter is gone once the quantizer is done
