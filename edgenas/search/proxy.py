@@ -183,7 +183,7 @@ class ProxySearch(SearchLoop):
         rotation prediction (each appended to ``race.jsonl``); the index of the best rotation learner (label-free)."""
         from edgenas.accelerator import native_bf16
         from edgenas.progress import ProgressBar
-        from edgenas.search.race import rotation_accuracy
+        from edgenas.search.race import FLOOR, rotation_accuracy
 
         cfg = self.cfg
         path, key = self.run_dir / "race.jsonl", f"rot_acc_{cfg.race_steps}"
@@ -207,7 +207,14 @@ class ProxySearch(SearchLoop):
         for i, sha in raced:
             records[i]["rotation"] = done[sha][key]
         self.race_s = time.perf_counter() - t0
-        return max((i for i, _ in raced), key=lambda i: records[i]["rotation"])
+        best = max((i for i, _ in raced), key=lambda i: records[i]["rotation"])
+        self.race_decided = records[best]["rotation"] >= FLOOR
+        if not self.race_decided:
+            best = min((i for i, _ in raced), key=lambda i: ranks[i])
+            self.console.print(f"[yellow]note[/]: no raced candidate learned to tell the turns apart (best "
+                               f"{max(records[i]['rotation'] for i, _ in raced):.1f}%, chance 25%, needed "
+                               f"{FLOOR:g}%): the zero-cost ranking of the raced decides")
+        return best
 
     # --- training of the winner -------------------------------------------------------------------------------
     def save_checkpoint(self, done: bool) -> None:
@@ -324,7 +331,8 @@ class ProxySearch(SearchLoop):
             "proxy_best": {k: ranks[0][k] for k in cfg.proxies},
             **({"race": {"candidates": self.race_n, "from": cfg.race_from, "steps": cfg.race_steps,
                          "seconds": round(self.race_s, 1),
-                         "winner_rotation_acc": max(r["rotation"] for r in self.records if "rotation" in r)}}
+                         "best_rotation_acc": max(r["rotation"] for r in self.records if "rotation" in r),
+                         "decided_by": "rotation" if self.race_decided else "zero-cost"}}
                if self.race_n else {}),
             "epochs": cfg.epochs, "steps": self.trained["steps"], "elapsed_s": round(elapsed, 2),
             "images_per_s_median": None, "final_train_loss": self.trained["final_loss"],

@@ -18,12 +18,16 @@ import time
 import torch
 import torch.nn.functional as F
 
-__all__ = ["HELD", "MIN_TRAIN", "rotation_accuracy"]
+__all__ = ["FLOOR", "HELD", "MIN_TRAIN", "rotation_accuracy"]
 
 #: unlabelled images held out of the rotation training and scored in all four turns
 HELD = 1000
 #: the fewest images left to train on (one batch)
 MIN_TRAIN = 128
+#: the rotation accuracy (%) a race's winner must pass for the race to decide: chance is 25%, and three
+#: standard errors of 4 x HELD predictions reach 27%; below it (images that look the same turned, such as
+#: the synthetic shapes) no candidate learned the task and the zero-cost ranking decides
+FLOOR = 30.0
 
 
 def rotation_accuracy(spec, images: torch.Tensor, mean, std, steps: int, batch: int = 128, lr: float = 0.05,

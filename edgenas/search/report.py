@@ -67,9 +67,11 @@ def _proxy_lines(summary: dict[str, Any]) -> list[str]:
     race = summary.get("race")
     if race:  # the zero-cost scores of a race from the sample are a record, not the choice
         pool = "sampled" if race["from"] == "sample" else f"the zero-cost best of {summary['proxy_samples']}"
+        verdict = ("the best learner kept" if race.get("decided_by", "rotation") == "rotation" else
+                   "none learned it (chance 25%), so the zero-cost ranking decided")
+        best = race.get("best_rotation_acc", race.get("winner_rotation_acc"))
         return [f"| ranking | {race['candidates']} random networks ({pool}) raced {race['steps']} steps on rotation "
-                f"prediction in {race['seconds']:.0f} s; the winner's rotation accuracy "
-                f"{race['winner_rotation_acc']:.1f}% |"]
+                f"prediction in {race['seconds']:.0f} s; best rotation accuracy {best:.1f}%, {verdict} |"]
     return [f"| proxy ranking | {summary['proxy_samples']} random networks scored by "
             f"{' + '.join(summary['proxies'])} in {summary['proxy_rank_s']:.0f} s |"]
 

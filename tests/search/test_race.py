@@ -18,7 +18,8 @@ RACE = dict(subset=1200, resolution=16, projector=(16, 16), epochs=1, batch_size
             max_macs=4_000_000, race=3, race_steps=3, race_from="top")
 
 
-def test_the_race_keeps_the_best_rotation_learner_and_resumes_without_retraining(tmp_path):
+def test_the_race_keeps_the_best_rotation_learner_and_resumes_without_retraining(tmp_path, monkeypatch):
+    monkeypatch.setattr("edgenas.search.race.FLOOR", 0.0)  # 3 steps on synthetic shapes learn little
     cfg = SearchConfig(out=str(tmp_path / "run"), **RACE)
     result = run_search(cfg)
     raced = read_jsonl(tmp_path / "run" / "race.jsonl")
@@ -29,7 +30,8 @@ def test_the_race_keeps_the_best_rotation_learner_and_resumes_without_retraining
     winner = scored[best["sha256"]]["spec"]
     assert [s["width"] for s in winner["stages"]] == [s.width for s in result.spec.stages]
     assert result.summary["race"]["candidates"] == 3
-    assert result.summary["race"]["winner_rotation_acc"] == best["rot_acc_3"]
+    assert result.summary["race"]["best_rotation_acc"] == best["rot_acc_3"]
+    assert result.summary["race"]["decided_by"] == "rotation"
     again = run_search(cfg)
     assert again.resumed and again.spec == result.spec
     assert len(read_jsonl(tmp_path / "run" / "race.jsonl")) == 3  # nothing raced twice
@@ -92,3 +94,16 @@ def test_the_default_race_is_for_the_stage_space_only():
     assert SearchConfig(strategy="darts").search_subset == 1024
     assert SearchConfig(strategy="proxy").search_subset == 5000
     assert SearchConfig(strategy="proxy", subset=700).search_subset == 700
+
+
+def test_a_race_nobody_learns_leaves_the_choice_to_the_zero_cost_ranking(tmp_path, monkeypatch):
+    monkeypatch.setattr("edgenas.search.race.FLOOR", 101.0)  # no rotation accuracy reaches it
+    console = Console(file=io.StringIO(), record=True, width=200)
+    result = run_search(SearchConfig(out=str(tmp_path / "run"), **RACE), console=console)
+    assert "no raced candidate learned to tell the turns apart" in console.export_text()
+    scored = {r["sha256"]: r for r in read_jsonl(tmp_path / "run" / "proxy.jsonl")}
+    raced = [r["sha256"] for r in read_jsonl(tmp_path / "run" / "race.jsonl")]
+    assert len(raced) == 3 and result.summary["race"]["decided_by"] == "zero-cost"
+    zero_cost_best = scored[raced[0]]["spec"]  # --race-from top races in the zero-cost order
+    assert [s["width"] for s in zero_cost_best["stages"]] == [s.width for s in result.spec.stages]
+    assert "zero-cost ranking decided" in (tmp_path / "run" / "report.md").read_text()
