@@ -28,12 +28,8 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 # recipe for real data (docs/evaluation.md).
 DEMO_FINETUNE := --level 1 --epochs 20 --min-steps 0 --no-unlabelled --no-augment --lr 0.01 --ema 0 --label-smoothing 0
 
-# The demo's search ranks by the zero-cost proxies on 1,024 images: the synthetic shapes look alike turned, so the
-# default rotation race learns nothing on them (it stands aside after about 4 minutes: docs/search.md).
-DEMO_SEARCH := --subset 1024 --race 0
-
 demo: $(VENV)/.installed-demo
-	$(BIN)/edgenas search --target rpi4 --out runs/demo $(DEMO_SEARCH)
+	$(BIN)/edgenas search --target rpi4 --out runs/demo
 	$(BIN)/edgenas profile runs/demo
 	$(BIN)/edgenas finetune runs/demo $(DEMO_FINETUNE)
 	$(BIN)/edgenas deploy runs/demo --target local

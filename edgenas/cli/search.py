@@ -20,8 +20,8 @@ D = SearchConfig()
               help="Data set: the embedded synthetic curriculum, CIFAR-10 (cifar-10-batches-py) or an ImageFolder tree.")
 @click.option("--data-root", default=None, help="Folder of the data set (cifar10, imagefolder).")
 @click.option("--subset", type=int, default=D.subset,
-              help="Images used by the search (stratified, seeded) [default: proxy 5,000, darts and evolve 1,024, "
-                   "or all when the data holds fewer].")
+              help="Images used by the search (stratified, seeded) [default: 5,000 for the proxy strategy's race "
+                   "on real images, else 1,024; all when the data holds fewer].")
 @click.option("--level", type=int, default=D.level, help="Synthetic data difficulty 1-4 (shapes, textures, compositions, occlusion).")
 @click.option("--resolution", type=int, default=D.resolution, help="Input resolution (pixels) of the search and of the budget.")
 @click.option("--channels", type=int, default=D.channels, help="C: channels per node in the first cells (doubles at each reduction); 0: the widest whose expected network fits the budgets.")
@@ -44,8 +44,8 @@ D = SearchConfig()
 @click.option("--proxy-batch", type=int, default=D.proxy_batch, help="proxy: unlabelled images NASWOT scores each on.")
 @click.option("--race", type=int, default=D.race,
               help="proxy (stages-cnn): train N candidates briefly on rotation prediction (label-free) and keep the "
-                   "one that learns it best; 0: the zero-cost ranking decides [default: 8 when the search has "
-                   "1,128 images or more, else 0].")
+                   "one that learns it best; 0: the zero-cost ranking decides [default: 8 on real images when the "
+                   "search has 1,128 or more, else 0].")
 @click.option("--race-steps", type=int, default=D.race_steps, help="proxy: rotation steps per raced candidate.")
 @click.option("--race-from", type=click.Choice(["top", "sample"]), default=D.race_from,
               help="proxy: race the first sampled candidates (sample: only they are scored) or the zero-cost "

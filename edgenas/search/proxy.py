@@ -1,4 +1,8 @@
-"""The proxy strategy: rank many random architectures with zero-cost proxies, then train the best one.
+"""The proxy strategy: rank random architectures without labels, then train the best one.
+
+On the stage space and real images it races the first ``--race`` (8) sampled networks
+on rotation prediction (:mod:`edgenas.search.race`) and keeps the best learner; else,
+or with ``--race 0``, the zero-cost ranking below decides.
 
 ``edgenas search --strategy proxy`` samples ``--proxy-samples`` random networks
 of the cell space at the layout the budgets give (:mod:`edgenas.search.layout`),
@@ -76,7 +80,7 @@ class ProxySearch(SearchLoop):
             if len(data) < HELD + MIN_TRAIN:
                 raise ConfigError(f"--race trains on rotations of the images and scores {HELD} others: "
                                   f"{len(data)} images are too few; raise --subset or leave --race 0")
-        elif cfg.race is None and not self.cells:
+        elif cfg.race is None and not self.cells and cfg.data != "synthetic":
             from edgenas.search.race import HELD, MIN_TRAIN
 
             self.console.print(f"[yellow]note[/]: {len(data)} images are too few to race candidates on rotation "

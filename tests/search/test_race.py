@@ -61,23 +61,46 @@ def test_too_few_images_for_the_race_is_refused(tmp_path):
         run_search(SearchConfig(out=str(tmp_path / "run"), **{**RACE, "subset": 300}))
 
 
-def test_the_default_races_the_first_sampled_and_scores_only_them(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory):
+    """An ImageFolder tree of 1,320 noise images at 16 px: 1,188 outside the hold-out, enough for the race."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("pool")
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (root / c).mkdir()
+        for i in range(660):
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
+    return root
+
+
+def _default_race(**changes):
+    return {**{k: v for k, v in RACE.items() if k not in ("race", "race_from", "subset")}, **changes}
+
+
+def test_the_default_races_the_first_sampled_and_scores_only_them(tmp_path, pool, monkeypatch):
     from edgenas.search.config import DEFAULT_RACE
 
-    options = {k: v for k, v in RACE.items() if k not in ("race", "race_from")}
-    cfg = SearchConfig(out=str(tmp_path / "run"), **{**options, "proxy_samples": DEFAULT_RACE + 2})
-    assert cfg.race is None and cfg.race_from == "sample" and cfg.race_for(1200) == DEFAULT_RACE
+    monkeypatch.setattr("edgenas.search.race.FLOOR", 0.0)  # noise images: the race would learn nothing
+    cfg = SearchConfig(out=str(tmp_path / "run"), **_default_race(data="imagefolder", data_root=str(pool),
+                                                                  proxy_samples=DEFAULT_RACE + 2))
+    assert cfg.race is None and cfg.race_from == "sample" and cfg.race_for(1188) == DEFAULT_RACE
+    assert cfg.search_subset == 5000  # a ceiling: the tree holds fewer, and all of them are used
     result = run_search(cfg)
+    assert result.summary["images"] == 1188
     scored = [r["sha256"] for r in read_jsonl(tmp_path / "run" / "proxy.jsonl")]
     assert len(scored) == DEFAULT_RACE  # the race decides alone: the other samples are not scored
     assert [r["sha256"] for r in read_jsonl(tmp_path / "run" / "race.jsonl")] == scored
-    assert result.summary["race"] == {**result.summary["race"], "candidates": DEFAULT_RACE, "from": "sample"}
+    assert result.summary["race"] == {**result.summary["race"], "candidates": DEFAULT_RACE, "from": "sample",
+                                      "decided_by": "rotation"}
     assert "raced 3 steps on rotation prediction" in (tmp_path / "run" / "report.md").read_text()
 
 
-def test_the_default_race_stands_aside_when_the_images_are_too_few(tmp_path):
-    options = {k: v for k, v in RACE.items() if k not in ("race", "race_from")}
-    cfg = SearchConfig(out=str(tmp_path / "run"), **{**options, "subset": 300})
+def test_the_default_race_stands_aside_when_the_images_are_too_few(tmp_path, pool):
+    cfg = SearchConfig(out=str(tmp_path / "run"), **_default_race(data="imagefolder", data_root=str(pool),
+                                                                  subset=300))
     assert cfg.race_for(300) == 0 and cfg.race_for(1128) == min(8, cfg.proxy_samples)
     console = Console(file=io.StringIO(), record=True, width=200)
     result = run_search(cfg, console=console)
@@ -88,12 +111,17 @@ def test_the_default_race_stands_aside_when_the_images_are_too_few(tmp_path):
     assert not (tmp_path / "run" / "race.jsonl").exists()
 
 
-def test_the_default_race_is_for_the_stage_space_only():
-    cells = SearchConfig(strategy="proxy", space="darts-light")
-    assert cells.race is None and cells.race_for(10_000) == 0
-    assert SearchConfig(strategy="darts").search_subset == 1024
-    assert SearchConfig(strategy="proxy").search_subset == 5000
-    assert SearchConfig(strategy="proxy", subset=700).search_subset == 700
+def test_the_default_race_is_for_real_images_of_the_stage_space():
+    synthetic = SearchConfig(strategy="proxy")  # the synthetic shapes look alike turned
+    assert synthetic.race_for(10_000) == 0 and synthetic.search_subset == 1024
+    real = dict(data="imagefolder", data_root="DIR")
+    assert SearchConfig(strategy="proxy", **real).search_subset == 5000
+    assert SearchConfig(strategy="proxy", **real).race_for(10_000) == 8
+    cells = SearchConfig(strategy="proxy", space="darts-light", **real)
+    assert cells.race is None and cells.race_for(10_000) == 0 and cells.search_subset == 1024
+    assert SearchConfig(strategy="darts", **real).search_subset == 1024
+    assert SearchConfig(strategy="proxy", subset=700, **real).search_subset == 700
+    assert SearchConfig(strategy="proxy", race=2).race_for(10_000) == 2  # asked for: raced on any data
 
 
 def test_a_race_nobody_learns_leaves_the_choice_to_the_zero_cost_ranking(tmp_path, monkeypatch):
