@@ -64,7 +64,7 @@ class SearchConfig:
     # data
     data: str = "synthetic"
     data_root: str | None = None
-    subset: int | None = None  # None: DEFAULT_SUBSET of the strategy, or every image when the data holds fewer
+    subset: int | None = None  # None: RACE_SUBSET for a race, else DEFAULT_SUBSET (all when the data holds fewer)
     level: int = 2
     resolution: int = 32
     # space: channels and cells 0 = chosen from the budgets (the largest layout whose expected network fits)
@@ -122,8 +122,8 @@ class SearchConfig:
     proxy_samples: int = 500
     proxy_batch: int = 32
     # then train `race` candidates for `race_steps` steps of rotation prediction (label-free) and keep the one
-    # that learns it best (edgenas/search/race.py). None: DEFAULT_RACE on the stage space when the images are
-    # enough for it (race.HELD + 128), else 0; 0: the zero-cost ranking decides
+    # that learns it best (edgenas/search/race.py). None: DEFAULT_RACE on the stage space and real images when
+    # they are enough for it (race.HELD + race.MIN_TRAIN), else 0; 0: the zero-cost ranking decides
     race: int | None = None
     race_steps: int = 200
     race_from: str = "sample"  # sample: the first sampled (no zero-cost filter); top: the zero-cost ranking's best
@@ -336,11 +336,14 @@ class SearchConfig:
         on real images, :data:`DEFAULT_SUBSET` otherwise."""
         if self.subset is not None:
             return self.subset
-        return RACE_SUBSET if self.strategy == "proxy" and self._races_by_default else DEFAULT_SUBSET
+        return RACE_SUBSET if self._races else DEFAULT_SUBSET
 
     @property
-    def _races_by_default(self) -> bool:
-        return self.race is None and self.search_space == STAGES_SPACE and self.data != "synthetic"
+    def _races(self) -> bool:
+        """Whether the search races (given enough images): ``--race N`` > 0, or by default on real images."""
+        if self.strategy != "proxy" or self.search_space != STAGES_SPACE:
+            return False
+        return self.race > 0 if self.race is not None else self.data != "synthetic"
 
     def race_for(self, images: int) -> int:
         """How many candidates the proxy strategy races with ``images`` unlabelled images: ``race`` when given,
@@ -349,7 +352,7 @@ class SearchConfig:
 
         if self.race is not None:
             return self.race
-        enough = self._races_by_default and images >= HELD + MIN_TRAIN
+        enough = self._races and images >= HELD + MIN_TRAIN
         return min(DEFAULT_RACE, self.proxy_samples) if enough else 0
 
     @property

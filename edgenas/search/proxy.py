@@ -54,6 +54,7 @@ class ProxySearch(SearchLoop):
         from edgenas.plugins import import_plugins
         from edgenas.search.layout import choose_layout
         from edgenas.search.proxies import PROXIES
+        from edgenas.search.race import HELD, MIN_TRAIN
         from edgenas.ssl import two_view_loss
         from edgenas.space.ops import OPS
 
@@ -75,14 +76,10 @@ class ProxySearch(SearchLoop):
                     level=cfg.level if cfg.data == "synthetic" else 1, seed=cfg.seed, holdout="train")
         self.race_n = cfg.race_for(len(data))
         if self.race_n:
-            from edgenas.search.race import HELD, MIN_TRAIN
-
             if len(data) < HELD + MIN_TRAIN:
                 raise ConfigError(f"--race trains on rotations of the images and scores {HELD} others: "
                                   f"{len(data)} images are too few; raise --subset or leave --race 0")
-        elif cfg.race is None and not self.cells and cfg.data != "synthetic":
-            from edgenas.search.race import HELD, MIN_TRAIN
-
+        elif cfg.race is None and cfg.race_for(HELD + MIN_TRAIN):  # a default race the images are too few for
             self.console.print(f"[yellow]note[/]: {len(data)} images are too few to race candidates on rotation "
                                f"prediction (it needs {HELD + MIN_TRAIN:,}); the zero-cost proxies alone rank them")
         if len(data) < max(2 * cfg.batch_size, cfg.proxy_batch):

@@ -121,7 +121,9 @@ def test_the_default_race_is_for_real_images_of_the_stage_space():
     assert cells.race is None and cells.race_for(10_000) == 0 and cells.search_subset == 1024
     assert SearchConfig(strategy="darts", **real).search_subset == 1024
     assert SearchConfig(strategy="proxy", subset=700, **real).search_subset == 700
-    assert SearchConfig(strategy="proxy", race=2).race_for(10_000) == 2  # asked for: raced on any data
+    asked = SearchConfig(strategy="proxy", race=2)  # asked for: raced on any data, on the race's images
+    assert asked.race_for(10_000) == 2 and asked.search_subset == 5000
+    assert SearchConfig(strategy="proxy", race=0, **real).search_subset == 1024
 
 
 def test_a_race_nobody_learns_leaves_the_choice_to_the_zero_cost_ranking(tmp_path, monkeypatch):
