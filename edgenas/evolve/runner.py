@@ -47,7 +47,6 @@ class EvolveSearch(SearchLoop):
 
     # --- set-up -----------------------------------------------------------------------
     def prepare(self) -> None:
-        from edgenas.data.datasets import load_dataset
         from edgenas.data.multicrop import MultiCropViews
         from edgenas.data.views import BarlowTwinsViews, channel_stats
         from edgenas.evolve.importance import ImportanceTracker
@@ -64,17 +63,14 @@ class EvolveSearch(SearchLoop):
         self.device = resolve_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        options = dict(train=True, resolution=cfg.resolution, size=cfg.search_subset, seed=cfg.seed)
         self.curriculum = Curriculum(mode=cfg.curriculum_mode) if cfg.curriculum else None
         if self.curriculum is not None:  # every synthetic level, plus the real data to mix in
-            self.levels = {lv: load_dataset("synthetic", level=lv, **options).images for lv in self.curriculum.levels}
-            real = None if cfg.data == "synthetic" else load_dataset(cfg.data, cfg.data_root, holdout="train",
-                                                                     **options)
+            self.levels = {lv: cfg.load_images("synthetic", level=lv).images for lv in self.curriculum.levels}
+            real = None if cfg.data == "synthetic" else cfg.load_images(holdout="train")
             self.real = None if real is None else real.images
-            data = real or load_dataset("synthetic", level=self.curriculum.levels[-1], **options)
+            data = real or cfg.load_images("synthetic", level=self.curriculum.levels[-1])
         else:
-            data = load_dataset(cfg.data, cfg.data_root, level=cfg.level if cfg.data == "synthetic" else 1,
-                                holdout="train", **options)
+            data = cfg.load_images(holdout="train")
             self.levels, self.real = {0: data.images}, None
         if len(data) < 2 * cfg.batch_size:
             raise ConfigError(f"{len(data)} images are too few for --batch-size {cfg.batch_size}; raise --subset")

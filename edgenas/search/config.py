@@ -345,6 +345,17 @@ class SearchConfig:
             return False
         return self.race > 0 if self.race is not None else self.data != "synthetic"
 
+    def load_images(self, name: str | None = None, **options: Any):
+        """The search's images of data set ``name`` (default ``--data``; training split, ``options`` passed on):
+        ``--subset`` of them, or :attr:`search_subset` as a ceiling (every image when the set holds fewer)."""
+        from edgenas.data.datasets import load_at_most, load_dataset
+
+        name = name or self.data
+        options.setdefault("level", self.level if name == "synthetic" else 1)
+        load = load_dataset if self.subset is not None else load_at_most
+        return load(name, None if name == "synthetic" else self.data_root, train=True, resolution=self.resolution,
+                    size=self.search_subset, seed=self.seed, **options)
+
     def race_for(self, images: int) -> int:
         """How many candidates the proxy strategy races with ``images`` unlabelled images: ``race`` when given,
         else :data:`DEFAULT_RACE` on the stage space and real data when ``images`` are enough (0 otherwise)."""

@@ -36,7 +36,6 @@ class DartsSearch(BudgetsMixin, SearchLoop):
 
     # --- set-up -----------------------------------------------------------------------
     def prepare(self) -> None:
-        from edgenas.data.datasets import load_dataset
         from edgenas.data.splits import halves
         from edgenas.data.views import BarlowTwinsViews, channel_stats
         from edgenas.search.cost import CostModel, check_feasible
@@ -70,9 +69,7 @@ class DartsSearch(BudgetsMixin, SearchLoop):
             OPS.get(name)  # an unknown op fails before the data is read, with close matches
         if cfg.resolution % 4:
             raise ConfigError(f"--resolution {cfg.resolution} must be divisible by 4 (two reduction cells halve it)")
-        data = load_dataset(cfg.data, cfg.data_root, train=True, resolution=cfg.resolution, size=cfg.search_subset,
-                            level=cfg.level if cfg.data == "synthetic" else 1, seed=cfg.seed,
-                            holdout="train")  # the fixed validation hold-out is never searched on
+        data = cfg.load_images(holdout="train")  # the fixed validation hold-out is never searched on
         if len(data) < 2 * cfg.batch_size * cfg.accum_steps:
             raise ConfigError(
                 f"{len(data)} images are too few for --batch-size {cfg.batch_size} x --accum-steps "

@@ -49,7 +49,6 @@ class ProxySearch(SearchLoop):
 
     def prepare(self) -> None:
         from edgenas.accelerator import check_accelerator_options, resolve_device
-        from edgenas.data.datasets import load_at_most, load_dataset
         from edgenas.data.views import BarlowTwinsViews, channel_stats
         from edgenas.plugins import import_plugins
         from edgenas.search.layout import choose_layout
@@ -71,9 +70,7 @@ class ProxySearch(SearchLoop):
         check_accelerator_options(cfg, self.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        load = load_dataset if cfg.subset is not None else load_at_most  # the default is a ceiling
-        data = load(cfg.data, cfg.data_root, train=True, resolution=cfg.resolution, size=cfg.search_subset,
-                    level=cfg.level if cfg.data == "synthetic" else 1, seed=cfg.seed, holdout="train")
+        data = cfg.load_images(holdout="train")
         self.race_n = cfg.race_for(len(data))
         if self.race_n:
             if len(data) < HELD + MIN_TRAIN:

@@ -57,7 +57,6 @@ def ensure_pretrained(run: str | Path, device: str = "auto", threads: int = 0, p
     """
     from rich.console import Console
 
-    from edgenas.data.datasets import load_dataset
     from edgenas.data.splits import halves
     from edgenas.data.views import BarlowTwinsViews, channel_stats
     from edgenas.models import build
@@ -88,9 +87,7 @@ def ensure_pretrained(run: str | Path, device: str = "auto", threads: int = 0, p
         dev = resolve_device(device)
         if threads:
             torch.set_num_threads(threads)
-        data = load_dataset(cfg.data, cfg.data_root, train=True, resolution=cfg.resolution,
-                            size=cfg.search_subset, level=cfg.level if cfg.data == "synthetic" else 1,
-                            seed=cfg.seed, holdout="train")
+        data = cfg.load_images(holdout="train")
         w_idx, a_idx = (torch.as_tensor(h) for h in halves(torch.arange(len(data)), cfg.seed))
         mean, std = channel_stats(data.images)
         torch.manual_seed(derive_seed(cfg.seed, 99))  # another initialisation than the supernet's

@@ -137,3 +137,20 @@ def test_a_race_nobody_learns_leaves_the_choice_to_the_zero_cost_ranking(tmp_pat
     zero_cost_best = scored[raced[0]]["spec"]  # --race-from top races in the zero-cost order
     assert [s["width"] for s in zero_cost_best["stages"]] == [s.width for s in result.spec.stages]
     assert "zero-cost ranking decided" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_every_strategy_takes_its_default_image_count_as_a_ceiling(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(30):
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tmp_path / c / f"{i}.png")
+    real = dict(data="imagefolder", data_root=str(tmp_path), resolution=16)
+    train_part = 54  # 60 images less the fixed 10% hold-out
+    for strategy in ("darts", "evolve", "proxy"):
+        assert len(SearchConfig(strategy=strategy, **real).load_images(holdout="train")) == train_part
+    with pytest.raises(ConfigError, match="asked for 100 images"):  # a --subset given is not a ceiling
+        SearchConfig(strategy="darts", subset=100, **real).load_images(holdout="train")
