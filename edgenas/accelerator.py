@@ -10,7 +10,8 @@ import torch
 
 from edgenas.errors import ConfigError
 
-__all__ = ["amp_of", "autocast", "check_accelerator_options", "cpu_bf16", "native_bf16", "resolve_device"]
+__all__ = ["amp_of", "autocast", "check_accelerator_options", "cpu_bf16", "fp32_note", "native_bf16",
+           "resolve_device"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -48,6 +49,15 @@ def amp_of(cfg, device: torch.device) -> str:
     if amp == "auto":
         return "bf16" if native_bf16(device) else "none"
     return amp
+
+
+def fp32_note(cfg, device: torch.device) -> str | None:
+    """One line for a user whose ``--amp auto`` job trains in fp32 on a CPU without native bf16, else None."""
+    if getattr(cfg, "amp", "none") != "auto" or device.type != "cpu" or cpu_bf16():
+        return None
+    return ("note: this CPU has no native bf16 (AVX512-BF16, AMX or Arm BF16), so training runs in fp32: "
+            "5-6x slower than on a CPU with it (docs/performance.md#the-machines); --time-budget MINUTES fits "
+            "the epochs to your time")
 
 
 def check_accelerator_options(cfg, device: torch.device) -> None:

@@ -23,6 +23,10 @@ def _list(kind, what: str) -> CommaList:
 #: CIFAR-10's labels: 79.6% for fast_cnn against 74.9%, docs/performance.md). ``evaluate`` (and
 #: :class:`FinetuneConfig`) keep the comparison protocol, 40 epochs on the labels alone.
 DEPLOY_EPOCHS = 80
+#: the self-training teacher's epochs in that recipe (None: as many as the student)
+DEPLOY_TEACHER_EPOCHS = None
+#: the labelled share that recipe holds out to pick an epoch
+DEPLOY_SELECT_FRACTION = 0.1
 
 
 def protocol_options(f=None, *, deploy: bool = False):
@@ -39,7 +43,7 @@ def protocol_options(f=None, *, deploy: bool = False):
         click.option("--synthetic-size", type=int, default=D.synthetic_size, help="Synthetic training images."),
         click.option("--resolution", type=int, default=None,
                      help="Input side [default: the run's; 32 for a baseline alone]."),
-        click.option("--select-fraction", type=float, default=D.select_fraction,
+        click.option("--select-fraction", type=float, default=DEPLOY_SELECT_FRACTION if deploy else D.select_fraction,
                      help="Share of the labelled images held out to pick the best epoch (0: none)."),
         click.option("--eval-samples", type=int, default=None,
                      help="Measure on this many hold-out images (stratified) [default: all]."),
@@ -66,6 +70,8 @@ def protocol_options(f=None, *, deploy: bool = False):
                              if deploy else "")),
         click.option("--labelled-share", type=float, default=D.labelled_share,
                      help="--unlabelled: the labelled share of each student batch."),
+        click.option("--teacher-epochs", type=int, default=DEPLOY_TEACHER_EPOCHS if deploy else D.teacher_epochs,
+                     help="--unlabelled: the teacher's epochs (at least; see --min-steps). [default: --epochs]"),
         click.option("--momentum", type=float, default=D.momentum),
         click.option("--weight-decay", type=float, default=D.weight_decay,
                      help="L2 on weights (not on biases and norm parameters)."),
@@ -99,6 +105,12 @@ def protocol_options(f=None, *, deploy: bool = False):
     return f
 
 
+def _given(ctx, name: str) -> bool:
+    from click.core import ParameterSource
+
+    return ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+
+
 def _protocol(ctx, options: dict, **fixed) -> FinetuneConfig:
     from edgenas.cli.yamlfile import merge_options, read_yaml_options
 
@@ -110,6 +122,9 @@ def _protocol(ctx, options: dict, **fixed) -> FinetuneConfig:
     if values.get("unlabelled") is None:  # the deploy recipe: self-training wherever there are unlabelled images
         values["unlabelled"] = not (values.get("fraction") == 1 or values.get("linear_probe")
                                     or values.get("probe_epochs"))
+    if not values["unlabelled"] and values.get("teacher_epochs") == DEPLOY_TEACHER_EPOCHS \
+            and not _given(ctx, "teacher_epochs"):
+        values["teacher_epochs"] = None  # the recipe's teacher: there is none without self-training
     return FinetuneConfig.from_dict(values)
 
 
@@ -164,10 +179,7 @@ def finetune(ctx, model, init, fraction, samples, class_subset, seed, out, as_js
         out = (str(Path(model) / "finetune" / f"{init}-{labels}-s{seed}") if Path(model).is_dir()
                else f"runs/finetune-{Path(model).stem if is_searched(model) else model}-{labels}-s{seed}")
     if time_budget is not None:
-        from click.core import ParameterSource
-
-        given = [f"--{n.replace('_', '-')}" for n in ("epochs", "min_steps")
-                 if ctx.get_parameter_source(n) is ParameterSource.COMMANDLINE]
+        given = [f"--{n.replace('_', '-')}" for n in ("epochs", "min_steps") if _given(ctx, n)]
         if given:
             raise ConfigError(f"--time-budget plans the epochs; give it or {' and '.join(given)}, not both")
     cfg = _protocol(ctx, options, model=model, init=init, fraction=fraction, samples=samples,
@@ -176,6 +188,12 @@ def finetune(ctx, model, init, fraction, samples, class_subset, seed, out, as_js
 
     from edgenas.distributed import is_main_process
 
+    if time_budget is None and is_main_process():
+        from edgenas.accelerator import fp32_note, resolve_device
+
+        note = fp32_note(cfg, resolve_device(cfg.device))
+        if note:
+            click.echo(note, err=True)
     if time_budget is not None:
         from edgenas.train.budget import plan_time_budget
 

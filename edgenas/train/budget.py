@@ -10,8 +10,9 @@ short epochs), one of the hold-out (once per stage) and, with
     epochs = floor((budget * SAFETY - spent - fixed) / (stages * per_epoch))
 
 ``spent`` is the time from the start of the plan (after the imports) to its
-end (loading the data, the timing itself), ``stages`` is 2 with
-self-training (teacher and student train as many steps each), and the plan
+end (loading the data, the timing itself), ``stages`` is 1 + the teacher's
+share with self-training (``--teacher-epochs`` / ``--epochs``: 1 when teacher and
+student train as many steps each, the teacher's epochs planned in that share), and the plan
 replaces ``--epochs`` and sets ``--min-steps 0``. A budget too small for one epoch is refused. A fine-tuning
 directory that already holds a config keeps its plan, so resuming finishes
 the same schedule.
@@ -72,8 +73,8 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def _saved_plan(out: Path) -> tuple[int, int] | None:
-    """(epochs, min_steps) of a fine-tuning already begun in ``out`` (its config.yaml), else None."""
+def _saved_plan(out: Path) -> tuple[int, int, int | None] | None:
+    """(epochs, min_steps, teacher_epochs) of a fine-tuning already begun in ``out`` (its config.yaml), else None."""
     import yaml
 
     path = out / "config.yaml"
@@ -81,7 +82,8 @@ def _saved_plan(out: Path) -> tuple[int, int] | None:
         return None
     try:
         saved = yaml.safe_load(path.read_text()) or {}
-        return int(saved["epochs"]), int(saved.get("min_steps", 0))
+        teacher = saved.get("teacher_epochs")
+        return int(saved["epochs"]), int(saved.get("min_steps", 0)), None if teacher is None else int(teacher)
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
         return None
 
@@ -105,11 +107,11 @@ def plan_time_budget(cfg, minutes: float, console=None, data=None):
         raise ConfigError("--time-budget plans for one process; under torchrun give --epochs")
     saved = _saved_plan(Path(cfg.out))
     if saved is not None:
-        epochs, min_steps = saved
-        return (cfg.replace(epochs=epochs, min_steps=min_steps),
+        epochs, min_steps, teacher_epochs = saved
+        return (cfg.replace(epochs=epochs, min_steps=min_steps, teacher_epochs=teacher_epochs),
                 f"--time-budget: {cfg.out} was begun with {epochs} epochs; resuming that plan")
     with tempfile.TemporaryDirectory(prefix="edgenas-plan-") as scratch:  # the probe's checkpoints
-        tuner = Finetuner(cfg.replace(unlabelled=False, out=scratch), console, data)
+        tuner = Finetuner(cfg.replace(unlabelled=False, teacher_epochs=None, out=scratch), console, data)
         tuner.prepare()
         step_s = _step_seconds(tuner)
         best = {k: v.detach().cpu().clone() for k, v in tuner.eval_model.state_dict().items()}
@@ -121,7 +123,9 @@ def plan_time_budget(cfg, minutes: float, console=None, data=None):
                                                 tuner.mean, tuner.std, tuner.device, tuner.memory_format))
     holdout_s = _timed(lambda: evaluate_accuracy(model, held.images[tuner.eval_idx], held.labels[tuner.eval_idx],
                                                  tuner.mean, tuner.std, tuner.device, tuner.memory_format))
-    stages = 2 if cfg.unlabelled else 1
+    # the teacher trains teacher_epochs for every epochs of the student: that share of the student's epochs
+    share = (cfg.teacher_epochs or cfg.epochs) / cfg.epochs if cfg.unlabelled else 0.0
+    stages = 1 + share
     label_s = 0.0
     if cfg.unlabelled:  # the teacher labels every unlabelled image, and its flip
         from edgenas.train.selftrain import pseudo_labels
@@ -135,16 +139,18 @@ def plan_time_budget(cfg, minutes: float, console=None, data=None):
     checkpoints = 1 + tuner.steps_per_epoch // cfg.checkpoint_every
     per_epoch = tuner.steps_per_epoch * step_s + select_s + checkpoints * ckpt_s
     spent = time.perf_counter() - began
-    fixed = stages * holdout_s + label_s
+    fixed = (2 if cfg.unlabelled else 1) * holdout_s + label_s
     left = minutes * 60 * SAFETY - spent - fixed
     epochs = int(left // (stages * per_epoch)) if left > 0 else 0
-    both = " (teacher and student)" if stages == 2 else ""
+    teacher = max(1, round(epochs * share)) if cfg.unlabelled and cfg.teacher_epochs else None
+    both = "" if not cfg.unlabelled else " (teacher and student)" if teacher is None else \
+        f" for the student, {teacher} for the teacher"
     if epochs < 1:
         need = (spent + fixed + stages * per_epoch) / SAFETY / 60
         raise ConfigError(f"--time-budget {minutes:g} min is too small for one epoch here: one epoch of "
                           f"{tuner.steps_per_epoch} steps{both} and its evaluations need about {need:.1f} min")
-    planned = (spent + fixed + stages * epochs * per_epoch) / 60
-    return (cfg.replace(epochs=epochs, min_steps=0),
+    planned = (spent + fixed + (epochs + (teacher or epochs * share)) * per_epoch) / 60
+    return (cfg.replace(epochs=epochs, min_steps=0, teacher_epochs=teacher),
             f"--time-budget {minutes:g} min: {epochs} epochs of {tuner.steps_per_epoch} "
             f"step{'s' if tuner.steps_per_epoch > 1 else ''}{both}, timed at "
             f"{1e3 * step_s:.0f} ms a step here; planned {planned:.1f} min with the set-up")

@@ -25,7 +25,7 @@ RESUMABLE_CHANGES = frozenset({"out", "device", "threads", "checkpoint_every", "
 #: options added after protocols were recorded, with the behaviour from before they existed;
 #: at that value they are left out of the identity, so earlier runs keep their ids
 ADDED_LATER = {"reset_norms": False, "probe_epochs": 0, "schedule": "cosine", "ema": 0.0, "cutout": 0.0,
-               "unlabelled": False, "labelled_share": 0.25, "min_steps": 0}
+               "unlabelled": False, "labelled_share": 0.25, "min_steps": 0, "teacher_epochs": None}
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,9 @@ class FinetuneConfig:
         unlabelled: self-training: the fine-tuned network (the teacher) labels every image of the pool
             that is not labelled (soft labels, averaged over a horizontal flip), then the same network
             from the same start (the student) trains on both, ``labelled_share`` of each batch labelled,
-            for as many steps as the teacher; the student is the result. The hold-out is never used.
+            for ``epochs``; the student is the result. The hold-out is never used.
+        teacher_epochs: with ``unlabelled``, the teacher's epochs (None: ``epochs``, as many as the student);
+            ``min_steps`` is the floor of each.
         linear_probe: train the classifier only, the backbone frozen in eval mode.
         probe_epochs: the first of the ``epochs`` train the classifier only, as ``linear_probe``
             does (at the peak learning rate, no schedule), then the whole network trains with
@@ -102,6 +104,7 @@ class FinetuneConfig:
     ema: float = 0.995
     cutout: float = 0.25
     unlabelled: bool = False
+    teacher_epochs: int | None = None
     labelled_share: float = 0.25
     linear_probe: bool = False
     probe_epochs: int = 0
@@ -161,6 +164,12 @@ class FinetuneConfig:
             raise ConfigError(f"--labelled-share must be in (0, 1), got {self.labelled_share}")
         if self.unlabelled and (self.linear_probe or self.probe_epochs):
             raise ConfigError("--unlabelled trains a whole network twice; it does not combine with a linear probe")
+        if self.teacher_epochs is not None:
+            if not isinstance(self.teacher_epochs, int) or isinstance(self.teacher_epochs, bool) or \
+                    self.teacher_epochs < 1:
+                raise ConfigError(f"--teacher-epochs must be a positive integer, got {self.teacher_epochs!r}")
+            if not self.unlabelled:
+                raise ConfigError("--teacher-epochs is the self-training teacher's: it needs --unlabelled")
         if self.unlabelled and self.fraction is not None and self.fraction >= 1:
             raise ConfigError("--unlabelled needs unlabelled images: with --fraction 1 every image is labelled")
         if self.batch_size < 2:

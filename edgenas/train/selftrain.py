@@ -3,8 +3,8 @@
 1. The *teacher* is the ordinary fine-tuning on the labelled images (``OUT/teacher/``).
 2. It labels every image of the pool outside the labelled set: soft labels, the softmax of its logits
    averaged over the image and its horizontal flip (``OUT/pseudo.pt``, reused while the teacher is the same).
-3. The *student*, the same network from the same start, trains for as many steps as the teacher
-   on batches of which ``--labelled-share`` are labelled images (smoothed one-hot targets) and the
+3. The *student*, the same network from the same start, trains for ``--epochs`` (the teacher for
+   ``--teacher-epochs``, by default as many; each at least ``--min-steps``) on batches of which ``--labelled-share`` are labelled images (smoothed one-hot targets) and the
    rest pseudo-labelled ones (the teacher's distributions): noisy-student style distillation
    (Xie et al., CVPR 2020) without the larger student. The student is the result, in ``OUT/``.
 
@@ -22,7 +22,7 @@ import torch
 from edgenas.errors import ConfigError
 from edgenas.rundir import atomic_torch_save
 
-__all__ = ["pseudo_labels", "self_train"]
+__all__ = ["pseudo_labels", "self_train", "teacher_config"]
 
 
 @torch.no_grad()
@@ -41,6 +41,13 @@ def pseudo_labels(model: torch.nn.Module, images: torch.Tensor, mean, std, devic
             logits = model(x).float() + model(x.flip(3)).float()
         out.append(((logits / 2).softmax(1)).cpu())
     return torch.cat(out)
+
+
+def teacher_config(cfg):
+    """The teacher's fine-tuning of the self-training ``cfg``: on the labels alone, in ``OUT/teacher``, for
+    ``teacher_epochs`` (the same ``min_steps`` floor as the student)."""
+    return cfg.replace(unlabelled=False, teacher_epochs=None, epochs=cfg.teacher_epochs or cfg.epochs,
+                       out=str(Path(cfg.out) / "teacher"))
 
 
 def _unlabelled_rows(tuner) -> torch.Tensor:
@@ -72,7 +79,9 @@ def self_train(student, teach) -> tuple[dict, bool]:
     rows = _unlabelled_rows(student)
     if not len(rows):
         raise ConfigError("--unlabelled: every image of the pool is labelled; lower --fraction or --samples")
-    teacher = teach(cfg.replace(unlabelled=False, out=str(out / "teacher")))
+    if student.world.main:
+        write_config(cfg, out)  # first: a --time-budget resumed during the teacher finds its plan here
+    teacher = teach(teacher_config(cfg))
     weights = out / "teacher" / "weights.pt"
     sha = sha256_of(weights)
     cache = out / "pseudo.pt"
@@ -89,8 +98,6 @@ def self_train(student, teach) -> tuple[dict, bool]:
         if student.world.main:
             atomic_torch_save({"teacher_sha256": sha, "rows": rows, "soft": soft}, cache)
     student.pseudo = (student.pool.images[rows], soft)
-    if student.world.main:
-        write_config(cfg, out)
     state, resumed = student.train()
     result = student.finish(state, resumed).result
     t = teacher.result

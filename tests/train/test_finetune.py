@@ -200,10 +200,11 @@ def test_a_stage_network_fine_tunes_from_a_random_start_by_default(tmp_path, run
 
 
 def test_the_finetune_command_defaults_to_the_deploy_recipe(tmp_path):
-    """`edgenas finetune` trains 80 epochs with self-training; --fraction 1 leaves no unlabelled image, and
-    `evaluate`'s protocol (FinetuneConfig's defaults) stays 40 epochs on the labels alone."""
+    """`edgenas finetune` trains the deploy recipe with self-training; --fraction 1 leaves no unlabelled image
+    (nor a teacher), and `evaluate`'s protocol (FinetuneConfig's defaults) stays 40 epochs on the labels alone."""
     from click.testing import CliRunner
 
+    from edgenas.cli.finetune import DEPLOY_EPOCHS, DEPLOY_SELECT_FRACTION, DEPLOY_TEACHER_EPOCHS
     from edgenas.cli.main import cli
 
     common = ["fast_cnn", "--resolution", "16", "--synthetic-size", "120", "--eval-samples", "40", "--min-steps",
@@ -211,9 +212,27 @@ def test_the_finetune_command_defaults_to_the_deploy_recipe(tmp_path):
     result = CliRunner().invoke(cli, ["finetune", *common, "--fraction", "0.5", "--out", str(tmp_path / "a")])
     assert result.exit_code == 0, result.output
     r = json.loads(result.stdout)
-    assert r["unlabelled"] is True and r["epochs"] == 80 and (tmp_path / "a" / "teacher" / "result.json").is_file()
+    teacher = json.loads((tmp_path / "a" / "teacher" / "result.json").read_text())
+    assert r["unlabelled"] is True and r["epochs"] == DEPLOY_EPOCHS
+    assert teacher["epochs"] == (DEPLOY_TEACHER_EPOCHS or DEPLOY_EPOCHS)
+    assert r["n_labelled"] == 60 and (r["n_select"] > 0) == (DEPLOY_SELECT_FRACTION > 0)  # they pick an epoch
     result = CliRunner().invoke(cli, ["finetune", *common, "--fraction", "1", "--epochs", "1",
                                       "--out", str(tmp_path / "b")])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["unlabelled"] is False
     assert FinetuneConfig(model="m").epochs == 40 and FinetuneConfig(model="m").unlabelled is False
+
+
+def test_an_fp32_cpu_is_told_why_training_is_slow(monkeypatch):
+    import torch
+
+    import edgenas.accelerator as accelerator
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(accelerator, "cpu_bf16", lambda: False)
+    note = accelerator.fp32_note(FinetuneConfig(model="m"), cpu)
+    assert note.startswith("note: this CPU has no native bf16") and "--time-budget" in note
+    assert accelerator.fp32_note(FinetuneConfig(model="m", amp="none"), cpu) is None  # asked for fp32
+    assert accelerator.fp32_note(FinetuneConfig(model="m"), torch.device("cuda")) is None
+    monkeypatch.setattr(accelerator, "cpu_bf16", lambda: True)
+    assert accelerator.fp32_note(FinetuneConfig(model="m"), cpu) is None

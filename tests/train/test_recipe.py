@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from edgenas.schedules import linear_lr, schedule_lr
 from edgenas.train import FinetuneConfig, run_finetune
 from edgenas.train.augment import cutout
 from edgenas.train.ema import WeightAverage
+from edgenas.train.selftrain import teacher_config
 
 
 @pytest.fixture
@@ -145,11 +147,28 @@ def test_an_interrupted_teacher_is_kept(run, tiny_finetune_options):
         run_finetune(cfg, on_step=stop)
     assert (run / "st" / "teacher" / "finetune.ckpt").is_file()  # not undone with the failed job
     assert not (run / "st" / "pseudo.pt").exists()
+    assert (run / "st" / "config.yaml").is_file()  # the job's own options: a --time-budget resumes its plan
     result = run_finetune(cfg).result  # the teacher resumes, then labels, then the student trains
     assert result["unlabelled"] and result["steps"] == 12 and (run / "st" / "weights.pt").is_file()
 
 
+def test_the_teacher_trains_its_own_epochs(run, tiny_finetune_options):
+    options = {**tiny_finetune_options, "amp": "none", "epochs": 3}
+    cfg = FinetuneConfig(model=str(run), init="random", out=str(run / "te"), unlabelled=True, teacher_epochs=1,
+                         **options)
+    result = run_finetune(cfg).result
+    teacher = json.loads((run / "te" / "teacher" / "result.json").read_text())
+    assert teacher["steps"] == 6 and result["steps"] == 18  # 6 steps an epoch: 1 for the teacher, 3 for the student
+    assert "teacher_epochs" not in FinetuneConfig(model="m").identity()  # earlier protocols keep their ids
+    few = teacher_config(FinetuneConfig(model="m", out="o", unlabelled=True, epochs=120, teacher_epochs=40,
+                                        min_steps=7500))
+    assert (few.epochs, few.min_steps, few.unlabelled, few.teacher_epochs) == (40, 7500, False, None)
+    assert Path(few.out) == Path("o") / "teacher"
+
+
 @pytest.mark.parametrize("change, match", [
+    ({"teacher_epochs": 2}, "it needs --unlabelled"),
+    ({"unlabelled": True, "teacher_epochs": 0}, "--teacher-epochs must be a positive integer"),
     ({"unlabelled": True, "fraction": 1.0}, "with --fraction 1 every image is labelled"),
     ({"unlabelled": True, "fraction": None, "samples": 240, "select_fraction": 0}, "every image of the pool"),
     ({"unlabelled": True, "linear_probe": True}, "does not combine with a linear probe"),

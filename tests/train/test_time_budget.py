@@ -48,6 +48,9 @@ def test_self_training_plans_two_stages(run, tiny_finetune_options):
     alone, _ = plan_time_budget(cfg, 0.5)
     both, line = plan_time_budget(cfg.replace(unlabelled=True), 0.5)
     assert "(teacher and student)" in line and both.epochs < alone.epochs
+    short, line = plan_time_budget(cfg.replace(unlabelled=True, epochs=30, teacher_epochs=10), 0.5)
+    assert short.teacher_epochs == max(1, round(short.epochs / 3)) and both.epochs < short.epochs < alone.epochs
+    assert f"{short.epochs} epochs of" in line and f"for the student, {short.teacher_epochs} for the teacher" in line
 
 
 def test_bad_time_budgets_are_one_line_and_write_nothing(run):
