@@ -55,9 +55,9 @@ def fp32_note(cfg, device: torch.device) -> str | None:
     """One line for a user whose ``--amp auto`` job trains in fp32 on a CPU without native bf16, else None."""
     if getattr(cfg, "amp", "none") != "auto" or device.type != "cpu" or cpu_bf16():
         return None
-    return ("note: this CPU has no native bf16 (AVX512-BF16, AMX or Arm BF16), so training runs in fp32: "
-            "5-6x slower than on a CPU with it (docs/performance.md#the-machines); --time-budget MINUTES fits "
-            "the epochs to your time")
+    return ("note: this CPU has no native bf16 (AVX512-BF16, AMX or Arm BF16), so training runs in fp32 "
+            "(5-6x slower than bf16 in one measurement, docs/performance.md#the-machines); --time-budget MINUTES "
+            "fits the epochs to your time")
 
 
 def check_accelerator_options(cfg, device: torch.device) -> None:

@@ -23,10 +23,9 @@ def _list(kind, what: str) -> CommaList:
 #: CIFAR-10's labels: 79.6% for fast_cnn against 74.9%, docs/performance.md). ``evaluate`` (and
 #: :class:`FinetuneConfig`) keep the comparison protocol, 40 epochs on the labels alone.
 DEPLOY_EPOCHS = 80
-#: the self-training teacher's epochs in that recipe (None: as many as the student)
-DEPLOY_TEACHER_EPOCHS = None
 #: the labelled share that recipe holds out to pick an epoch: none, for what it ships is the last epoch's
-#: weights.pt, so every label trains (at 1% of CIFAR-10's labels the teacher gained 1.3 points, docs/performance.md)
+#: weights.pt, so every label trains (at 1% of CIFAR-10's labels: 48.3% against 46.4% with the split, one seed
+#: each on different machines, docs/performance.md)
 DEPLOY_SELECT_FRACTION = 0.0
 
 
@@ -72,7 +71,7 @@ def protocol_options(f=None, *, deploy: bool = False):
                              if deploy else "")),
         click.option("--labelled-share", type=float, default=D.labelled_share,
                      help="--unlabelled: the labelled share of each student batch."),
-        click.option("--teacher-epochs", type=int, default=DEPLOY_TEACHER_EPOCHS if deploy else D.teacher_epochs,
+        click.option("--teacher-epochs", type=int, default=D.teacher_epochs,
                      help="--unlabelled: the teacher's epochs (at least; see --min-steps). [default: --epochs]"),
         click.option("--momentum", type=float, default=D.momentum),
         click.option("--weight-decay", type=float, default=D.weight_decay,
@@ -124,9 +123,6 @@ def _protocol(ctx, options: dict, **fixed) -> FinetuneConfig:
     if values.get("unlabelled") is None:  # the deploy recipe: self-training wherever there are unlabelled images
         values["unlabelled"] = not (values.get("fraction") == 1 or values.get("linear_probe")
                                     or values.get("probe_epochs"))
-    if not values["unlabelled"] and values.get("teacher_epochs") == DEPLOY_TEACHER_EPOCHS \
-            and not _given(ctx, "teacher_epochs"):
-        values["teacher_epochs"] = None  # the recipe's teacher: there is none without self-training
     return FinetuneConfig.from_dict(values)
 
 

@@ -10,9 +10,9 @@ short epochs), one of the hold-out (once per stage) and, with
     epochs = floor((budget * SAFETY - spent - fixed) / (stages * per_epoch))
 
 ``spent`` is the time from the start of the plan (after the imports) to its
-end (loading the data, the timing itself), ``stages`` is 1 + the teacher's
-share with self-training (``--teacher-epochs`` / ``--epochs``: 1 when teacher and
-student train as many steps each, the teacher's epochs planned in that share), and the plan
+end (loading the data, the timing itself), ``stages`` is 1 plus, with
+self-training, the teacher's share (``--teacher-epochs`` / ``--epochs``; 1 by
+default, teacher and student as many epochs each), and the plan
 replaces ``--epochs`` and sets ``--min-steps 0``. A budget too small for one epoch is refused. A fine-tuning
 directory that already holds a config keeps its plan, so resuming finishes
 the same schedule.
@@ -142,14 +142,15 @@ def plan_time_budget(cfg, minutes: float, console=None, data=None):
     fixed = (2 if cfg.unlabelled else 1) * holdout_s + label_s
     left = minutes * 60 * SAFETY - spent - fixed
     epochs = int(left // (stages * per_epoch)) if left > 0 else 0
-    teacher = max(1, round(epochs * share)) if cfg.unlabelled and cfg.teacher_epochs else None
-    both = "" if not cfg.unlabelled else " (teacher and student)" if teacher is None else \
-        f" for the student, {teacher} for the teacher"
+    both = " (teacher and student)" if cfg.unlabelled else ""
     if epochs < 1:
         need = (spent + fixed + stages * per_epoch) / SAFETY / 60
         raise ConfigError(f"--time-budget {minutes:g} min is too small for one epoch here: one epoch of "
                           f"{tuner.steps_per_epoch} steps{both} and its evaluations need about {need:.1f} min")
-    planned = (spent + fixed + (epochs + (teacher or epochs * share)) * per_epoch) / 60
+    teacher = max(1, round(epochs * share)) if cfg.unlabelled and cfg.teacher_epochs else None
+    if teacher is not None:
+        both = f" for the student, {teacher} for the teacher"
+    planned = (spent + fixed + (epochs + (epochs * share if teacher is None else teacher)) * per_epoch) / 60
     return (cfg.replace(epochs=epochs, min_steps=0, teacher_epochs=teacher),
             f"--time-budget {minutes:g} min: {epochs} epochs of {tuner.steps_per_epoch} "
             f"step{'s' if tuner.steps_per_epoch > 1 else ''}{both}, timed at "

@@ -4,9 +4,10 @@
 2. It labels every image of the pool outside the labelled set: soft labels, the softmax of its logits
    averaged over the image and its horizontal flip (``OUT/pseudo.pt``, reused while the teacher is the same).
 3. The *student*, the same network from the same start, trains for ``--epochs`` (the teacher for
-   ``--teacher-epochs``, by default as many; each at least ``--min-steps``) on batches of which ``--labelled-share`` are labelled images (smoothed one-hot targets) and the
-   rest pseudo-labelled ones (the teacher's distributions): noisy-student style distillation
-   (Xie et al., CVPR 2020) without the larger student. The student is the result, in ``OUT/``.
+   ``--teacher-epochs``, by default as many; each at least ``--min-steps``) on batches of which
+   ``--labelled-share`` are labelled images (smoothed one-hot targets) and the rest pseudo-labelled ones
+   (the teacher's distributions): noisy-student style distillation (Xie et al., CVPR 2020) without the
+   larger student. The student is the result, in ``OUT/``.
 
 Only the training pool is read: the evaluation hold-out is never labelled, selected on or seen.
 Each stage resumes on its own after an interruption.

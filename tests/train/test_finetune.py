@@ -201,10 +201,10 @@ def test_a_stage_network_fine_tunes_from_a_random_start_by_default(tmp_path, run
 
 def test_the_finetune_command_defaults_to_the_deploy_recipe(tmp_path):
     """`edgenas finetune` trains the deploy recipe with self-training; --fraction 1 leaves no unlabelled image
-    (nor a teacher), and `evaluate`'s protocol (FinetuneConfig's defaults) stays 40 epochs on the labels alone."""
+    and `evaluate`'s protocol (FinetuneConfig's defaults) stays 40 epochs on the labels alone."""
     from click.testing import CliRunner
 
-    from edgenas.cli.finetune import DEPLOY_EPOCHS, DEPLOY_SELECT_FRACTION, DEPLOY_TEACHER_EPOCHS
+    from edgenas.cli.finetune import DEPLOY_EPOCHS, DEPLOY_SELECT_FRACTION
     from edgenas.cli.main import cli
 
     common = ["fast_cnn", "--resolution", "16", "--synthetic-size", "120", "--eval-samples", "40", "--min-steps",
@@ -214,7 +214,7 @@ def test_the_finetune_command_defaults_to_the_deploy_recipe(tmp_path):
     r = json.loads(result.stdout)
     teacher = json.loads((tmp_path / "a" / "teacher" / "result.json").read_text())
     assert r["unlabelled"] is True and r["epochs"] == DEPLOY_EPOCHS
-    assert teacher["epochs"] == (DEPLOY_TEACHER_EPOCHS or DEPLOY_EPOCHS)
+    assert teacher["epochs"] == DEPLOY_EPOCHS
     assert r["n_labelled"] == 60 and (r["n_select"] > 0) == (DEPLOY_SELECT_FRACTION > 0)  # they pick an epoch
     result = CliRunner().invoke(cli, ["finetune", *common, "--fraction", "1", "--epochs", "1",
                                       "--out", str(tmp_path / "b")])
