@@ -71,6 +71,9 @@ def protocol_options(f=None, *, deploy: bool = False):
                              if deploy else "")),
         click.option("--labelled-share", type=float, default=D.labelled_share,
                      help="--unlabelled: the labelled share of each student batch."),
+        click.option("--student-jitter", type=float, default=D.student_jitter,
+                     help="--unlabelled: colour jitter of the student's images, brightness, contrast and saturation "
+                          "by factors in [1-S, 1+S] (noisy student; 0: none)."),
         click.option("--teacher-epochs", type=int, default=D.teacher_epochs,
                      help="--unlabelled: the teacher's epochs (at least; see --min-steps). [default: --epochs]"),
         click.option("--momentum", type=float, default=D.momentum),

@@ -1,5 +1,6 @@
 """The standard supervised augmentation of small images, batched: random crop with padding, horizontal flip,
-and cutout (DeVries and Taylor, 2017: a random square of each image set to zero after normalisation).
+and cutout (DeVries and Taylor, 2017: a random square of each image set to zero after normalisation), and
+the colour jitter that noises a self-training student (``--student-jitter``).
 
 For CIFAR-sized inputs this is the augmentation of every ResNet/MobileNet CIFAR
 recipe (He et al., CVPR 2016, section 4.2: 4 pixels of padding on each side,
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 
 from edgenas.data.views import normalize_batch
 
-__all__ = ["crop_flip", "cutout", "pad_for"]
+__all__ = ["colour_jitter", "crop_flip", "cutout", "pad_for"]
 
 
 def pad_for(resolution: int) -> int:
@@ -67,3 +68,21 @@ def cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tens
     inside_x = (cols >= cx[:, None]) & (cols < cx[:, None] + size)
     keep = ~(inside_y[:, :, None] & inside_x[:, None, :])
     return x * keep[:, None].to(x.dtype)
+
+
+def colour_jitter(images: torch.Tensor, strength: float, generator: torch.Generator, p: float = 0.8) -> torch.Tensor:
+    """Float [B, 3, H, W] in [0, 1] of a uint8 batch, ``p`` of its images with brightness, contrast and saturation
+    each scaled by a factor drawn from ``[1 - strength, 1 + strength]`` (SimCLR's jitter without hue; torchvision's
+    maths, :mod:`edgenas.data.colour_ops`). ``strength`` 0 only converts."""
+    from edgenas.data.colour_ops import adjust_brightness, adjust_contrast, adjust_saturation
+
+    x = images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
+    if strength <= 0:
+        return x
+    batch = x.shape[0]
+    chosen = torch.rand(batch, generator=generator) < p
+    factors = 1 + strength * (2 * torch.rand(3, batch, generator=generator) - 1)
+    factors[:, ~chosen] = 1.0  # a factor of 1 leaves the image as it is
+    for op, factor in zip((adjust_brightness, adjust_contrast, adjust_saturation), factors):
+        x = op(x, factor)
+    return x

@@ -25,7 +25,8 @@ RESUMABLE_CHANGES = frozenset({"out", "device", "threads", "checkpoint_every", "
 #: options added after protocols were recorded, with the behaviour from before they existed;
 #: at that value they are left out of the identity, so earlier runs keep their ids
 ADDED_LATER = {"reset_norms": False, "probe_epochs": 0, "schedule": "cosine", "ema": 0.0, "cutout": 0.0,
-               "unlabelled": False, "labelled_share": 0.25, "min_steps": 0, "teacher_epochs": None}
+               "unlabelled": False, "labelled_share": 0.25, "min_steps": 0, "teacher_epochs": None,
+               "student_jitter": 0.0}
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ class FinetuneConfig:
             for ``epochs``; the student is the result. The hold-out is never used.
         teacher_epochs: with ``unlabelled``, the teacher's epochs (None: ``epochs``, as many as the student);
             ``min_steps`` is the floor of each.
+        student_jitter: with ``unlabelled``, the strength of a colour jitter (brightness, contrast, saturation
+            by factors in ``[1 - s, 1 + s]``, on 80% of the images) of the student's batches, labelled and
+            pseudo-labelled: the student's noise of noisy-student training (0: none, the teacher's augmentation).
         linear_probe: train the classifier only, the backbone frozen in eval mode.
         probe_epochs: the first of the ``epochs`` train the classifier only, as ``linear_probe``
             does (at the peak learning rate, no schedule), then the whole network trains with
@@ -106,6 +110,7 @@ class FinetuneConfig:
     unlabelled: bool = False
     teacher_epochs: int | None = None
     labelled_share: float = 0.25
+    student_jitter: float = 0.0
     linear_probe: bool = False
     probe_epochs: int = 0
     augment: bool = True
@@ -162,6 +167,10 @@ class FinetuneConfig:
             raise ConfigError(f"--cutout must be in [0, 1) (a share of the image side), got {self.cutout}")
         if not 0 < self.labelled_share < 1:
             raise ConfigError(f"--labelled-share must be in (0, 1), got {self.labelled_share}")
+        if not (isinstance(self.student_jitter, (int, float)) and 0 <= self.student_jitter < 1):
+            raise ConfigError(f"--student-jitter must be in [0, 1), got {self.student_jitter!r}")
+        if self.student_jitter and not self.unlabelled:
+            raise ConfigError("--student-jitter noises the self-training student: it needs --unlabelled")
         if self.unlabelled and (self.linear_probe or self.probe_epochs):
             raise ConfigError("--unlabelled trains a whole network twice; it does not combine with a linear probe")
         if self.teacher_epochs is not None:

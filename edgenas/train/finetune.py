@@ -201,13 +201,15 @@ class Finetuner:
         return schedule_lr(self.cfg.schedule, global_step - probe_steps, self.total_steps - probe_steps,
                            self.cfg.lr, self.cfg.lr_min, self.warmup_steps)
 
-    def _augment(self, images: torch.Tensor, seed: int) -> torch.Tensor:
-        """Normalised float32 images: crop, flip and cutout with ``--augment``, plain otherwise."""
+    def _augment(self, images: torch.Tensor, seed: int, jitter: float = 0.0) -> torch.Tensor:
+        """Normalised float32 images: (colour ``jitter``,) crop, flip and cutout with ``--augment``; else plain."""
         from edgenas.data.views import normalize_batch
-        from edgenas.train.augment import crop_flip, cutout
+        from edgenas.train.augment import colour_jitter, crop_flip, cutout
 
         if not self.cfg.augment:
             return normalize_batch(images, self.mean, self.std)
+        if jitter > 0:
+            images = colour_jitter(images, jitter, torch.Generator().manual_seed(seed + 2))
         g = torch.Generator().manual_seed(seed)
         x = crop_flip(images, g, self.mean, self.std)
         return cutout(x, int(round(self.cfg.cutout * images.shape[-1])), g)
@@ -216,8 +218,8 @@ class Finetuner:
         """This rank's share of the global batch ``idx`` (augmented whole, as one process would): (x, targets).
 
         Targets are labels; for a self-training student, ``labelled_share`` of the batch comes from the
-        labelled images (its first rows of ``idx``) and the rest from the pseudo-labelled ones, and the
-        targets are distributions (the labels one-hot, smoothed as ``--label-smoothing`` says).
+        labelled images (its first rows of ``idx``) and the rest from the pseudo-labelled ones, all jittered by
+        ``--student-jitter``; targets are distributions (the labels one-hot, smoothed by ``--label-smoothing``).
         """
         if self.pseudo is None:
             x = self._augment(self.pool.images[idx], seed)
@@ -230,7 +232,7 @@ class Finetuner:
         k = soft.shape[1]
         eps = self.cfg.label_smoothing
         hard = F.one_hot(self.pool.labels[idx[:n_lab]], k).float() * (1 - eps) + eps / k
-        x = self._augment(torch.cat([self.pool.images[idx[:n_lab]], images[rows]]), seed)
+        x = self._augment(torch.cat([self.pool.images[idx[:n_lab]], images[rows]]), seed, self.cfg.student_jitter)
         t = torch.cat([hard, soft[rows]])
         x, t = self.world.shard(x), self.world.shard(t)
         return x.to(self.device, memory_format=self.memory_format, non_blocking=True), t.to(self.device)

@@ -7,7 +7,8 @@
    ``--teacher-epochs``, by default as many; each at least ``--min-steps``) on batches of which
    ``--labelled-share`` are labelled images (smoothed one-hot targets) and the rest pseudo-labelled ones
    (the teacher's distributions): noisy-student style distillation (Xie et al., CVPR 2020) without the
-   larger student. The student is the result, in ``OUT/``.
+   larger student; ``--student-jitter`` adds a colour jitter to the student's images, the teacher's
+   augmentation being the only noise otherwise. The student is the result, in ``OUT/``.
 
 Only the training pool is read: the evaluation hold-out is never labelled, selected on or seen.
 Each stage resumes on its own after an interruption.
@@ -46,9 +47,9 @@ def pseudo_labels(model: torch.nn.Module, images: torch.Tensor, mean, std, devic
 
 def teacher_config(cfg):
     """The teacher's fine-tuning of the self-training ``cfg``: on the labels alone, in ``OUT/teacher``, for
-    ``teacher_epochs`` (the same ``min_steps`` floor as the student)."""
-    return cfg.replace(unlabelled=False, teacher_epochs=None, epochs=cfg.teacher_epochs or cfg.epochs,
-                       out=str(Path(cfg.out) / "teacher"))
+    ``teacher_epochs`` (the same ``min_steps`` floor as the student), on plain images (no student jitter)."""
+    return cfg.replace(unlabelled=False, teacher_epochs=None, student_jitter=0.0,
+                       epochs=cfg.teacher_epochs or cfg.epochs, out=str(Path(cfg.out) / "teacher"))
 
 
 def _unlabelled_rows(tuner) -> torch.Tensor:
@@ -103,8 +104,9 @@ def self_train(student, teach) -> tuple[dict, bool]:
     result = student.finish(state, resumed).result
     t = teacher.result
     agreement = float((soft.argmax(1) == student.pool.labels[rows]).float().mean())  # a diagnostic only
-    result.update(unlabelled=True, n_unlabelled=len(rows), teacher_acc=t["final_acc"],
-                  teacher_cpu_s=t["cpu_s"], student_cpu_s=result["cpu_s"], cpu_s=round(t["cpu_s"] + result["cpu_s"], 2),
+    result.update(unlabelled=True, n_unlabelled=len(rows), student_jitter=cfg.student_jitter,
+                  teacher_acc=t["final_acc"], teacher_cpu_s=t["cpu_s"], student_cpu_s=result["cpu_s"],
+                  cpu_s=round(t["cpu_s"] + result["cpu_s"], 2),
                   elapsed_s=round(t["elapsed_s"] + result["elapsed_s"], 2),
                   pseudo_label_acc=round(100 * agreement, 3))
     if student.world.main:

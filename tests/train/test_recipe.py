@@ -13,7 +13,7 @@ from torch import nn
 from edgenas.errors import ConfigError
 from edgenas.schedules import linear_lr, schedule_lr
 from edgenas.train import FinetuneConfig, run_finetune
-from edgenas.train.augment import cutout
+from edgenas.train.augment import colour_jitter, cutout
 from edgenas.train.ema import WeightAverage
 from edgenas.train.selftrain import teacher_config
 
@@ -45,6 +45,34 @@ def test_cutout_zeroes_one_square_per_image():
         assert len(ys) == (int(ys.max()) - int(ys.min()) + 1) * (int(xs.max()) - int(xs.min()) + 1)
     same = cutout(x, 8, torch.Generator().manual_seed(0))
     assert torch.equal(out, same) and cutout(x, 0, torch.Generator()) is x
+
+
+def test_colour_jitter_changes_the_chosen_images_only():
+    images = torch.randint(0, 256, (200, 3, 8, 8), dtype=torch.uint8)
+    plain = images.float() / 255
+    assert torch.equal(colour_jitter(images, 0.0, torch.Generator()), plain)
+    out = colour_jitter(images, 0.4, torch.Generator().manual_seed(0))
+    assert out.dtype == torch.float32 and out.shape == plain.shape and 0 <= out.min() and out.max() <= 1
+    changed = (out - plain).abs().flatten(1).amax(1) > 1e-6
+    assert 0.7 < changed.float().mean() < 0.9  # p = 0.8 of the images; the others exactly as they were
+    assert torch.equal(out, colour_jitter(images, 0.4, torch.Generator().manual_seed(0)))
+    assert torch.equal(colour_jitter(images, 0.4, torch.Generator().manual_seed(0), p=0.0), plain)
+
+
+def test_the_student_jitter_noises_the_student_only(run, tiny_finetune_options):
+    options = {**tiny_finetune_options, "amp": "none"}
+    cfg = FinetuneConfig(model=str(run), init="random", out=str(run / "sj"), unlabelled=True, student_jitter=0.4,
+                         **options)
+    assert teacher_config(cfg).student_jitter == 0.0  # the teacher trains, and labels, on plain images
+    assert "student_jitter" not in cfg.replace(student_jitter=0.0).identity()  # earlier protocols keep their ids
+    result = run_finetune(cfg).result
+    assert result["student_jitter"] == 0.4 and result["unlabelled"]
+    plain = json.loads((run / "sj" / "teacher" / "result.json").read_text())
+    noisy = run_finetune(cfg.replace(student_jitter=0.0, out=str(run / "sn"))).result
+    assert plain["final_acc"] == noisy["teacher_acc"]  # the same teacher
+    a = torch.load(run / "sj" / "weights.pt", weights_only=True)
+    b = torch.load(run / "sn" / "weights.pt", weights_only=True)
+    assert any(not torch.allclose(a[k].float(), b[k].float()) for k in a)  # the students saw other images
 
 
 def test_weight_average_follows_and_keeps_frozen_weights_exact():
@@ -173,6 +201,8 @@ def test_the_teacher_trains_its_own_epochs(run, tiny_finetune_options):
     ({"unlabelled": True, "fraction": None, "samples": 240, "select_fraction": 0}, "every image of the pool"),
     ({"unlabelled": True, "linear_probe": True}, "does not combine with a linear probe"),
     ({"labelled_share": 1.0}, r"--labelled-share must be in \(0, 1\)"),
+    ({"student_jitter": 0.4}, "--student-jitter noises the self-training student: it needs --unlabelled"),
+    ({"unlabelled": True, "student_jitter": 1.0}, r"--student-jitter must be in \[0, 1\)"),
     ({"ema": 1.0}, r"--ema must be in \[0, 1\)"),
     ({"cutout": -0.1}, r"--cutout must be in \[0, 1\)"),
     ({"schedule": "step"}, "unknown --schedule 'step'"),
