@@ -27,6 +27,9 @@ DEPLOY_EPOCHS = 80
 #: weights.pt, so every label trains (at 1% of CIFAR-10's labels: 48.3% against 46.4% with the split, one seed
 #: each on different machines, docs/performance.md)
 DEPLOY_SELECT_FRACTION = 0.0
+#: the self-training student's colour jitter in that recipe (noisy student; from the same teachers, at 1% of
+#: CIFAR-10's labels 51.4% against 48.3% without, at 10% 79.4% against 78.5%, docs/performance.md)
+DEPLOY_STUDENT_JITTER = 0.4
 
 
 def protocol_options(f=None, *, deploy: bool = False):
@@ -71,9 +74,11 @@ def protocol_options(f=None, *, deploy: bool = False):
                              if deploy else "")),
         click.option("--labelled-share", type=float, default=D.labelled_share,
                      help="--unlabelled: the labelled share of each student batch."),
-        click.option("--student-jitter", type=float, default=D.student_jitter,
+        click.option("--student-jitter", type=float, default=None if deploy else D.student_jitter,
+                     show_default=not deploy,
                      help="--unlabelled: colour jitter of the student's images, brightness, contrast and saturation "
-                          "by factors in [1-S, 1+S] (noisy student; 0: none)."),
+                          "by factors in [1-S, 1+S] (noisy student; 0: none)."
+                          + (f" [default: {DEPLOY_STUDENT_JITTER} with self-training]" if deploy else "")),
         click.option("--teacher-epochs", type=int, default=D.teacher_epochs,
                      help="--unlabelled: the teacher's epochs (at least; see --min-steps). [default: --epochs]"),
         click.option("--momentum", type=float, default=D.momentum),
@@ -126,6 +131,8 @@ def _protocol(ctx, options: dict, **fixed) -> FinetuneConfig:
     if values.get("unlabelled") is None:  # the deploy recipe: self-training wherever there are unlabelled images
         values["unlabelled"] = not (values.get("fraction") == 1 or values.get("linear_probe")
                                     or values.get("probe_epochs"))
+    if values.get("student_jitter") is None:  # the deploy recipe's student noise, where there is a student
+        values["student_jitter"] = DEPLOY_STUDENT_JITTER if values["unlabelled"] else 0.0
     return FinetuneConfig.from_dict(values)
 
 

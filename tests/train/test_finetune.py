@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 import torch
+import yaml
 
 from edgenas.errors import CheckpointError, ConfigError
 from edgenas.train import FinetuneConfig, run_finetune
@@ -204,7 +205,7 @@ def test_the_finetune_command_defaults_to_the_deploy_recipe(tmp_path):
     and `evaluate`'s protocol (FinetuneConfig's defaults) stays 40 epochs on the labels alone."""
     from click.testing import CliRunner
 
-    from edgenas.cli.finetune import DEPLOY_EPOCHS, DEPLOY_SELECT_FRACTION
+    from edgenas.cli.finetune import DEPLOY_EPOCHS, DEPLOY_SELECT_FRACTION, DEPLOY_STUDENT_JITTER
     from edgenas.cli.main import cli
 
     common = ["fast_cnn", "--resolution", "16", "--synthetic-size", "120", "--eval-samples", "40", "--min-steps",
@@ -214,12 +215,13 @@ def test_the_finetune_command_defaults_to_the_deploy_recipe(tmp_path):
     r = json.loads(result.stdout)
     teacher = json.loads((tmp_path / "a" / "teacher" / "result.json").read_text())
     assert r["unlabelled"] is True and r["epochs"] == DEPLOY_EPOCHS
-    assert teacher["epochs"] == DEPLOY_EPOCHS
+    assert teacher["epochs"] == DEPLOY_EPOCHS and r["student_jitter"] == DEPLOY_STUDENT_JITTER
     assert r["n_labelled"] == 60 and (r["n_select"] > 0) == (DEPLOY_SELECT_FRACTION > 0)  # they pick an epoch
     result = CliRunner().invoke(cli, ["finetune", *common, "--fraction", "1", "--epochs", "1",
                                       "--out", str(tmp_path / "b")])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["unlabelled"] is False
+    assert json.loads(result.stdout)["unlabelled"] is False  # and no student to jitter: no error
+    assert yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())["student_jitter"] == 0.0
     assert FinetuneConfig(model="m").epochs == 40 and FinetuneConfig(model="m").unlabelled is False
 
 
