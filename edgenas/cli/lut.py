@@ -22,6 +22,9 @@ def _timing_options(f):
         click.option("--runs", type=click.IntRange(min=1), default=200, show_default=True),
         click.option("--warmup", type=click.IntRange(min=0), default=30, show_default=True),
         click.option("--timeout", type=click.FloatRange(min=1), default=600.0, show_default=True),
+        click.option("--jobs", type=click.IntRange(1, 256), default=1, show_default=True,
+                     help="Processes exporting the models, that many at a time; each batch is timed after it is "
+                          "exported, with no export running (LiteRT's conversions dominate a build)."),
     ]):
         f = option(f)
     return f
@@ -78,10 +81,10 @@ def _space(options: dict, seed: int, calibration_networks: int = 12, depth: int 
                         block_networks=options["block_networks"])
 
 
-def _timing(warmup: int, runs: int, timeout: float):
+def _timing(warmup: int, runs: int, timeout: float, jobs: int = 1):
     from edgenas.latency.measure import Timing
 
-    return Timing(warmup, runs, timeout)
+    return Timing(warmup, runs, timeout, jobs)
 
 
 @click.group("lut")
@@ -105,7 +108,7 @@ def lut() -> None:
               help="evolved-cnn: measure every network this many mutations from the seed (the search "
                    "measures what it reaches beyond, when the device is reachable).")
 def build(device, host, key, known_hosts, python, space_name, runtime, precision, threads, calibration_networks,
-          runs, warmup, timeout, seed, out, depth, **options) -> None:
+          runs, warmup, timeout, jobs, seed, out, depth, **options) -> None:
     """Measure every block of the space on a device: OUT/<device>[-evolved-cnn]-<runtime>-<precision>.json.
 
     darts-light: every op at every position and shape it can take (channels,
@@ -120,7 +123,7 @@ def build(device, host, key, known_hosts, python, space_name, runtime, precision
 
     path = build_lut(reach_of(device, host, key, known_hosts, python), space_name,
                      _space(options, seed, calibration_networks, depth), runtime, precision, threads, out,
-                     _timing(warmup, runs, timeout))
+                     _timing(warmup, runs, timeout, jobs))
     table = LatencyTable.load(path)
     cal = table.calibration
     click.echo(f"{path}: {len(table.entries)} entries, {table.label}; calibration on {cal['networks']} networks: "
@@ -158,12 +161,12 @@ def predict(lut_path, archs, as_json) -> None:
 @_space_option("Which table of the device: the cell space's, the evolved space's, or the stage space's.")
 @click.option("--json", "as_json", is_flag=True)
 def validate(device, host, key, known_hosts, python, lut_path, runtime, precision, samples, seed, runs, warmup,
-             timeout, plot, space_name, as_json) -> None:
+             timeout, jobs, plot, space_name, as_json) -> None:
     """Random held-out architectures: predicted vs measured latency (MAPE, within 10%, Spearman)."""
     from edgenas.latency.api import validate_lut
 
     result = validate_lut(reach_of(device, host, key, known_hosts, python), space_name, lut_path, runtime,
-                          precision, samples, seed, _timing(warmup, runs, timeout), plot)
+                          precision, samples, seed, _timing(warmup, runs, timeout, jobs), plot)
     if as_json:
         click.echo(json.dumps(result))
         return

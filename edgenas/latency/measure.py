@@ -3,12 +3,18 @@
 Every artifact is exported with the format's own exporter (no parity check:
 these are timing models with random weights, BN folded) and measured by the
 bench worker through the device's transport, in a fresh process each.
+
+Exporting dominates a build for LiteRT (a PT2E conversion takes seconds, a
+block's timing a fraction of one): ``Timing.jobs`` exports that many artifacts
+at a time in as many processes, then times them one after the other with no
+conversion running, so a local device's timings stay as undisturbed as with one.
 """
 
 from __future__ import annotations
 
+import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,15 +27,19 @@ __all__ = ["Timing", "measure_blocks", "measure_specs", "table_entries"]
 
 @dataclass(frozen=True)
 class Timing:
-    """How each table measurement is timed on the device: untimed warm-up runs, timed runs, seconds allowed."""
+    """How table measurements are made: untimed warm-up runs, timed runs, seconds allowed on the device, and
+    processes exporting the artifacts (``jobs`` at a time, timed only once all of them are exported)."""
 
     warmup: int = 30
     runs: int = 200
     timeout: float = 600.0
+    jobs: int = 1
 
     def __post_init__(self) -> None:
         if self.warmup < 0 or self.runs < 1 or not self.timeout > 0:
             raise ConfigError(f"timing needs warm-up >= 0, runs >= 1 and a positive timeout, got {self}")
+        if not isinstance(self.jobs, int) or isinstance(self.jobs, bool) or not 1 <= self.jobs <= 256:
+            raise ConfigError(f"--jobs must be an integer in 1..256, got {self.jobs!r}")
 
 
 def _export_one(module, shape, runtime: str, precision: str, out_dir: Path, stem: str) -> Path:
@@ -50,6 +60,51 @@ def _export_one(module, shape, runtime: str, precision: str, out_dir: Path, stem
     return files[0]
 
 
+def _export_item(item, runtime: str, precision: str, out_dir: str) -> Path:
+    """Export a table key's block or a whole network spec into ``out_dir`` (a pool worker's task, picklable)."""
+    from edgenas.models import build
+
+    if isinstance(item, str):
+        module, shape = key_module(item)
+    else:
+        module, shape = build(item).eval(), (1, item.in_channels, item.resolution, item.resolution)
+    return _export_one(module, shape, runtime, precision, Path(out_dir), "model")
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # jobs processes on as many cores, not each on all of them
+
+
+def _exported(items: Sequence, runtime: str, precision: str, jobs: int) -> Iterator[tuple[object, Path]]:
+    """(item, artifact) of each of ``items`` in order, exported ``jobs`` at a time; each artifact is deleted once
+    the caller asks for the next one, and nothing is exported while the caller holds one (it times it)."""
+    with tempfile.TemporaryDirectory(prefix="edgenas-lut-") as tmp:
+        if jobs == 1:
+            for i, item in enumerate(items):
+                out = Path(tmp) / str(i)
+                out.mkdir()
+                yield item, _export_item(item, runtime, precision, str(out))
+                shutil.rmtree(out)
+            return
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_one_thread) as pool:
+            for start in range(0, len(items), jobs):
+                chunk = list(enumerate(items[start:start + jobs], start))
+                for i, _ in chunk:
+                    (Path(tmp) / str(i)).mkdir()
+                futures = [pool.submit(_export_item, item, runtime, precision, str(Path(tmp) / str(i)))
+                           for i, item in chunk]
+                paths = [f.result() for f in futures]
+                for (i, item), path in zip(chunk, paths):
+                    yield item, path
+                    shutil.rmtree(Path(tmp) / str(i))
+
+
 def _time(path: Path, run_job, runtime: str, threads: int, timing: Timing) -> dict:
     from bench.worker import make_job
 
@@ -63,17 +118,10 @@ def _time(path: Path, run_job, runtime: str, threads: int, timing: Timing) -> di
 def measure_specs(specs: Sequence, run_job, runtime: str = "ort", precision: str = "fp32", threads: int = 1,
                   timing: Timing = Timing(), progress: Callable[[], None] = lambda: None) -> list[float]:
     """Measured p50 (ms) of each whole network (``ArchSpec`` or ``EvolvedSpec``, random weights) on the device."""
-    from edgenas.models import build
-
     out = []
-    with tempfile.TemporaryDirectory(prefix="edgenas-lut-") as tmp:
-        for i, spec in enumerate(specs):
-            shape = (1, spec.in_channels, spec.resolution, spec.resolution)
-            path = _export_one(build(spec).eval(), shape, runtime, precision, Path(tmp), f"net{i}")
-            out.append(_time(path, run_job, runtime, threads, timing)["p50_ms"])
-            for f in Path(tmp).iterdir():
-                f.unlink()
-            progress()
+    for _, path in _exported(list(specs), runtime, precision, timing.jobs):
+        out.append(_time(path, run_job, runtime, threads, timing)["p50_ms"])
+        progress()
     return out
 
 
@@ -89,19 +137,14 @@ def measure_blocks(keys: Sequence[str], done: dict[str, dict], run_job, runtime:
     from bench.files import append_jsonl
 
     rows = dict(done)
-    with tempfile.TemporaryDirectory(prefix="edgenas-lut-") as tmp:
-        for key in [k for k in keys if k not in rows]:
-            progress(key)
-            module, shape = key_module(key)
-            artifact = _export_one(module, shape, runtime, precision, Path(tmp), "block")
-            record = _time(artifact, run_job, runtime, threads, timing)
-            row = {"key": key, "settings": settings, "p50_ms": record["p50_ms"], "mean_ms": record["mean_ms"],
-                   "min_ms": record["min_ms"], "cv": record["cv"], "runtime_version": record["runtime_version"]}
-            if partial is not None:
-                append_jsonl(partial, row)
-            rows[key] = row
-            for f in Path(tmp).iterdir():
-                f.unlink()
+    for key, artifact in _exported([k for k in keys if k not in rows], runtime, precision, timing.jobs):
+        progress(key)
+        record = _time(artifact, run_job, runtime, threads, timing)
+        row = {"key": key, "settings": settings, "p50_ms": record["p50_ms"], "mean_ms": record["mean_ms"],
+               "min_ms": record["min_ms"], "cv": record["cv"], "runtime_version": record["runtime_version"]}
+        if partial is not None:
+            append_jsonl(partial, row)
+        rows[key] = row
     return rows
 
 

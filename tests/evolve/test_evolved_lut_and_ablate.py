@@ -147,3 +147,30 @@ def test_measure_blocks_leaves_the_callers_rows_alone(tmp_path):
     rows = measure_blocks(["empty/c4/r8", "op/ds_conv/c4/s1/r8"], done, LocalTransport().run_job, "ort", "fp32", 1,
                           Timing(1, 3))
     assert list(done) == ["empty/c4/r8"] and set(rows) == {"empty/c4/r8", "op/ds_conv/c4/s1/r8"}
+
+
+def test_exports_in_parallel_are_timed_only_when_no_export_runs(tmp_path):
+    """``Timing(jobs=2)``: the blocks are exported two at a time by worker processes and each batch is timed
+    after both exports finished, every key once, in order; the artifacts are gone afterwards."""
+    import os
+    from pathlib import Path
+
+    from devices.transports.local import LocalTransport
+    from edgenas.latency.measure import Timing, measure_blocks, measure_specs
+
+    transport = LocalTransport()
+    keys = ["empty/c4/r8", "op/ds_conv/c4/s1/r8", "op/se/c4/s1/r8"]
+    seen = []
+
+    def run_job(job, timeout):
+        artifact = Path(job["artifact"])
+        seen.append((artifact, sorted(p.name for p in artifact.parent.parent.iterdir())))
+        return transport.run_job(job, timeout)
+
+    rows = measure_blocks(keys, {}, run_job, "ort", "fp32", 1, Timing(1, 3, jobs=2))
+    assert list(rows) == keys and all(rows[k]["p50_ms"] > 0 for k in keys)
+    assert [names for _, names in seen] == [["0", "1"], ["1"], ["2"]]  # a batch of two exported, then timed
+    assert not any(os.path.exists(p) for p, _ in seen)
+    assert len(measure_specs([_seed(), _seed()], transport.run_job, "ort", "fp32", 1, Timing(1, 3, jobs=2))) == 2
+    with pytest.raises(ConfigError, match="--jobs must be an integer in 1..256"):
+        Timing(jobs=0)
