@@ -81,7 +81,7 @@ def _space(options: dict, seed: int, calibration_networks: int = 12, depth: int 
                         block_networks=options["block_networks"])
 
 
-def _timing(warmup: int, runs: int, timeout: float, jobs: int = 1):
+def _timing(warmup: int, runs: int, timeout: float, jobs: int):
     from edgenas.latency.measure import Timing
 
     return Timing(warmup, runs, timeout, jobs)

@@ -111,8 +111,7 @@ def plan_time_budget(cfg, minutes: float, console=None, data=None):
         return (cfg.replace(epochs=epochs, min_steps=min_steps, teacher_epochs=teacher_epochs),
                 f"--time-budget: {cfg.out} was begun with {epochs} epochs; resuming that plan")
     with tempfile.TemporaryDirectory(prefix="edgenas-plan-") as scratch:  # the probe's checkpoints
-        tuner = Finetuner(cfg.replace(unlabelled=False, teacher_epochs=None, student_jitter=0.0, out=scratch),
-                          console, data)
+        tuner = Finetuner(cfg.labels_alone(out=scratch), console, data)
         tuner.prepare()
         step_s = _step_seconds(tuner)
         best = {k: v.detach().cpu().clone() for k, v in tuner.eval_model.state_dict().items()}

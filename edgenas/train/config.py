@@ -225,6 +225,11 @@ class FinetuneConfig:
     def replace(self, **changes: Any) -> "FinetuneConfig":
         return dataclasses.replace(self, **changes)
 
+    def labels_alone(self, **changes: Any) -> "FinetuneConfig":
+        """This fine-tuning without self-training (its teacher's, or a plan's probe): every option that only a
+        student has set back to its default, then ``changes``."""
+        return self.replace(unlabelled=False, teacher_epochs=None, student_jitter=0.0, **changes)
+
     def identity(self) -> dict[str, Any]:
         """The options that define the training (what a resume must match)."""
         d = self.to_dict()

@@ -48,8 +48,7 @@ def pseudo_labels(model: torch.nn.Module, images: torch.Tensor, mean, std, devic
 def teacher_config(cfg):
     """The teacher's fine-tuning of the self-training ``cfg``: on the labels alone, in ``OUT/teacher``, for
     ``teacher_epochs`` (the same ``min_steps`` floor as the student), on plain images (no student jitter)."""
-    return cfg.replace(unlabelled=False, teacher_epochs=None, student_jitter=0.0,
-                       epochs=cfg.teacher_epochs or cfg.epochs, out=str(Path(cfg.out) / "teacher"))
+    return cfg.labels_alone(epochs=cfg.teacher_epochs or cfg.epochs, out=str(Path(cfg.out) / "teacher"))
 
 
 def _unlabelled_rows(tuner) -> torch.Tensor:

@@ -67,9 +67,9 @@ def test_the_student_jitter_noises_the_student_only(run, tiny_finetune_options):
     assert "student_jitter" not in cfg.replace(student_jitter=0.0).identity()  # earlier protocols keep their ids
     result = run_finetune(cfg).result
     assert result["student_jitter"] == 0.4 and result["unlabelled"]
-    plain = json.loads((run / "sj" / "teacher" / "result.json").read_text())
-    noisy = run_finetune(cfg.replace(student_jitter=0.0, out=str(run / "sn"))).result
-    assert plain["final_acc"] == noisy["teacher_acc"]  # the same teacher
+    teacher_of_jittered = json.loads((run / "sj" / "teacher" / "result.json").read_text())
+    plain = run_finetune(cfg.replace(student_jitter=0.0, out=str(run / "sn"))).result
+    assert teacher_of_jittered["final_acc"] == plain["teacher_acc"]  # the same teacher
     a = torch.load(run / "sj" / "weights.pt", weights_only=True)
     b = torch.load(run / "sn" / "weights.pt", weights_only=True)
     assert any(not torch.allclose(a[k].float(), b[k].float()) for k in a)  # the students saw other images
