@@ -146,7 +146,8 @@ def _temperatures() -> dict[str, float]:
 
 
 def package_versions(names: tuple[str, ...] = ("numpy", "onnxruntime", "onnxruntime-gpu", "openvino", "ai-edge-litert",
-                                                "tflite-runtime")) -> dict[str, str | None]:
+                                                "tflite-runtime", "tensorrt", "tensorrt-cu12",
+                                                "tensorrt-cu13", "polygraphy")) -> dict[str, str | None]:
     """Installed versions of the runtime packages (None when absent), without importing them."""
     from importlib.metadata import PackageNotFoundError, version
 

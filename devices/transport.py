@@ -58,6 +58,7 @@ RUNTIME_PACKAGES: dict[str, tuple[str, ...]] = {
     "ort": ("onnxruntime", "onnxruntime-gpu"),
     "litert": ("ai-edge-litert", "tflite-runtime"),
     "openvino": ("openvino",),
+    "tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu13"),
 }
 
 # Exit codes of bench.worker.

@@ -71,6 +71,9 @@ register_runtime("ort", "bench.runtimes.ort:OrtRunner", (".onnx",), format="onnx
 register_runtime("litert", "bench.runtimes.litert:LiteRTRunner", (".tflite",), format="tflite")
 register_runtime("openvino", "bench.runtimes.openvino:OpenVinoRunner", (".xml",), format="openvino",
                  opens=(".xml", ".onnx"))
+# Engines are built where they run: the tensorrt runtime also opens an .onnx and builds one on its GPU.
+register_runtime("tensorrt", "bench.runtimes.tensorrt:TensorRTRunner", (".engine", ".plan"), format="tensorrt",
+                 opens=(".engine", ".plan", ".onnx"))
 
 
 def known_extensions() -> dict[str, str]:

@@ -44,7 +44,9 @@ measure_options = _stack([
     click.option("--warmup", type=click.IntRange(min=0), default=50, show_default=True,
                  help="Untimed runs before timing."),
     click.option("--runs", type=click.IntRange(min=1), default=300, show_default=True, help="Timed runs."),
-    click.option("--runtime", default=None, help="ort, litert or openvino. [default: by file extension]"),
+    click.option("--runtime", default=None,
+                 help="ort, litert, openvino, or tensorrt (an NVIDIA GPU; builds an engine from an .onnx there). "
+                      "[default: by file extension]"),
     click.option("--inference-precision", type=click.Choice(["f32", "bf16", "f16"]), default=None,
                  help="OpenVINO only: compute precision. [default: the artifact's own (f32 for FP32)]"),
     click.option("--timeout", type=click.FloatRange(min=1), default=600.0, show_default=True,

@@ -55,7 +55,7 @@ def test_the_jetson_profiles_default_to_auto_and_the_command_line_wins(tmp_path)
 def test_bad_runtime_options_are_refused():
     base = dataclasses.asdict(load_profile("rpi4"))
     base.pop("probed"), base.pop("source")
-    for bad, needle in (({"tensorrt": {"x": "1"}}, "no runtime 'tensorrt'"),
+    for bad, needle in (({"tvm": {"x": "1"}}, "no runtime 'tvm'"),
                         ({"ort": {"providers": 3}}, "must map setting names to strings")):
         with pytest.raises(DeviceProfileError, match=needle):
             DeviceProfile.from_dict({**base, "runtime_options": bad})

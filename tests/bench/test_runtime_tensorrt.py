@@ -1,0 +1,109 @@
+"""The TensorRT runtime: what it opens, its engine cache key, its one-line refusal where TensorRT is missing, and,
+on a machine with an NVIDIA GPU and TensorRT, engines built from our ONNX exports against onnxruntime."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.errors import ArtifactError, RuntimeMissingError
+from bench.runtimes.base import open_runner, runtime_for
+from bench.runtimes.tensorrt import cache_dir, engine_key
+
+pytest.importorskip("onnx")
+from tests.bench.tiny_models import make_onnx  # noqa: E402
+
+W = [[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]
+
+
+def _tensorrt_gpu() -> bool:
+    try:
+        from bench.runtimes.tensorrt import _import_tensorrt
+
+        _import_tensorrt()
+        from polygraphy import cuda
+
+        cuda.Stream().free()
+        return True
+    except Exception:  # no tensorrt, no polygraphy, no CUDA driver or no GPU
+        return False
+
+
+GPU = _tensorrt_gpu()
+
+
+def test_engines_default_to_tensorrt_and_onnx_may_open_there(tmp_path):
+    assert runtime_for("m.engine") == runtime_for("m.plan") == "tensorrt"
+    assert runtime_for("m.onnx") == "ort"
+    tflite = tmp_path / "m.tflite"
+    tflite.write_bytes(b"x")
+    with pytest.raises(ArtifactError, match="runtime tensorrt does not run .tflite files"):
+        open_runner(tflite, "tensorrt")
+
+
+def test_the_cache_key_follows_the_onnx_the_flags_the_version_and_the_host(tmp_path, monkeypatch):
+    key = engine_key(b"onnx", {"fp16": False, "int8": True}, "10.3.0", "orin")
+    assert key == engine_key(b"onnx", {"int8": True, "fp16": False}, "10.3.0", "orin")
+    others = {engine_key(b"onnx2", {"fp16": False, "int8": True}, "10.3.0", "orin"),
+              engine_key(b"onnx", {"fp16": True, "int8": True}, "10.3.0", "orin"),
+              engine_key(b"onnx", {"fp16": False, "int8": True}, "8.6.2", "orin"),
+              engine_key(b"onnx", {"fp16": False, "int8": True}, "10.3.0", "nano")}
+    assert key not in others and len(others) == 4
+    monkeypatch.setenv("EDGENAS_TRT_CACHE", str(tmp_path / "engines"))
+    assert cache_dir() == tmp_path / "engines"
+
+
+@pytest.mark.skipif(GPU, reason="TensorRT and a GPU are here")
+def test_without_tensorrt_the_runtime_says_what_to_install(tmp_path):
+    path = make_onnx(tmp_path / "tiny.onnx", W)
+    with pytest.raises(RuntimeMissingError) as info:
+        open_runner(path, "tensorrt")
+    message = str(info.value)
+    assert "\n" not in message and ("tensorrt" in message or "polygraphy" in message or "TensorRT" in message)
+
+
+@pytest.mark.skipif(not GPU, reason="needs TensorRT 8.5+, polygraphy and an NVIDIA GPU")
+def test_an_engine_built_from_onnx_matches_onnxruntime_and_is_cached(tmp_path, monkeypatch):
+    from bench.measure import MeasureConfig, measure
+
+    monkeypatch.setenv("EDGENAS_TRT_CACHE", str(tmp_path / "engines"))
+    path = make_onnx(tmp_path / "tiny.onnx", W, batch="batch", side=8)
+    x = np.random.default_rng(0).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    with open_runner(path, "ort") as ort:
+        expected = ort.run(x)[0]
+    with open_runner(path, "tensorrt") as trt:
+        assert trt.flags == {"int8": False, "fp16": False} and trt.engine_path.is_file()
+        assert trt.input_shape == (-1, 3, 8, 8) and trt.metadata["mean"] == "0.5,0.5,0.5"
+        np.testing.assert_allclose(trt.run(x)[0], expected, rtol=1e-4, atol=1e-5)
+        engine = trt.engine_path
+    with open_runner(engine) as again:  # the cached engine on its own, metadata from its sidecar
+        assert again.metadata["precision"] == "fp32"
+        np.testing.assert_allclose(again.run(x[:1])[0], expected[:1], rtol=1e-4, atol=1e-5)
+    record = measure(path, "tensorrt", config=MeasureConfig(warmup=5, runs=20, energy_seconds=0))
+    assert record["format"] == "tensorrt" and record["runtime"] == "tensorrt" and record["p50_ms"] > 0
+
+
+@pytest.mark.skipif(not GPU, reason="needs TensorRT 8.5+, polygraphy and an NVIDIA GPU")
+def test_our_fp32_and_int8_exports_build_the_engines_they_ask_for(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    from edgenas.models.baselines import build_baseline
+    from exporters.api import export
+    from exporters.spec import InputSpec
+
+    monkeypatch.setenv("EDGENAS_TRT_CACHE", str(tmp_path / "engines"))
+    torch.manual_seed(0)
+    model = build_baseline("fast_cnn", num_classes=10).eval()
+    rng = np.random.default_rng(0)
+    calib = rng.standard_normal((32, 3, 32, 32)).astype(np.float32)
+    spec = InputSpec(shape=(1, 3, 32, 32), mean=(0.5,) * 3, std=(0.25,) * 3)
+    manifest = export(model, spec, "onnx", "fp32,int8", tmp_path / "out", calib=calib)
+    x = rng.standard_normal((1, 3, 32, 32)).astype(np.float32)
+    for entry in manifest.artifacts:
+        path = tmp_path / "out" / entry.path
+        with open_runner(path, "ort") as ort, open_runner(path, "tensorrt") as trt:
+            assert trt.flags["int8"] == (entry.precision == "int8")
+            ours, theirs = trt.run(x)[0], ort.run(x)[0]
+            if entry.precision == "fp32":
+                np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-3)
+            else:  # the same QDQ scales, TensorRT's own int8 kernels
+                assert np.argmax(ours) == np.argmax(theirs)
