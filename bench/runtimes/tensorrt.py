@@ -158,7 +158,8 @@ class TensorRTRunner(Runner):
                 self._metadata = json.loads(sidecar.read_text()).get("metadata", {}) if sidecar.is_file() else {}
             else:
                 serialized = self._engine_from_onnx(trt, poly_trt, extra)
-            self._engine = trt.Runtime(self._logger).deserialize_cuda_engine(serialized)
+            self._runtime = trt.Runtime(self._logger)  # kept: an engine must not outlive its runtime
+            self._engine = self._runtime.deserialize_cuda_engine(serialized)
         except errors as exc:
             raise ArtifactError(f"TensorRT cannot load {self.path.name}: {_first_line(exc)}") from None
         if self._engine is None:
@@ -195,9 +196,11 @@ class TensorRTRunner(Runner):
             cached = self.engine_path.read_bytes()
             if trt.Runtime(self._logger).deserialize_cuda_engine(cached) is not None:
                 return cached  # else built for another GPU: rebuild over it
+        if network.num_inputs != 1:
+            raise ArtifactError(f"{self.path.name} has {network.num_inputs} inputs; the runner feeds models with one")
         profiles = []
         tensor = network.get_input(0)
-        if network.num_inputs == 1 and tuple(tensor.shape)[0] == -1:
+        if tuple(tensor.shape)[0] == -1:
             rest = tuple(tensor.shape)[1:]
             profiles = [poly_trt.Profile().add(tensor.name, (1, *rest), (1, *rest), (max_batch, *rest))]
         config = poly_trt.CreateConfig(fp16=self.flags["fp16"], int8=self.flags["int8"], profiles=profiles or None,
@@ -300,7 +303,7 @@ class TensorRTRunner(Runner):
         if getattr(self, "_stream", None) is not None:
             self._stream.free()
             self._stream = None
-        self._context = self._engine = None
+        self._context = self._engine = self._runtime = None
 
 
 def save_engine(serialized: bytes, path: Path, metadata: dict, flags: dict) -> None:
