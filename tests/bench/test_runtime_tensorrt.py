@@ -107,3 +107,16 @@ def test_our_fp32_and_int8_exports_build_the_engines_they_ask_for(tmp_path, monk
                 np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-3)
             else:  # the same QDQ scales, TensorRT's own int8 kernels
                 assert np.argmax(ours) == np.argmax(theirs)
+
+
+def test_the_runtime_imports_without_torch(tmp_path, run_without_torch):
+    path = make_onnx(tmp_path / "tiny.onnx", W)
+    code = ("from bench.errors import RuntimeMissingError\n"
+            "from bench.runtimes import open_runner\n"
+            "import bench.runtimes.tensorrt\n"
+            "try:\n"
+            f"    r = open_runner({str(path)!r}, 'tensorrt')\n"
+            "    print('ok', r.run(__import__('numpy').zeros((1, 3, 4, 4), 'float32'))[0].shape)\n"
+            "except RuntimeMissingError:\n"
+            "    print('ok missing')\n")
+    assert run_without_torch(code).split()[0] == "ok"
