@@ -145,6 +145,23 @@ class Runner(ABC):
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         """Run one batch. ``x``: float32 in the input's layout; returns float32 outputs."""
 
+    def _feed(self, x: np.ndarray) -> np.ndarray:
+        """``x`` as the runtime takes it: quantized with :attr:`input_quantization`, else cast to :attr:`input_dtype`.
+
+        Raises:
+            ArtifactError: its shape does not fit :attr:`input_shape` (-1 matches any size).
+        """
+        x = np.asarray(x)
+        quant = self.input_quantization
+        if quant is not None:
+            feed = quantize(x.astype(np.float32), *quant, self.input_dtype)
+        else:
+            feed = np.ascontiguousarray(x, dtype=self.input_dtype)
+        expected = self.input_shape
+        if len(feed.shape) != len(expected) or any(e not in (-1, s) for e, s in zip(expected, feed.shape)):
+            raise ArtifactError(f"{self.path.name} takes input {expected}, got {tuple(feed.shape)}")
+        return feed
+
     def prepare(self, x: np.ndarray) -> Callable[[], object]:
         """A zero-argument call that runs the model once on ``x``, every input conversion done beforehand.
 
@@ -203,6 +220,12 @@ def open_runner(path: str | Path, runtime: str | None = None, options: RunnerOpt
                             f"(it runs {', '.join(sorted(entry.opens))}; {suffix} runs in {extensions[suffix]})")
     module, cls = entry.target.split(":")
     return getattr(importlib.import_module(module), cls)(path, options)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a runtime's error message (at most 300 characters), for one-line errors."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: str) -> np.ndarray:

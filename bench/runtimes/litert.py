@@ -12,7 +12,7 @@ import json
 import numpy as np
 
 from bench.errors import ArtifactError, RuntimeMissingError
-from bench.runtimes.base import Runner, RunnerOptions, dequantize, quantize
+from bench.runtimes.base import Runner, RunnerOptions, dequantize, first_line, quantize
 
 #: name of the flatbuffer metadata entry our exporter writes (JSON)
 METADATA_NAME = "edgenas"
@@ -32,11 +32,6 @@ def _import_interpreter():
         return module.Interpreter, "tflite-runtime", str(getattr(tflite_runtime, "__version__", "unknown"))
     except ImportError:
         raise RuntimeMissingError("ai-edge-litert is not installed: pip install 'edgenas[bench]'") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 class LiteRTRunner(Runner):
@@ -75,7 +70,7 @@ class LiteRTRunner(Runner):
             self._interp = interpreter_cls(model_path=str(self.path), num_threads=int(options.threads), **kwargs)
             self._interp.allocate_tensors()
         except (ValueError, RuntimeError, OSError) as exc:
-            raise ArtifactError(f"LiteRT cannot load {self.path.name}: {_first_line(exc)}") from None
+            raise ArtifactError(f"LiteRT cannot load {self.path.name}: {first_line(exc)}") from None
         inputs = self._interp.get_input_details()
         if len(inputs) != 1:
             raise ArtifactError(f"{self.path.name} has {len(inputs)} inputs; the runner feeds models with one")
@@ -165,7 +160,7 @@ class LiteRTRunner(Runner):
         try:
             self._interp.set_tensor(self._input["index"], feed)
         except (ValueError, RuntimeError) as exc:
-            raise ArtifactError(f"LiteRT failed on {self.path.name}: {_first_line(exc)}") from None
+            raise ArtifactError(f"LiteRT failed on {self.path.name}: {first_line(exc)}") from None
         return self._interp.invoke
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
@@ -183,7 +178,7 @@ class LiteRTRunner(Runner):
             self._interp.invoke()
             outputs = [self._interp.get_tensor(o["index"]) for o in self._outputs]
         except (ValueError, RuntimeError) as exc:
-            raise ArtifactError(f"LiteRT failed on {self.path.name}: {_first_line(exc)}") from None
+            raise ArtifactError(f"LiteRT failed on {self.path.name}: {first_line(exc)}") from None
         return [dequantize(out, *q) if q else out.astype(np.float32, copy=False)
                 for out, q in zip(outputs, self._out_quant)]
 
@@ -193,7 +188,7 @@ class LiteRTRunner(Runner):
             self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ArtifactError(
-                f"LiteRT cannot resize {self.path.name} to {tuple(shape)}: {_first_line(exc)}") from None
+                f"LiteRT cannot resize {self.path.name} to {tuple(shape)}: {first_line(exc)}") from None
         self._input = self._interp.get_input_details()[0]
         self._outputs = self._interp.get_output_details()
         self._cache_io()

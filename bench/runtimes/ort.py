@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.errors import ArtifactError, RuntimeMissingError
-from bench.runtimes.base import Runner, RunnerOptions, dequantize, quantize
+from bench.runtimes.base import Runner, RunnerOptions, dequantize, first_line
 
 # ONNX tensor type strings as onnxruntime reports them -> numpy dtype names.
 _DTYPES = {
@@ -36,11 +36,6 @@ def _ort_errors(ort) -> tuple[type[BaseException], ...]:
              "InvalidProtobuf", "ModelLoaded", "NotImplemented", "InvalidGraph", "EPFail")
     found = tuple(c for c in (getattr(state, n, None) for n in names) if isinstance(c, type))
     return found + (RuntimeError, ValueError, OSError)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 class OrtRunner(Runner):
@@ -95,7 +90,7 @@ class OrtRunner(Runner):
         try:
             self._session = ort.InferenceSession(str(self.path), so, providers=providers)
         except self._errors as exc:
-            raise ArtifactError(f"onnxruntime cannot load {self.path.name}: {_first_line(exc)}") from None
+            raise ArtifactError(f"onnxruntime cannot load {self.path.name}: {first_line(exc)}") from None
         inputs = self._session.get_inputs()
         if len(inputs) != 1:
             raise ArtifactError(f"{self.path.name} has {len(inputs)} inputs; the runner feeds models with one")
@@ -137,17 +132,6 @@ class OrtRunner(Runner):
         """The model's ``metadata_props`` (layout, mean, std, labels, ...)."""
         return dict(self._session.get_modelmeta().custom_metadata_map)
 
-    def _feed(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x)
-        if self._quant is not None:
-            feed = quantize(x.astype(np.float32), *self._quant, self.input_dtype)
-        else:
-            feed = np.ascontiguousarray(x, dtype=self.input_dtype)
-        expected = self.input_shape
-        if len(feed.shape) != len(expected) or any(e not in (-1, s) for e, s in zip(expected, feed.shape)):
-            raise ArtifactError(f"{self.path.name} takes input {expected}, got {tuple(feed.shape)}")
-        return feed
-
     def prepare(self, x: np.ndarray):
         """``session.run`` on the already quantized/converted input (outputs left as the runtime returns them)."""
         feed = {self._input.name: self._feed(x)}
@@ -164,7 +148,7 @@ class OrtRunner(Runner):
         try:
             outputs = self._session.run(self._output_names, {self._input.name: feed})
         except self._errors as exc:
-            raise ArtifactError(f"onnxruntime failed on {self.path.name}: {_first_line(exc)}") from None
+            raise ArtifactError(f"onnxruntime failed on {self.path.name}: {first_line(exc)}") from None
         return [self._to_float(o) for o in outputs]
 
     def _to_float(self, out: np.ndarray) -> np.ndarray:

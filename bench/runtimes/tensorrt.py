@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.errors import ArtifactError, RuntimeMissingError
-from bench.runtimes.base import Runner, RunnerOptions, dequantize, quantize
+from bench.runtimes.base import Runner, RunnerOptions, dequantize, first_line
 
 #: file suffixes deserialized as engines; anything else is parsed as ONNX
 ENGINE_SUFFIXES = (".engine", ".plan")
@@ -67,11 +67,6 @@ def _errors() -> tuple[type[BaseException], ...]:
     from polygraphy.exception import PolygraphyException
 
     return (PolygraphyException, RuntimeError, ValueError, TypeError, OSError)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 def cache_dir() -> Path:
@@ -148,20 +143,18 @@ class TensorRTRunner(Runner):
         self._trt, self._cuda = trt, cuda
         self._logger = trt.Logger(trt.Logger.ERROR)
         extra = dict(options.extra)
-        errors = _errors()
         try:
+            self._runtime = trt.Runtime(self._logger)  # kept: an engine must not outlive its runtime
             if self.path.suffix.lower() in ENGINE_SUFFIXES:
                 self.flags: dict = {}
                 self.engine_path = self.path
-                serialized = self.path.read_bytes()
                 sidecar = self.path.with_name(self.path.name + ".json")
                 self._metadata = json.loads(sidecar.read_text()).get("metadata", {}) if sidecar.is_file() else {}
+                self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
             else:
-                serialized = self._engine_from_onnx(trt, poly_trt, extra)
-            self._runtime = trt.Runtime(self._logger)  # kept: an engine must not outlive its runtime
-            self._engine = self._runtime.deserialize_cuda_engine(serialized)
-        except errors as exc:
-            raise ArtifactError(f"TensorRT cannot load {self.path.name}: {_first_line(exc)}") from None
+                self._engine = self._engine_from_onnx(trt, poly_trt, extra)
+        except _errors() as exc:
+            raise ArtifactError(f"TensorRT cannot load {self.path.name}: {first_line(exc)}") from None
         if self._engine is None:
             raise ArtifactError(f"TensorRT cannot deserialize {self.path.name}: built for another GPU or "
                                 f"TensorRT version, or not an engine")
@@ -182,8 +175,8 @@ class TensorRTRunner(Runner):
                 raise ArtifactError(f"{self.path.name} has an {self.input_dtype} input but no "
                                     f"input_scale/input_zero_point metadata") from None
 
-    def _engine_from_onnx(self, trt, poly_trt, extra: dict) -> bytes:
-        """The serialized engine of this ONNX file: from the cache, or built on this GPU and cached."""
+    def _engine_from_onnx(self, trt, poly_trt, extra: dict):
+        """The engine of this ONNX file: from the cache, or built on this GPU and cached (None: not deserializable)."""
         data = self.path.read_bytes()
         self._metadata = onnx_metadata(self.path)
         builder, network, parser = poly_trt.NetworkFromOnnxBytes(data)()
@@ -193,9 +186,9 @@ class TensorRTRunner(Runner):
         key = engine_key(data, {**self.flags, "workspace_mb": workspace, "max_batch": max_batch}, trt.__version__)
         self.engine_path = cache_dir() / f"{self.path.stem}-{key}.engine"
         if self.engine_path.is_file():
-            cached = self.engine_path.read_bytes()
-            if trt.Runtime(self._logger).deserialize_cuda_engine(cached) is not None:
-                return cached  # else built for another GPU: rebuild over it
+            engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
+            if engine is not None:
+                return engine  # else built for another GPU or TensorRT: rebuilt over it below
         if network.num_inputs != 1:
             raise ArtifactError(f"{self.path.name} has {network.num_inputs} inputs; the runner feeds models with one")
         profiles = []
@@ -207,7 +200,7 @@ class TensorRTRunner(Runner):
                                        memory_pool_limits={trt.MemoryPoolType.WORKSPACE: workspace << 20})
         serialized = bytes(poly_trt.EngineBytesFromNetwork((builder, network, parser), config=config)())
         save_engine(serialized, self.engine_path, self._metadata, self.flags)
-        return serialized
+        return self._runtime.deserialize_cuda_engine(serialized)
 
     @property
     def input_name(self) -> str:
@@ -233,17 +226,6 @@ class TensorRTRunner(Runner):
     @property
     def version(self) -> str:
         return str(self._trt.__version__)
-
-    def _feed(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x)
-        if self._quant is not None:
-            feed = quantize(x.astype(np.float32), *self._quant, self.input_dtype)
-        else:
-            feed = np.ascontiguousarray(x, dtype=self.input_dtype)
-        expected = self.input_shape
-        if len(feed.shape) != len(expected) or any(e not in (-1, s) for e, s in zip(expected, feed.shape)):
-            raise ArtifactError(f"{self.path.name} takes input {expected}, got {tuple(feed.shape)}")
-        return feed
 
     def _bind(self, feed: np.ndarray) -> list[tuple[object, np.ndarray]]:
         """Set the input shape, put device buffers behind every tensor; (device, host) pairs of the outputs."""
@@ -288,7 +270,7 @@ class TensorRTRunner(Runner):
         try:
             outputs = self.prepare(x)()
         except _errors() as exc:
-            raise ArtifactError(f"TensorRT failed on {self.path.name}: {_first_line(exc)}") from None
+            raise ArtifactError(f"TensorRT failed on {self.path.name}: {first_line(exc)}") from None
         return [self._to_float(o.copy()) for o in outputs]
 
     def _to_float(self, out: np.ndarray) -> np.ndarray:
