@@ -13,7 +13,9 @@ Precision of an engine built from ONNX, from the network TensorRT parsed:
 
 - Quantize/Dequantize layers (our INT8 export is QDQ, calibrated by the
   exporter on the calibration images): explicit quantization, the INT8 flag;
-- a float16 input (our FP16 export): the FP16 flag;
+- FP16 weights or arithmetic (our FP16 export: fp16 weights and casts inside,
+  float32 input and output; its metadata says ``precision: fp16``) or a
+  float16 input: the FP16 flag;
 - otherwise FP32 with TF32 off, the arithmetic the parity checks compare.
 
 ``options.extra``: ``("fp16", "1")`` builds FP16 from an FP32 ONNX (TensorRT's
@@ -100,12 +102,15 @@ def onnx_metadata(path: Path) -> dict[str, str]:
         return {}
 
 
-def build_flags(network, trt, extra: dict) -> dict:
-    """The builder flags for a parsed network: int8 for QDQ layers, fp16 for a half input or when asked."""
-    layers = (network.get_layer(i) for i in range(network.num_layers))
+def build_flags(network, trt, extra: dict, metadata: dict | None = None) -> dict:
+    """The builder flags for a parsed network: int8 for QDQ layers; fp16 for an FP16 export (its metadata),
+    a half input or half tensors inside (an FP16 ONNX converted with float32 I/O), or when asked."""
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
     qdq = {trt.LayerType.QUANTIZE, trt.LayerType.DEQUANTIZE}
     int8 = any(layer.type in qdq for layer in layers)
-    half = any(network.get_input(i).dtype == trt.float16 for i in range(network.num_inputs))
+    half = (metadata or {}).get("precision") == "fp16" \
+        or any(network.get_input(i).dtype == trt.float16 for i in range(network.num_inputs)) \
+        or any(layer.get_output(j).dtype == trt.float16 for layer in layers for j in range(layer.num_outputs))
     asked = str(extra.get("fp16", "0")).lower() in ("1", "true", "yes")
     return {"int8": int8, "fp16": half or asked}
 
@@ -180,7 +185,7 @@ class TensorRTRunner(Runner):
         data = self.path.read_bytes()
         self._metadata = onnx_metadata(self.path)
         builder, network, parser = poly_trt.NetworkFromOnnxBytes(data)()
-        self.flags = build_flags(network, trt, extra)
+        self.flags = build_flags(network, trt, extra, self._metadata)
         workspace = _positive_int(extra, "workspace_mb", 1024)
         max_batch = _positive_int(extra, "max_batch", 64)
         key = engine_key(data, {**self.flags, "workspace_mb": workspace, "max_batch": max_batch}, trt.__version__)

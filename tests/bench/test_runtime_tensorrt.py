@@ -96,17 +96,66 @@ def test_our_fp32_and_int8_exports_build_the_engines_they_ask_for(tmp_path, monk
     rng = np.random.default_rng(0)
     calib = rng.standard_normal((32, 3, 32, 32)).astype(np.float32)
     spec = InputSpec(shape=(1, 3, 32, 32), mean=(0.5,) * 3, std=(0.25,) * 3)
-    manifest = export(model, spec, "onnx", "fp32,int8", tmp_path / "out", calib=calib)
+    manifest = export(model, spec, "onnx", "fp32,fp16,int8", tmp_path / "out", calib=calib)
     x = rng.standard_normal((1, 3, 32, 32)).astype(np.float32)
     for entry in manifest.artifacts:
         path = tmp_path / "out" / entry.path
         with open_runner(path, "ort") as ort, open_runner(path, "tensorrt") as trt:
-            assert trt.flags["int8"] == (entry.precision == "int8")
+            assert trt.flags == {"int8": entry.precision == "int8", "fp16": entry.precision == "fp16"}
             ours, theirs = trt.run(x)[0], ort.run(x)[0]
             if entry.precision == "fp32":
                 np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-3)
+            elif entry.precision == "fp16":
+                np.testing.assert_allclose(ours, theirs, rtol=2e-2, atol=2e-2)
             else:  # the same QDQ scales, TensorRT's own int8 kernels
                 assert np.argmax(ours) == np.argmax(theirs)
+
+
+class _Tensor:
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+
+class _Layer:
+    def __init__(self, type_, *dtypes):
+        self.type, self._outputs = type_, [_Tensor(d) for d in dtypes]
+        self.num_outputs = len(dtypes)
+
+    def get_output(self, j):
+        return self._outputs[j]
+
+
+class _Network:
+    """The part of a parsed ``trt.INetworkDefinition`` that :func:`build_flags` reads."""
+
+    def __init__(self, input_dtype, layers):
+        self._input, self._layers = _Tensor(input_dtype), layers
+        self.num_inputs, self.num_layers = 1, len(layers)
+
+    def get_input(self, i):
+        return self._input
+
+    def get_layer(self, i):
+        return self._layers[i]
+
+
+def test_build_flags_read_our_exports_precisions():
+    from types import SimpleNamespace
+
+    from bench.runtimes.tensorrt import build_flags
+
+    trt = SimpleNamespace(float32="f32", float16="f16", int8="i8",
+                          LayerType=SimpleNamespace(QUANTIZE="q", DEQUANTIZE="dq", CONVOLUTION="conv", CAST="cast"))
+    fp32 = _Network("f32", [_Layer("conv", "f32")])
+    # our FP16 export keeps float32 input and output: fp16 tensors only inside, after a cast
+    fp16 = _Network("f32", [_Layer("cast", "f16"), _Layer("conv", "f16"), _Layer("cast", "f32")])
+    int8 = _Network("f32", [_Layer("q", "i8"), _Layer("dq", "f32"), _Layer("conv", "f32")])
+    assert build_flags(fp32, trt, {}) == {"int8": False, "fp16": False}
+    assert build_flags(fp16, trt, {}) == {"int8": False, "fp16": True}
+    assert build_flags(int8, trt, {}) == {"int8": True, "fp16": False}
+    assert build_flags(fp32, trt, {}, {"precision": "fp16"})["fp16"]
+    assert build_flags(fp32, trt, {"fp16": "1"}) == {"int8": False, "fp16": True}
+    assert build_flags(_Network("f16", []), trt, {})["fp16"]
 
 
 def test_the_runtime_imports_without_torch(tmp_path, run_without_torch):
