@@ -43,6 +43,7 @@ from devices.profiles import DeviceProfile
 from devices.transports import TRANSPORTS
 
 __all__ = [
+    "RUNTIME_NEEDS",
     "RUNTIME_PACKAGES",
     "Reach",
     "Transport",
@@ -60,6 +61,9 @@ RUNTIME_PACKAGES: dict[str, tuple[str, ...]] = {
     "openvino": ("openvino",),
     "tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu13"),
 }
+
+#: runtime name -> distributions it needs besides its own (every one must show in the probe)
+RUNTIME_NEEDS: dict[str, tuple[str, ...]] = {"tensorrt": ("polygraphy",)}
 
 # Exit codes of bench.worker.
 EXIT_FAILED = 3
@@ -131,9 +135,11 @@ def _last_line(text: str) -> str:
 
 
 def missing_runtime(probe: dict[str, Any], runtime: str) -> bool:
-    """True when none of the distributions of ``runtime`` shows in a probe's ``packages``."""
+    """True when none of the distributions of ``runtime`` shows in a probe's ``packages``, or one it needs
+    besides (:data:`RUNTIME_NEEDS`: TensorRT's runner builds engines through polygraphy) is missing."""
     packages = probe.get("packages") or {}
-    return not any(packages.get(name) for name in RUNTIME_PACKAGES.get(runtime, (runtime,)))
+    return not any(packages.get(name) for name in RUNTIME_PACKAGES.get(runtime, (runtime,))) \
+        or not all(packages.get(name) for name in RUNTIME_NEEDS.get(runtime, ()))
 
 
 class Transport(ABC):

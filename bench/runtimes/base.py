@@ -29,19 +29,22 @@ class RuntimeEntry:
         format: the artifact format it runs, as manifests and records name it ("onnx", "tflite").
         extensions: file suffixes this runtime is the default for (``runtime_for``).
         opens: every suffix it can load (OpenVINO also reads ONNX); empty: trusted with any file.
+        built_from: the export format it builds its own artifacts from where it runs (TensorRT's
+            engines, specific to a GPU, from ONNX); None: it runs an export as it is.
     """
 
     target: str
     format: str
     extensions: tuple[str, ...] = ()
     opens: frozenset[str] = frozenset()
+    built_from: str | None = None
 
 
 RUNTIMES: Registry[RuntimeEntry] = Registry("runtime", UnknownRuntimeError)
 
 
 def register_runtime(name: str, target: str, extensions: tuple[str, ...] = (), format: str | None = None,
-                     opens: tuple[str, ...] | None = None) -> None:
+                     opens: tuple[str, ...] | None = None, built_from: str | None = None) -> None:
     """Make a :class:`Runner` subclass available as ``name``.
 
     Args:
@@ -49,6 +52,7 @@ def register_runtime(name: str, target: str, extensions: tuple[str, ...] = (), f
         extensions: file suffixes (``".engine"``) this runtime opens by default.
         format: the format name its records carry (default: ``name``).
         opens: every suffix it can load (default: ``extensions``).
+        built_from: the export format its artifacts are built from on the device (see :class:`RuntimeEntry`).
 
     Raises:
         DuplicateNameError: ``name`` is registered, or an extension already has a default runtime.
@@ -64,7 +68,8 @@ def register_runtime(name: str, target: str, extensions: tuple[str, ...] = (), f
                                      f"{name!r} without that extension and ask for it with runtime={name!r}")
     RUNTIMES.register(name, RuntimeEntry(target, format or name, extensions,
                                          frozenset(ext.lower() for ext in (opens if opens is not None
-                                                                           else extensions))))
+                                                                           else extensions)),
+                                         built_from))
 
 
 register_runtime("ort", "bench.runtimes.ort:OrtRunner", (".onnx",), format="onnx")
@@ -73,7 +78,7 @@ register_runtime("openvino", "bench.runtimes.openvino:OpenVinoRunner", (".xml",)
                  opens=(".xml", ".onnx"))
 # Engines are built where they run: the tensorrt runtime also opens an .onnx and builds one on its GPU.
 register_runtime("tensorrt", "bench.runtimes.tensorrt:TensorRTRunner", (".engine", ".plan"), format="tensorrt",
-                 opens=(".engine", ".plan", ".onnx"))
+                 opens=(".engine", ".plan", ".onnx"), built_from="onnx")
 
 
 def known_extensions() -> dict[str, str]:
@@ -93,6 +98,15 @@ def runtime_of_format(fmt: str) -> str:
             return name
     raise UnknownRuntimeError(f"no runtime runs format {fmt!r} (known formats: "
                               f"{', '.join(sorted({e.format for _, e in RUNTIMES.items()}))})")
+
+
+def export_format_of(fmt: str) -> str:
+    """The export format that artifacts of format ``fmt`` come from: "onnx" for "tensorrt" (engines are built
+    from an ONNX export on the device that runs them), else ``fmt`` itself."""
+    for _, entry in RUNTIMES.items():
+        if entry.format == fmt and entry.built_from:
+            return entry.built_from
+    return fmt
 
 
 @dataclass(frozen=True)

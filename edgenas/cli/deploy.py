@@ -55,7 +55,8 @@ def print_choice(choice, title: str) -> None:
 @click.option("--max-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Accuracy points an artifact may lose against FP32 and still ship.")
 @click.option("--formats", default=None, type=CommaList(str),
-              help="Formats to measure: onnx, tflite, openvino. [default: every one the device has a runtime for]")
+              help="Formats to measure: onnx, tflite, openvino, tensorrt (the ONNX export as an engine built on the "
+                   "device). [default: every one the device has a runtime for]")
 @click.option("--precisions", default="fp32,fp16,int8", show_default=True, type=CommaList(str))
 @click.option("--finetune", default=None,
               help="The run's fine-tuning to deploy (a name under RUN/finetune/). [default: the only one, else the "

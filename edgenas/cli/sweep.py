@@ -29,7 +29,8 @@ def _options(warmup, runs, runtime, inference_precision, timeout, runtime_option
 @click.argument("models", nargs=-1, required=True, metavar="MODEL...")
 @click.option("--out", type=click.Path(file_okay=False), required=True,
               help="Sweep directory: records.jsonl (resumable), records.csv, plots/, exports/.")
-@click.option("--formats", default="onnx", show_default=True, type=CommaList(str), help="onnx,tflite,openvino")
+@click.option("--formats", default="onnx", show_default=True, type=CommaList(str),
+              help="onnx,tflite,openvino,tensorrt (ONNX exports measured as engines built on the device)")
 @click.option("--precisions", default="fp32", show_default=True, type=CommaList(str), help="fp32,fp16,int8")
 @click.option("--resolutions", default=None, type=CommaList(int, "integers"),
               help="Input sides, e.g. 32,96. [default: each model's own]")

@@ -120,7 +120,8 @@ def choose(records: list[dict], max_drop: float, reference: float | None = None)
     """
     def key(r: dict) -> tuple[str, str]:
         plan = r.get("plan") or {}
-        return (r.get("format") or plan.get("format") or "?", r.get("precision") or plan.get("precision") or "?")
+        # the plan's format first: a failed TensorRT measurement's record names the ONNX file it was given
+        return (plan.get("format") or r.get("format") or "?", plan.get("precision") or r.get("precision") or "?")
 
     ok = [r for r in records if "error" not in r]
     measured = [r for r in ok if r.get("accuracy") is not None]
@@ -271,8 +272,11 @@ def model_card(facts: CardFacts, choice: Choice) -> str:
         *([f"`{EXAMPLE_NAME}` is a held-out image of class `{facts.example}` (one the candidates were measured "
            f"on): `python predict.py {EXAMPLE_NAME}`.", ""] if facts.example else []),
         f"`predict.py` needs numpy, Pillow and the runtime "
-        f"({record.get('runtime_package') or w['runtime'].split()[0]}); "
-        "never torch. Its "
+        f"({record.get('runtime_package') or w['runtime'].split()[0]}"
+        + (" and polygraphy; its first run builds the TensorRT engine for the GPU it runs on and keeps it as "
+           f"`{Path(entry.get('path') or 'model.onnx').with_suffix('.engine').name}` beside it"
+           if entry.get("runtime") == "tensorrt" else "")
+        + "); never torch. Its "
         "preprocessing is the manifest's, which an app must repeat:",
         "",
         f"1. RGB, a centre square crop, a bilinear resize to {facts.resolution}x{facts.resolution};",
@@ -365,9 +369,10 @@ def write_bundle(out: Path, export_dir: Path, manifest, choice: Choice, facts: C
         labels = entry.labels
         if not labels:  # an app still needs one line per output index
             labels = tuple(str(i) for i in range(int(entry.outputs[0]["shape"][-1]) if entry.outputs else 0))
+        # the runtime that was measured: "tensorrt" for an ONNX file that predict.py builds into an engine
         entry = replace(entry, labels=tuple(labels), labels_file=LABELS_NAME,
                         files=tuple({**f, "path": Path(f["path"]).name} for f in entry.files),
-                        path=Path(entry.path).name)
+                        path=Path(entry.path).name, runtime=record.get("runtime") or entry.runtime)
         write_manifest(Manifest((entry,), manifest.source), tmp)
         shutil.copyfile(bundle_predict.__file__, tmp / "predict.py")
         os.chmod(tmp / "predict.py", 0o755)

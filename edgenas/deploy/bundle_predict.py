@@ -4,8 +4,9 @@
 Written into every ``edgenas deploy`` bundle as ``predict.py``, next to the
 artifact and its ``manifest.json``; it reads nothing else. It needs numpy,
 Pillow and the artifact's runtime (onnxruntime, ai-edge-litert or
-tflite-runtime, or openvino), never torch or edgenas, so it runs on the board
-as it is.
+tflite-runtime, openvino, or TensorRT with polygraphy), never torch or edgenas,
+so it runs on the board as it is. A TensorRT bundle holds the ONNX file: its
+first run builds the engine for the GPU it runs on and keeps it beside it.
 
 Preprocessing is the manifest's, as the network was trained and measured:
 RGB, a centre square crop, a bilinear resize to the input side, then
@@ -25,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-INSTALL = {"onnx": "onnxruntime", "tflite": "ai-edge-litert", "openvino": "openvino"}
+INSTALL = {"onnx": "onnxruntime", "tflite": "ai-edge-litert", "openvino": "openvino",
+           "tensorrt": "polygraphy (and TensorRT: JetPack's, or tensorrt from pip)"}
 
 
 class PredictError(Exception):
@@ -83,11 +85,53 @@ def dequantize(y: np.ndarray, quantization: dict | None) -> np.ndarray:
     return (y.astype(np.float32) - quantization["zero_point"]) * np.float32(quantization["scale"])
 
 
+def tensorrt_runner(path: str, precision: str):
+    """The ONNX file as a TensorRT engine on this machine's GPU, with the precision deploy measured (FP16 or INT8
+    flags; FP32 without TF32). Built the first time and kept as ``<name>.engine`` beside it; built again where
+    that engine does not load (another GPU or TensorRT version)."""
+    import importlib
+    import os
+
+    importlib.import_module("tensorrt")  # polygraphy imports it lazily and reports its absence as its own error
+    from polygraphy.backend.trt import (CreateConfig, EngineBytesFromNetwork, EngineFromBytes, NetworkFromOnnxPath,
+                                        TrtRunner)
+
+    saved = Path(path).with_suffix(".engine")
+    engine = None
+    if saved.is_file():
+        try:
+            engine = EngineFromBytes(saved.read_bytes())()
+        except Exception:  # noqa: BLE001 - polygraphy raises its own error for an engine of another GPU
+            engine = None
+    if engine is None:
+        config = CreateConfig(fp16=precision == "fp16", int8=precision == "int8")
+        try:
+            serialized = bytes(EngineBytesFromNetwork(NetworkFromOnnxPath(path), config=config)())
+        except Exception as exc:  # noqa: BLE001 - no GPU, no CUDA driver, a failed build: polygraphy's errors
+            lines = str(exc).strip().splitlines()
+            raise PredictError(f"TensorRT could not build an engine of {Path(path).name}: "
+                               f"{lines[0] if lines else type(exc).__name__}") from None
+        try:
+            partial = saved.with_name(f".{saved.name}.{os.getpid()}")
+            partial.write_bytes(serialized)
+            os.replace(partial, saved)
+        except OSError:  # a read-only bundle: built again next time
+            pass
+        engine = EngineFromBytes(serialized)()
+    trt = TrtRunner(engine)
+    trt.activate()
+    name = next(iter(trt.get_input_metadata()))
+    return lambda x: next(iter(trt.infer({name: x}).values()))
+
+
 def runner(entry: dict, threads: int | None):
     """``x -> logits`` of the bundle's artifact in its runtime."""
     path = str(HERE / entry["path"])
     fmt = entry["format"]
+    kind = "tensorrt" if entry.get("runtime") == "tensorrt" else fmt
     try:
+        if kind == "tensorrt":
+            return tensorrt_runner(path, entry.get("precision", "fp32"))
         if fmt == "onnx":
             import onnxruntime as ort
 
@@ -122,7 +166,7 @@ def runner(entry: dict, threads: int | None):
             compiled = ov.Core().compile_model(path, "CPU", config)
             return lambda x: compiled(x)[compiled.output(0)]
     except ImportError:
-        raise PredictError(f"the {fmt} runtime is not installed: pip install {INSTALL[fmt]}") from None
+        raise PredictError(f"the {kind} runtime is not installed: pip install {INSTALL[kind]}") from None
     raise PredictError(f"unknown artifact format {fmt!r} in the manifest")
 
 

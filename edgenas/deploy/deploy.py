@@ -5,7 +5,8 @@
    A run whose classifier was never trained is refused unless ``allow_untrained``.
 2. The device is reached and probed: the candidates are every precision of every
    format whose runtime is installed there (or the formats asked for, each of
-   which must be).
+   which must be). Where TensorRT and polygraphy are, the ONNX exports are also
+   measured as TensorRT engines (format ``tensorrt``), built on the device.
 3. Every candidate is exported on this host and measured on the device by the
    sweep machinery (:mod:`edgenas.deploy.sweep`): latency percentiles, peak
    memory and accuracy on the labelled hold-out. The records live in
@@ -31,7 +32,7 @@ from edgenas.errors import ConfigError
 __all__ = ["DEPLOY_PRECISIONS", "Deployment", "deploy_formats", "deploy_source", "run_deploy"]
 
 DEPLOY_PRECISIONS = ("fp32", "fp16", "int8")
-RUNTIME_ORDER = ("ort", "litert", "openvino")
+RUNTIME_ORDER = ("ort", "litert", "openvino", "tensorrt")
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def deploy_formats(probe: dict, formats: Sequence[str] | None, device: str, wher
     """
     from bench.runtimes.base import format_of_runtime, runtime_of_format
     from bench.errors import UnknownRuntimeError
-    from devices.transport import RUNTIME_PACKAGES, missing_runtime
+    from devices.transport import RUNTIME_NEEDS, RUNTIME_PACKAGES, missing_runtime
 
     installed = [rt for rt in RUNTIME_ORDER if not missing_runtime(probe, rt)]
     if formats:
@@ -99,7 +100,8 @@ def deploy_formats(probe: dict, formats: Sequence[str] | None, device: str, wher
             except UnknownRuntimeError as exc:
                 raise ConfigError(str(exc)) from None
             if runtime not in installed:
-                raise ConfigError(f"--formats {fmt}: its runtime ({RUNTIME_PACKAGES[runtime][0]}) is not installed "
+                needs = " and ".join((RUNTIME_PACKAGES[runtime][0], *RUNTIME_NEEDS.get(runtime, ())))
+                raise ConfigError(f"--formats {fmt}: its runtime ({needs}) is not installed "
                                   f"on {device} ({where})")
         return tuple(formats)
     if not installed:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.records import Failure, is_failure
-from bench.runtimes.base import runtime_of_format
+from bench.runtimes.base import export_format_of, runtime_of_format
 from edgenas.errors import ConfigError
 from edgenas.outputs import job_output
 
@@ -33,7 +33,8 @@ class SweepPlan:
 
     Attributes:
         models: run directories, arch.json files or baseline names.
-        formats, precisions: export formats and precisions.
+        formats, precisions: artifact formats and precisions ("tensorrt": the ONNX export, measured in
+            TensorRT on the device, which builds the engine there).
         resolutions: input sides; None = each model's own (32 for a baseline).
         batches: batch sizes (each a static-shape export).
         threads: inference thread counts.
@@ -57,7 +58,7 @@ class SweepPlan:
         if not self.models:
             raise ConfigError("a sweep needs at least one model")
         try:
-            validate_request(list(self.formats), list(self.precisions))
+            validate_request(list(self.export_formats), list(self.precisions))
         except UnsupportedError as exc:
             raise ConfigError(str(exc)) from None
         for name, values in (("batch", self.batches), ("threads", self.threads)):
@@ -68,6 +69,11 @@ class SweepPlan:
         unknown = set(self.weights) - set(self.models)
         if unknown:
             raise ConfigError(f"--weights names models not in the sweep: {', '.join(sorted(unknown))}")
+
+    @property
+    def export_formats(self) -> tuple[str, ...]:
+        """What the host exports for :attr:`formats` (each once)."""
+        return tuple(dict.fromkeys(export_format_of(f) for f in self.formats))
 
 
 def _slug(text: str) -> str:
@@ -131,11 +137,12 @@ def _prepare(plan: SweepPlan, out: Path, devices: Sequence, options, done: set, 
                 steps.append(step)
                 if all(key(p) in done for d in devices for p in step.planned(plan, d, options)):
                     continue
-                if not _export_ok(step.export_dir, plan.formats, plan.precisions):
+                if not _export_ok(step.export_dir, plan.export_formats, plan.precisions):
                     if progress:
                         progress(f"export {step.name}@{res} b{batch}", 0, 0)
                     try:
-                        run_export(model, ",".join(plan.formats), ",".join(plan.precisions), out=str(step.export_dir),
+                        run_export(model, ",".join(plan.export_formats), ",".join(plan.precisions),
+                                   out=str(step.export_dir),
                                    calib=plan.calib, resolution=res, weights=weights, batch=batch,
                                    parity_samples=max(64, batch))
                     except (ExportError, ConfigError) as exc:  # the artifacts that failed get failure records
@@ -157,12 +164,13 @@ def _measure(step: _Step, p: dict, device, run_job, options, data, retries: int)
     from devices.errors import RemoteError, RemoteTimeoutError
     from edgenas.deploy.bench import finish_record, job_for
 
-    target = step.targets.get((p["format"], p["precision"]))
+    target = step.targets.get((export_format_of(p["format"]), p["precision"]))
     if target is None:
         return Failure(step.reason, "ExportError", plan=p).to_record()
     target = type(target)(**{**target.__dict__, "model": step.name})
     npz = data.path_for(step.resolution) if data is not None else None
-    job_options = type(options)(**{**options.__dict__, "threads": p["threads"], "batch": step.batch})
+    job_options = type(options)(**{**options.__dict__, "threads": p["threads"], "batch": step.batch,
+                                   "runtime": p["runtime"]})
     job = job_for(target, job_options, device, npz, meta={"params": step.params, "macs": step.macs})
     for attempt in range(retries + 1):
         try:

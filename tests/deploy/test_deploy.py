@@ -99,7 +99,18 @@ def test_deploy_measures_every_candidate_and_bundles_the_fastest_that_keeps_its_
     assert json.loads(again.stdout)["chosen"] == chosen
 
 
-@pytest.mark.parametrize("fmt,precision", [("onnx", "int8"), ("tflite", "int8"), ("openvino", "fp32")])
+def _tensorrt_gpu() -> bool:
+    from tests.bench.test_runtime_tensorrt import GPU
+
+    return GPU
+
+
+TENSORRT = pytest.mark.skipif(not _tensorrt_gpu(), reason="needs TensorRT 8.5+, polygraphy and an NVIDIA GPU")
+
+
+@pytest.mark.parametrize("fmt,precision", [("onnx", "int8"), ("tflite", "int8"), ("openvino", "fp32"),
+                                           pytest.param("tensorrt", "fp16", marks=TENSORRT),
+                                           pytest.param("tensorrt", "int8", marks=TENSORRT)])
 def test_predict_py_runs_without_torch_and_agrees_with_the_bench_runner(run, tmp_path, fmt, precision):
     from PIL import Image
 
@@ -128,7 +139,8 @@ def test_predict_py_runs_without_torch_and_agrees_with_the_bench_runner(run, tmp
     norm = entry["normalisation"]
     x = (held.images.permute(0, 2, 3, 1).numpy().astype(np.float32) * norm["scale"] - norm["mean"]) / norm["std"]
     labels = (bundle / "labels.txt").read_text().splitlines()
-    with open_runner(bundle / entry["path"]) as runner:
+    assert entry["runtime"] == {"onnx": "ort", "tflite": "litert"}.get(fmt, fmt)
+    with open_runner(bundle / entry["path"], entry["runtime"]) as runner:  # TensorRT's: the same engine, cached
         for p, image in zip(predictions, x.transpose(0, 3, 1, 2)):
             logits = runner.run(np.ascontiguousarray(image[None], dtype=np.float32))[0][0]
             best = p["top"][0]
@@ -237,6 +249,30 @@ def test_a_device_without_any_runtime_is_refused_before_anything_is_measured(run
     assert result.exit_code == 2, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "none of the runtimes edgenas measures" in errors[0]
+    assert not (run / "deploy").exists()
+
+
+def test_tensorrt_is_a_candidate_where_it_and_polygraphy_are_installed():
+    from edgenas.deploy.deploy import deploy_formats
+    from edgenas.errors import ConfigError
+
+    gpu_board = {"packages": {"onnxruntime-gpu": "1.18.0", "tensorrt": "10.3.0", "polygraphy": "0.49.9"}}
+    assert deploy_formats(gpu_board, None, "jetson-orin-nano", "orin:22") == ("onnx", "tensorrt")
+    no_polygraphy = {"packages": {"onnxruntime": "1.18.0", "tensorrt": "10.3.0"}}
+    assert deploy_formats(no_polygraphy, None, "jetson-orin-nano", "orin:22") == ("onnx",)
+    with pytest.raises(ConfigError, match=r"--formats tensorrt: its runtime \(tensorrt and polygraphy\) is not "
+                                          r"installed on jetson-orin-nano \(orin:22\)"):
+        deploy_formats(no_polygraphy, ["tensorrt"], "jetson-orin-nano", "orin:22")
+
+
+def test_deploy_to_tensorrt_without_it_is_one_line_and_writes_nothing(run):
+    if _tensorrt_gpu():
+        pytest.skip("TensorRT is installed here")
+    result = deploy(run, "--target", "local", "--formats", "tensorrt")
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--formats tensorrt: its runtime (tensorrt and polygraphy) is not installed" \
+        in errors[0]
     assert not (run / "deploy").exists()
 
 

@@ -54,6 +54,31 @@ def test_sweep_resumes_without_measuring_twice(tmp_path):
     assert (tmp_path / "plots" / "latency_vs_macs.png").is_file()
 
 
+def test_a_tensorrt_plan_exports_onnx_and_hands_it_to_the_tensorrt_runtime(tmp_path):
+    """Engines are built on the device: the host exports ONNX, the job names the tensorrt runtime, and a device
+    without TensorRT records why (every machine without a GPU; on one with TensorRT it is measured)."""
+    from bench.runtimes.base import export_format_of
+
+    assert export_format_of("tensorrt") == "onnx" and export_format_of("tflite") == "tflite"
+    plan = SweepPlan(models=("mobilenet_v3_small",), formats=("onnx", "tensorrt"), precisions=("fp32",),
+                     resolutions=(32,), threads=(1,), calib=16)
+    assert plan.export_formats == ("onnx",)
+    jobs = []
+    transport = LocalTransport()
+    records = sweep_transport(plan, tmp_path, lambda job, t: jobs.append(job) or transport.run_job(job, t),
+                              load_profile("local"), FAST)
+    assert [(j["runtime"], j["artifact"].endswith(".onnx")) for j in jobs] == [("ort", True), ("tensorrt", True)]
+    by_format = {r["plan"]["format"]: r for r in records}
+    assert by_format["onnx"]["p50_ms"] > 0 and by_format["tensorrt"]["plan"]["runtime"] == "tensorrt"
+    manifest = json.loads(next((tmp_path / "exports").glob("*/manifest.json")).read_text())
+    assert {a["format"] for a in manifest["artifacts"]} == {"onnx"}
+    trt = by_format["tensorrt"]
+    if "error" in trt:
+        assert "tensorrt" in trt["error"].lower() or "polygraphy" in trt["error"].lower()
+    else:
+        assert trt["runtime"] == "tensorrt" and trt["p50_ms"] > 0
+
+
 def test_a_hung_measurement_is_recorded_and_the_sweep_goes_on(tmp_path):
     transport = LocalTransport()
 
