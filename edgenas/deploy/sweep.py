@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.records import Failure, is_failure
-from bench.runtimes.base import export_format_of, runtime_of_format
+from bench.runtimes.base import RUNTIMES, export_format_of, runtime_of_format
 from edgenas.errors import ConfigError
 from edgenas.outputs import job_output
 
@@ -57,6 +57,13 @@ class SweepPlan:
 
         if not self.models:
             raise ConfigError("a sweep needs at least one model")
+        from exporters.spec import FORMATS
+
+        built = sorted({e.format for _, e in RUNTIMES.items() if e.built_from})
+        for fmt in self.formats:
+            if fmt not in FORMATS and fmt not in built:
+                raise ConfigError(f"unknown format {fmt!r} (known: {', '.join((*FORMATS, *built))}; "
+                                  f"{', '.join(built)} is built on the device from an export)")
         try:
             validate_request(list(self.export_formats), list(self.precisions))
         except UnsupportedError as exc:

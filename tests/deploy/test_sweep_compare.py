@@ -100,7 +100,7 @@ def test_a_hung_measurement_is_recorded_and_the_sweep_goes_on(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(formats=("onnx", "caffe")), "caffe"),
+    (dict(formats=("onnx", "caffe")), r"unknown format .caffe. \(known: onnx, tflite, openvino, tensorrt;"),
     (dict(threads=(0,)), "threads"),
     (dict(models=()), "at least one model"),
     (dict(weights={"other": "w.pt"}), "not in the sweep"),
