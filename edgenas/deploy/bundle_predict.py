@@ -115,8 +115,8 @@ def tensorrt_runner(path: str, precision: str):
             partial = saved.with_name(f".{saved.name}.{os.getpid()}")
             partial.write_bytes(serialized)
             os.replace(partial, saved)
-        except OSError:  # a read-only bundle: built again next time
-            pass
+        except OSError:  # a read-only or full disk: built again next time
+            partial.unlink(missing_ok=True)
         engine = EngineFromBytes(serialized)()
     trt = TrtRunner(engine)
     trt.activate()

@@ -276,6 +276,23 @@ def test_deploy_to_tensorrt_without_it_is_one_line_and_writes_nothing(run):
     assert not (run / "deploy").exists()
 
 
+def test_predict_py_of_a_tensorrt_bundle_without_tensorrt_says_what_to_install(run, tmp_path):
+    if _tensorrt_gpu():
+        pytest.skip("TensorRT is installed here")
+    result = deploy(run, "--target", "local", "--formats", "onnx", "--precisions", "fp32", "--threads", "1",
+                    "--out", tmp_path / "bundle")
+    assert result.exit_code == 0, result.output
+    manifest = tmp_path / "bundle" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["artifacts"][0]["runtime"] = "tensorrt"  # as deploy writes it when a TensorRT engine won
+    manifest.write_text(json.dumps(data))
+    out = subprocess.run([sys.executable, str(tmp_path / "bundle" / "predict.py"),
+                          str(tmp_path / "bundle" / "example.png")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        "error: the tensorrt runtime is not installed: pip install polygraphy (and TensorRT: JetPack's, or tensorrt "
+        "from pip)"]
+
+
 def test_deploy_over_ssh_measures_on_the_board_and_names_it(run, sshd):
     """`edgenas deploy --target rpi4 --host ...` against the loopback sshd: artifacts and labelled images
     shipped, measured by the board's python at the profile's threads, the bundle named after the board."""
