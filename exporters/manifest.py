@@ -94,6 +94,9 @@ class Source:
 class ArtifactEntry:
     """One artifact of the manifest (see the module docstring for the meaning of each field).
 
+    ``providers``: onnxruntime's execution providers the artifact was measured on, in order (a deploy
+    bundle's entry; empty in an export, which runs on the CPU provider).
+
     ``bytes`` is the total of all ``files`` (e.g. OpenVINO's .xml + .bin);
     ``sha256`` is that of the main file ``path``. A failed entry has
     ``status == "failed"``, ``error`` set and no path.
@@ -103,6 +106,7 @@ class ArtifactEntry:
     precision: str
     status: str = "ok"
     runtime: str = ""
+    providers: tuple[str, ...] = ()
     path: str | None = None
     sha256: str | None = None
     bytes: int | None = None
@@ -134,7 +138,7 @@ class ArtifactEntry:
     def from_dict(cls, data: dict[str, Any]) -> ArtifactEntry:
         known = {f for f in cls.__dataclass_fields__}
         kwargs = {k: v for k, v in data.items() if k in known}
-        for name in ("files", "labels", "outputs"):
+        for name in ("files", "labels", "outputs", "providers"):
             kwargs[name] = tuple(kwargs.get(name) or ())
         return cls(**kwargs)
 

@@ -369,10 +369,12 @@ def write_bundle(out: Path, export_dir: Path, manifest, choice: Choice, facts: C
         labels = entry.labels
         if not labels:  # an app still needs one line per output index
             labels = tuple(str(i) for i in range(int(entry.outputs[0]["shape"][-1]) if entry.outputs else 0))
-        # the runtime that was measured: "tensorrt" for an ONNX file that predict.py builds into an engine
+        # the runtime that was measured ("tensorrt" for an ONNX file that predict.py builds into an engine) and
+        # onnxruntime's providers, so that predict.py runs the artifact as it was measured
         entry = replace(entry, labels=tuple(labels), labels_file=LABELS_NAME,
                         files=tuple({**f, "path": Path(f["path"]).name} for f in entry.files),
-                        path=Path(entry.path).name, runtime=record.get("runtime") or entry.runtime)
+                        path=Path(entry.path).name, runtime=record.get("runtime") or entry.runtime,
+                        providers=tuple(record.get("providers") or ()))
         write_manifest(Manifest((entry,), manifest.source), tmp)
         shutil.copyfile(bundle_predict.__file__, tmp / "predict.py")
         os.chmod(tmp / "predict.py", 0o755)

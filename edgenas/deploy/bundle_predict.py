@@ -138,7 +138,10 @@ def runner(entry: dict, threads: int | None):
             options = ort.SessionOptions()
             if threads:
                 options.intra_op_num_threads = threads
-            session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+            # the providers deploy measured (a Jetson's TensorRT or CUDA ones) where this onnxruntime has them
+            available = ort.get_available_providers()
+            providers = [p for p in entry.get("providers") or () if p in available and p != "CPUExecutionProvider"]
+            session = ort.InferenceSession(path, options, providers=[*providers, "CPUExecutionProvider"])
             name = session.get_inputs()[0].name
             return lambda x: session.run(None, {name: x})[0]
         if fmt == "tflite":

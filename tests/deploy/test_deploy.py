@@ -140,6 +140,7 @@ def test_predict_py_runs_without_torch_and_agrees_with_the_bench_runner(run, tmp
     x = (held.images.permute(0, 2, 3, 1).numpy().astype(np.float32) * norm["scale"] - norm["mean"]) / norm["std"]
     labels = (bundle / "labels.txt").read_text().splitlines()
     assert entry["runtime"] == {"onnx": "ort", "tflite": "litert"}.get(fmt, fmt)
+    assert entry["providers"] == (["CPUExecutionProvider"] if fmt == "onnx" else [])
     with open_runner(bundle / entry["path"], entry["runtime"]) as runner:  # TensorRT's: the same engine, cached
         for p, image in zip(predictions, x.transpose(0, 3, 1, 2)):
             logits = runner.run(np.ascontiguousarray(image[None], dtype=np.float32))[0][0]
