@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The CUDA checks of issues 17 and 18 in one run of a lent GPU machine (about 9 minutes on an H100).
+# The CUDA checks of issues 17 and 18 in one run of a lent GPU machine. Not yet run on a GPU: how long each
+# step takes there is unmeasured, so the steps come in order of worth and the log (tee'd to $OUT) comes back
+# even when the call's timeout cuts the run short.
 #
 # The machine has python3 with torch, torchvision, numpy, pillow, click, rich, pyyaml, onnx, onnxruntime and
 # pytest, no internet, and no ../shared: carry CIFAR-10 in a folder git ignores. Here, once:
@@ -13,7 +15,7 @@
 #      defaults, so the GPU figure is comparable with docs/performance.md's CPU ones), and fast_cnn the same way;
 #   3. the tests that train or search (they pick CUDA when it is there: --device auto).
 # Locally, `GPU_SESSION_DEVICE=cpu GPU_SESSION_QUICK=1 bash benchmarks/gpu_session.sh` checks the script itself
-# on the synthetic data in a few minutes.
+# (not its figures) on tiny synthetic runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_session}
