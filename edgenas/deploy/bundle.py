@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgenas.deploy.bundle_predict import engine_file
 from edgenas.errors import EdgenasError
 
 __all__ = ["BUNDLE_MARK", "EXAMPLE_NAME", "Candidate", "Choice", "NoArtifactError", "choose", "model_card",
@@ -274,7 +275,7 @@ def model_card(facts: CardFacts, choice: Choice) -> str:
         f"`predict.py` needs numpy, Pillow and the runtime "
         f"({record.get('runtime_package') or w['runtime'].split()[0]}"
         + (" and polygraphy; its first run builds the TensorRT engine for the GPU it runs on and keeps it as "
-           f"`{Path(entry.get('path') or 'model.onnx').with_suffix('.engine').name}` beside it"
+           f"`{engine_file(entry.get('path') or 'model.onnx').name}` beside it"
            if entry.get("runtime") == "tensorrt" else "")
         + "); never torch. Its "
         "preprocessing is the manifest's, which an app must repeat:",

@@ -85,6 +85,11 @@ def dequantize(y: np.ndarray, quantization: dict | None) -> np.ndarray:
     return (y.astype(np.float32) - quantization["zero_point"]) * np.float32(quantization["scale"])
 
 
+def engine_file(path: str) -> Path:
+    """Where :func:`tensorrt_runner` keeps the engine it builds from the ONNX file ``path``."""
+    return Path(path).with_suffix(".engine")
+
+
 def tensorrt_runner(path: str, precision: str):
     """The ONNX file as a TensorRT engine on this machine's GPU, with the precision deploy measured (FP16 or INT8
     flags; FP32 without TF32). Built the first time and kept as ``<name>.engine`` beside it; built again where
@@ -96,13 +101,13 @@ def tensorrt_runner(path: str, precision: str):
     from polygraphy.backend.trt import (CreateConfig, EngineBytesFromNetwork, EngineFromBytes, NetworkFromOnnxPath,
                                         TrtRunner)
 
-    saved = Path(path).with_suffix(".engine")
+    saved = engine_file(path)
     engine = None
     if saved.is_file():
         try:
             engine = EngineFromBytes(saved.read_bytes())()
         except Exception:  # noqa: BLE001 - polygraphy raises its own error for an engine of another GPU
-            engine = None
+            pass
     if engine is None:
         config = CreateConfig(fp16=precision == "fp16", int8=precision == "int8")
         try:

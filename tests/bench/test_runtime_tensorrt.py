@@ -12,24 +12,10 @@ from bench.runtimes.tensorrt import cache_dir, engine_key
 
 pytest.importorskip("onnx")
 from tests.bench.tiny_models import make_onnx  # noqa: E402
+from tests.gpu import tensorrt_gpu  # noqa: E402
 
 W = [[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]
-
-
-def _tensorrt_gpu() -> bool:
-    try:
-        from bench.runtimes.tensorrt import _import_tensorrt
-
-        _import_tensorrt()
-        from polygraphy import cuda
-
-        cuda.Stream().free()
-        return True
-    except Exception:  # no tensorrt, no polygraphy, no CUDA driver or no GPU
-        return False
-
-
-GPU = _tensorrt_gpu()
+GPU = tensorrt_gpu()
 
 
 def test_engines_default_to_tensorrt_and_onnx_may_open_there(tmp_path):

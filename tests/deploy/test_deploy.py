@@ -19,6 +19,7 @@ pytest.importorskip("onnxruntime")
 from devices.transports.local import LocalTransport  # noqa: E402
 from edgenas.cli.main import cli  # noqa: E402
 from edgenas.deploy.bundle import choose  # noqa: E402
+from tests.gpu import tensorrt_gpu  # noqa: E402
 
 FAST = ["--warmup", "1", "--runs", "5", "--samples", "64", "--calib", "16"]
 
@@ -99,13 +100,7 @@ def test_deploy_measures_every_candidate_and_bundles_the_fastest_that_keeps_its_
     assert json.loads(again.stdout)["chosen"] == chosen
 
 
-def _tensorrt_gpu() -> bool:
-    from tests.bench.test_runtime_tensorrt import GPU
-
-    return GPU
-
-
-TENSORRT = pytest.mark.skipif(not _tensorrt_gpu(), reason="needs TensorRT 8.5+, polygraphy and an NVIDIA GPU")
+TENSORRT = pytest.mark.skipif(not tensorrt_gpu(), reason="needs TensorRT 8.5+, polygraphy and an NVIDIA GPU")
 
 
 @pytest.mark.parametrize("fmt,precision", [("onnx", "int8"), ("tflite", "int8"), ("openvino", "fp32"),
@@ -267,7 +262,7 @@ def test_tensorrt_is_a_candidate_where_it_and_polygraphy_are_installed():
 
 
 def test_deploy_to_tensorrt_without_it_is_one_line_and_writes_nothing(run):
-    if _tensorrt_gpu():
+    if tensorrt_gpu():
         pytest.skip("TensorRT is installed here")
     result = deploy(run, "--target", "local", "--formats", "tensorrt")
     assert result.exit_code == 2, result.output
@@ -278,7 +273,7 @@ def test_deploy_to_tensorrt_without_it_is_one_line_and_writes_nothing(run):
 
 
 def test_predict_py_of_a_tensorrt_bundle_without_tensorrt_says_what_to_install(run, tmp_path):
-    if _tensorrt_gpu():
+    if tensorrt_gpu():
         pytest.skip("TensorRT is installed here")
     result = deploy(run, "--target", "local", "--formats", "onnx", "--precisions", "fp32", "--threads", "1",
                     "--out", tmp_path / "bundle")
