@@ -40,7 +40,7 @@ def child(args: argparse.Namespace) -> None:
                        cells=args.cells, arch_every=args.arch_every, amp=args.amp, threads=args.threads)
     s = DartsSearch(cfg)
     s.prepare()
-    s.net.recompute_cells = args.recompute_cells
+    s.net.recompute = args.recompute
     s.total_steps = 1000
     rss_after_setup = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     micro = [(s.w_idx[:args.batch], s.a_idx[:args.batch])]
@@ -102,7 +102,7 @@ def main() -> None:
     p.add_argument("--cells", type=int, default=0)
     p.add_argument("--arch-every", type=int, default=None, help="[default: the search's]")
     p.add_argument("--supernets", default="full,sampled")
-    p.add_argument("--recompute-cells", action="store_true", help="recompute each cell in the backward pass")
+    p.add_argument("--recompute", action="store_true", help="recompute each edge's op in the backward pass")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -115,8 +115,8 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--child", supernet, "--batch", str(args.batch), "--steps", str(args.steps),
                "--warmup", str(args.warmup), "--threads", str(args.threads), "--device", args.device, "--amp",
                args.amp, "--channels", str(args.channels), "--cells", str(args.cells)]
-        if args.recompute_cells:
-            cmd.append("--recompute-cells")
+        if args.recompute:
+            cmd.append("--recompute")
         if args.arch_every:
             cmd += ["--arch-every", str(args.arch_every)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout

@@ -20,7 +20,7 @@ SSL_PARTS = ("barlow", "ntxent", "dino", "rotation")
 
 #: Fields that may differ between a checkpoint and the command that resumes it.
 RESUMABLE_CHANGES = frozenset({"out", "device", "threads", "checkpoint_every", "progress", "amp", "channels_last",
-                               "sync_bn", "recompute_cells"})
+                               "sync_bn", "recompute"})
 #: options of the refinement stage, which has its own checkpoint and identity: a finished search
 #: can be refined (or refined again, into a fresh directory) without searching again
 REFINE_OPTIONS = frozenset({"refine_epochs", "refine_batch_size", "refine_lr", "refine_subset"})
@@ -152,7 +152,7 @@ class SearchConfig:
     device: str = "auto"
     amp: str = "none"
     channels_last: bool = True
-    recompute_cells: bool = False  # DARTS: activation checkpointing of each supernet cell (memory for time)
+    recompute: bool = False  # DARTS: activation checkpointing of each supernet edge (memory for time)
     sync_bn: bool = False
     threads: int = 0
     checkpoint_every: int = 10

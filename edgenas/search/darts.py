@@ -87,7 +87,7 @@ class DartsSearch(BudgetsMixin, SearchLoop):
         check_buildable(supernet, cfg.resolution, "the supernet of these options")  # counted, not allocated
         torch.manual_seed(cfg.seed)
         self.net = supernet()
-        self.net.recompute_cells = cfg.recompute_cells
+        self.net.recompute = cfg.recompute
         if cfg.resolution % (2 ** len(self.net.reduction_cells)):
             raise ConfigError(f"--resolution {cfg.resolution} must be divisible by 2^{len(self.net.reduction_cells)}")
         self.template = spec_from_supernet(self.net, resolution=cfg.resolution, num_classes=self.num_classes)

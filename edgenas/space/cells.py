@@ -83,12 +83,22 @@ class SearchCell(nn.Module):
                 stride = 2 if reduction and j < 2 else 1
                 self.edges.append(MixedOp(op_names, C, stride))
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, sampled: bool = False
-                ) -> torch.Tensor:
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, sampled: bool = False,
+                recompute: bool = False) -> torch.Tensor:
+        """``recompute``: keep only each edge's input and output and run its op again in the backward pass
+        (activation checkpointing)."""
         states = [self.pre0(s0), self.pre1(s1)]
         offset = 0
+        if recompute and torch.is_grad_enabled():
+            from torch.utils.checkpoint import checkpoint
+
+            def edge(e, h, w):
+                return checkpoint(self.edges[e], h, w, sampled, use_reentrant=False)
+        else:
+            def edge(e, h, w):
+                return self.edges[e](h, w, sampled)
         for _ in range(self.nodes):
-            s = sum(self.edges[offset + j](h, weights[offset + j], sampled) for j, h in enumerate(states))
+            s = sum(edge(offset + j, h, weights[offset + j]) for j, h in enumerate(states))
             offset += len(states)
             states.append(s)
         return torch.cat(states[2:], dim=1)

@@ -57,13 +57,13 @@ class DARTSAutoSSL(nn.Module):
         ConfigError: sizes out of range; UnknownNameError: an op is not registered.
 
     Attributes:
-        recompute_cells: in a forward with gradients, keep only each cell's inputs and run the cell again in
-            the backward pass (activation checkpointing, ``edgenas search --recompute-cells``): the memory of
-            one cell's activations instead of all of them, for about a fifth more time per step
-            (docs/performance.md). Batch-norm running statistics are updated twice per step then.
+        recompute: in a forward with gradients, keep only each edge's input and output and run its op again
+            in the backward pass (activation checkpointing, ``edgenas search --recompute``): at deployment
+            size 45% less peak memory for a few percent more time per step (docs/performance.md). Batch-norm
+            running statistics are updated twice per step then.
     """
 
-    recompute_cells: bool = False
+    recompute: bool = False
 
     def __init__(self, C: int = 16, num_cells: int = 5, nodes: int = 4,
                  op_names: Sequence[str] = DEFAULT_OPS, stem_multiplier: int = 3,
@@ -145,16 +145,11 @@ class DARTSAutoSSL(nn.Module):
         """Pooled features; with ``paths`` (from :meth:`sample_paths`) each edge runs its sampled op only."""
         w_normal, w_reduce = (None, None) if paths is not None else self.arch_weights()
         s0 = s1 = self.stem(x)
-        recompute = self.recompute_cells and torch.is_grad_enabled()
         for c, cell in enumerate(self.cells):
-            args = (s0, s1, paths[c], True) if paths is not None else \
-                (s0, s1, w_reduce if cell.reduction else w_normal)
-            if recompute:  # keep only each cell's inputs; run it again in the backward pass
-                from torch.utils.checkpoint import checkpoint
-
-                s0, s1 = s1, checkpoint(cell, *args, use_reentrant=False)
+            if paths is not None:
+                s0, s1 = s1, cell(s0, s1, paths[c], sampled=True, recompute=self.recompute)
             else:
-                s0, s1 = s1, cell(*args)
+                s0, s1 = s1, cell(s0, s1, w_reduce if cell.reduction else w_normal, recompute=self.recompute)
         return s1.mean((2, 3))
 
     def forward(self, x: torch.Tensor, paths: torch.Tensor | None = None) -> torch.Tensor:

@@ -77,30 +77,30 @@ def test_sampled_paths_are_one_hot_seeded_and_reach_every_alpha():
 
 
 @pytest.mark.parametrize("sampled", [True, False])
-def test_recomputed_cells_give_the_same_loss_and_gradients(sampled):
-    """Activation checkpointing (--recompute-cells) changes the memory, not the step's arithmetic."""
+def test_recomputed_edges_give_the_same_loss_and_gradients(sampled):
+    """Activation checkpointing (--recompute) changes the memory, not the step's arithmetic."""
     grads, calls = [], []
     for recompute in (False, True):
         net = _supernet()
-        net.recompute_cells = recompute
+        net.recompute = recompute
         ran = []
-        net.cells[0].register_forward_pre_hook(lambda *_: ran.append(1))
+        net.cells[0].edges[0].register_forward_pre_hook(lambda *_: ran.append(1))
         paths = net.sample_paths(2.0, torch.Generator().manual_seed(5)) if sampled else None
         torch.manual_seed(1)
         loss = net(torch.randn(4, 3, 16, 16), paths).pow(2).sum()
         loss.backward()
         grads.append((loss.detach(), {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}))
         calls.append(len(ran))
-    assert calls == [1, 2]  # recomputed: the first cell ran again in the backward pass
+    assert calls == [1, 2]  # recomputed: the first edge ran again in the backward pass
     (loss0, g0), (loss1, g1) = grads
     assert torch.allclose(loss0, loss1) and g0.keys() == g1.keys() and len(g0) > 10
     assert all(torch.allclose(g0[n], g1[n], rtol=1e-4, atol=1e-6) for n in g0)
 
 
-def test_a_search_with_recomputed_cells_runs_and_resumes_without_it(tmp_path):
-    cfg = SearchConfig(out=str(tmp_path / "run"), supernet="sampled", recompute_cells=True, **TINY, **SMALL)
+def test_a_search_with_recomputed_edges_runs_and_resumes_without_it(tmp_path):
+    cfg = SearchConfig(out=str(tmp_path / "run"), supernet="sampled", recompute=True, **TINY, **SMALL)
     assert run_search(cfg).params <= SMALL["max_params"]
-    assert cfg.identity() == cfg.replace(recompute_cells=False).identity()
+    assert cfg.identity() == cfg.replace(recompute=False).identity()
 
 
 def test_a_sampled_search_at_deployment_size_fills_the_budget(tmp_path):
