@@ -37,10 +37,10 @@ def child(args: argparse.Namespace) -> None:
 
     cfg = SearchConfig(strategy="darts", out="/tmp/edgenas-bench-unused", subset=max(8 * args.batch, 1024), batch_size=args.batch,
                        progress=False, device=args.device, supernet=args.supernet, channels=args.channels,
-                       cells=args.cells, arch_every=args.arch_every, amp=args.amp, threads=args.threads)
+                       cells=args.cells, arch_every=args.arch_every, amp=args.amp, threads=args.threads,
+                       recompute=args.recompute)
     s = DartsSearch(cfg)
     s.prepare()
-    s.net.recompute = args.recompute
     s.total_steps = 1000
     rss_after_setup = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     micro = [(s.w_idx[:args.batch], s.a_idx[:args.batch])]

@@ -82,12 +82,11 @@ class DartsSearch(BudgetsMixin, SearchLoop):
 
         def supernet() -> DARTSAutoSSL:
             return DARTSAutoSSL(self.layout.channels, self.layout.cells, cfg.nodes, cfg.ops, cfg.stem_multiplier,
-                                cfg.projector)
+                                cfg.projector, recompute=cfg.recompute)
 
         check_buildable(supernet, cfg.resolution, "the supernet of these options")  # counted, not allocated
         torch.manual_seed(cfg.seed)
         self.net = supernet()
-        self.net.recompute = cfg.recompute
         if cfg.resolution % (2 ** len(self.net.reduction_cells)):
             raise ConfigError(f"--resolution {cfg.resolution} must be divisible by 2^{len(self.net.reduction_cells)}")
         self.template = spec_from_supernet(self.net, resolution=cfg.resolution, num_classes=self.num_classes)

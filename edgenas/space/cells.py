@@ -64,6 +64,16 @@ def _preprocess(C_pp: int, C_p: int, C: int, reduction_prev: bool, affine: bool)
     return pre0, ConvBN(C_p, C, 1, 1, affine)
 
 
+def _called(module: nn.Module, *args):
+    return module(*args)
+
+
+def _checkpointed(module: nn.Module, *args):
+    from torch.utils.checkpoint import checkpoint
+
+    return checkpoint(module, *args, use_reentrant=False)
+
+
 class SearchCell(nn.Module):
     """A DARTS cell over all edges; ``forward(s0, s1, weights[E, K])``.
 
@@ -89,16 +99,9 @@ class SearchCell(nn.Module):
         (activation checkpointing)."""
         states = [self.pre0(s0), self.pre1(s1)]
         offset = 0
-        if recompute and torch.is_grad_enabled():
-            from torch.utils.checkpoint import checkpoint
-
-            def edge(e, h, w):
-                return checkpoint(self.edges[e], h, w, sampled, use_reentrant=False)
-        else:
-            def edge(e, h, w):
-                return self.edges[e](h, w, sampled)
+        run = _checkpointed if recompute and torch.is_grad_enabled() else _called
         for _ in range(self.nodes):
-            s = sum(edge(offset + j, h, weights[offset + j]) for j, h in enumerate(states))
+            s = sum(run(self.edges[offset + j], h, weights[offset + j], sampled) for j, h in enumerate(states))
             offset += len(states)
             states.append(s)
         return torch.cat(states[2:], dim=1)

@@ -49,25 +49,22 @@ class DARTSAutoSSL(nn.Module):
         projector: SSL projection head widths (hidden..., output).
         num_classes: optional linear classifier on the pooled features (0: none).
         in_channels: input image channels.
+        recompute: in a forward with gradients, keep only each edge's input and output and run its op again
+            in the backward pass (activation checkpointing, ``edgenas search --recompute``): at deployment
+            size about 45% less peak memory at no measured cost in time on a CPU (docs/performance.md). Batch-norm
+            running statistics are updated twice per step then.
 
     Shapes: ``forward(x [B, in_channels, R, R]) -> [B, projector[-1]]``;
     ``features(x) -> [B, F]`` with ``F = nodes * C_last``.
 
     Raises:
         ConfigError: sizes out of range; UnknownNameError: an op is not registered.
-
-    Attributes:
-        recompute: in a forward with gradients, keep only each edge's input and output and run its op again
-            in the backward pass (activation checkpointing, ``edgenas search --recompute``): at deployment
-            size 45% less peak memory for a few percent more time per step (docs/performance.md). Batch-norm
-            running statistics are updated twice per step then.
     """
-
-    recompute: bool = False
 
     def __init__(self, C: int = 16, num_cells: int = 5, nodes: int = 4,
                  op_names: Sequence[str] = DEFAULT_OPS, stem_multiplier: int = 3,
-                 projector: Sequence[int] = (256, 256), num_classes: int = 0, in_channels: int = 3) -> None:
+                 projector: Sequence[int] = (256, 256), num_classes: int = 0, in_channels: int = 3,
+                 recompute: bool = False) -> None:
         super().__init__()
         if C <= 0 or C % 2:
             raise ConfigError(f"channels must be a positive even number, got {C}")
@@ -85,6 +82,7 @@ class DARTSAutoSSL(nn.Module):
         self.stem_multiplier = stem_multiplier
         self.projector_dims = tuple(projector)
         self.in_channels = in_channels
+        self.recompute = recompute
         self.reduction_cells = reduction_positions(num_cells)
 
         self.stem = make_stem(in_channels, stem_multiplier * C)
@@ -166,7 +164,7 @@ class DARTSAutoSSL(nn.Module):
         C = max(2, int(round(self.C * width_multiplier / 2)) * 2)
         wide = DARTSAutoSSL(C, self.num_cells, self.nodes, self.op_names, self.stem_multiplier,
                             self.projector_dims, self.classifier.out_features if self.classifier else 0,
-                            self.in_channels)
+                            self.in_channels, self.recompute)
         with torch.no_grad():
             wide.alpha_normal.copy_(self.alpha_normal)
             wide.alpha_reduce.copy_(self.alpha_reduce)

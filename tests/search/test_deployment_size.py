@@ -18,6 +18,7 @@ from edgenas.models import build, load
 from edgenas.profiler import count_macs, count_params
 from edgenas.rundir import read_jsonl
 from edgenas.search.config import SearchConfig
+from edgenas.search.darts import DartsSearch
 from edgenas.search.derive import spec_from_supernet, transfer_weights
 from edgenas.search.runner import run_search
 from edgenas.space.cells import edge_index
@@ -99,6 +100,9 @@ def test_recomputed_edges_give_the_same_loss_and_gradients(sampled):
 
 def test_a_search_with_recomputed_edges_runs_and_resumes_without_it(tmp_path):
     cfg = SearchConfig(out=str(tmp_path / "run"), supernet="sampled", recompute=True, **TINY, **SMALL)
+    search = DartsSearch(cfg.replace(out=str(tmp_path / "prepared")))
+    search.prepare()
+    assert search.net.recompute
     assert run_search(cfg).params <= SMALL["max_params"]
     assert cfg.identity() == cfg.replace(recompute=False).identity()
 
