@@ -82,6 +82,7 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps({
         "supernet": args.supernet, "threads": args.threads, "batch": args.batch, "device": str(s.device),
         "amp": args.amp, "channels": s.layout.channels, "cells": s.layout.cells, "arch_every": cfg.arch_interval,
+        "recompute": cfg.recomputes,
         "search_step_s": round(search_s, 3), "derived_ssl_step_s": round(derived_s, 3),
         "ratio": round(search_s / derived_s, 2), "peak_rss_mb": round(peak_search),
         "rss_after_setup_mb": round(rss_after_setup),
@@ -102,7 +103,8 @@ def main() -> None:
     p.add_argument("--cells", type=int, default=0)
     p.add_argument("--arch-every", type=int, default=None, help="[default: the search's]")
     p.add_argument("--supernets", default="full,sampled")
-    p.add_argument("--recompute", action="store_true", help="recompute each edge's op in the backward pass")
+    p.add_argument("--recompute", action=argparse.BooleanOptionalAction, default=None,
+                   help="recompute each edge's op in the backward pass [default: the search's: sampled only]")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -115,18 +117,19 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--child", supernet, "--batch", str(args.batch), "--steps", str(args.steps),
                "--warmup", str(args.warmup), "--threads", str(args.threads), "--device", args.device, "--amp",
                args.amp, "--channels", str(args.channels), "--cells", str(args.cells)]
-        if args.recompute:
-            cmd.append("--recompute")
+        if args.recompute is not None:
+            cmd.append("--recompute" if args.recompute else "--no-recompute")
         if args.arch_every:
             cmd += ["--arch-every", str(args.arch_every)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)
     print(f"\n{'supernet':9} {'C':>4} {'cells':>5} {'every':>5} {'search s':>9} {'derived s':>9} {'ratio':>6} "
-          f"{'peak MB':>8} {'params':>10}")
+          f"{'peak MB':>8} {'params':>10} recompute")
     for r in rows:
         print(f"{r['supernet']:9} {r['channels']:4d} {r['cells']:5d} {r['arch_every']:5d} {r['search_step_s']:9.3f} "
-              f"{r['derived_ssl_step_s']:9.3f} {r['ratio']:6.2f} {r['peak_rss_mb']:8d} {r['supernet_params']:10,}")
+              f"{r['derived_ssl_step_s']:9.3f} {r['ratio']:6.2f} {r['peak_rss_mb']:8d} {r['supernet_params']:10,} "
+              f"{r['recompute']}")
     default = next((r for r in rows if r["supernet"] == "sampled"), rows[-1])
     print(f"supernet/derived step time ratio: {default['ratio']}")
 

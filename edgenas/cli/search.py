@@ -125,9 +125,10 @@ D = SearchConfig()
 @click.option("--amp", type=click.Choice(["none", "bf16"]), default=D.amp, help="bf16 autocast (CUDA, or a CPU with native bf16: AVX512-BF16, AMX, Arm BF16).")
 @click.option("--channels-last/--no-channels-last", default=D.channels_last,
               help="NHWC memory layout (faster for depthwise and 1x1 convs on oneDNN CPUs and with cuDNN).")
-@click.option("--recompute", is_flag=True,
+@click.option("--recompute/--no-recompute", default=None,
               help="DARTS: run each supernet edge's op again in the backward pass instead of keeping its "
-                   "activations (at deployment size about 45% less peak memory, at no measured cost in time on a CPU).")
+                   "activations (the same step; at deployment size about 45% less peak memory in about the same "
+                   "time on a CPU). [default: on for --supernet sampled, off for full]")
 @click.option("--sync-bn", is_flag=True,
               help="Batch-norm statistics over the whole batch of all processes of a torchrun (as one process).")
 @click.option("--checkpoint-every", type=int, default=D.checkpoint_every, help="Steps between checkpoints (and at every epoch end).")

@@ -152,7 +152,9 @@ class SearchConfig:
     device: str = "auto"
     amp: str = "none"
     channels_last: bool = True
-    recompute: bool = False  # DARTS: activation checkpointing of each supernet edge (memory for time)
+    # DARTS: activation checkpointing of each supernet edge. None: on for the sampled supernet (the same step,
+    # 45% less memory, no measured cost in time), off for the full one (every op would run twice)
+    recompute: bool | None = None
     sync_bn: bool = False
     threads: int = 0
     checkpoint_every: int = 10
@@ -212,6 +214,9 @@ class SearchConfig:
             if self.latency_ms is not None and self.search_space != STAGES_SPACE:  # refused rather than ignored
                 raise ConfigError(f"--latency-ms with --strategy proxy needs the {STAGES_SPACE} space; the "
                                   f"{self.search_space} candidates fill the params and MACs budgets only")
+        if self.recompute and self.strategy != "darts":  # refused rather than ignored
+            raise ConfigError(f"--recompute checkpoints the edges of the DARTS supernet; --strategy {self.strategy} "
+                              "trains no supernet")
         if not isinstance(self.arch_every, int) or self.arch_every < 0:
             raise ConfigError(f"--arch-every must be >= 0 (0: the supernet's default), got {self.arch_every!r}")
         if not 0 < self.tau_min <= self.tau_max:
@@ -395,6 +400,11 @@ class SearchConfig:
 
     def replace(self, **changes: Any) -> "SearchConfig":
         return dataclasses.replace(self, **changes)
+
+    @property
+    def recomputes(self) -> bool:
+        """Whether the DARTS supernet recomputes its edges: ``recompute``, or by default the sampled supernet."""
+        return self.supernet == "sampled" if self.recompute is None else self.recompute
 
     def identity(self) -> dict[str, Any]:
         """The options that define the search (what a resume must match)."""

@@ -82,7 +82,7 @@ class DartsSearch(BudgetsMixin, SearchLoop):
 
         def supernet() -> DARTSAutoSSL:
             return DARTSAutoSSL(self.layout.channels, self.layout.cells, cfg.nodes, cfg.ops, cfg.stem_multiplier,
-                                cfg.projector, recompute=cfg.recompute)
+                                cfg.projector, recompute=cfg.recomputes)
 
         check_buildable(supernet, cfg.resolution, "the supernet of these options")  # counted, not allocated
         torch.manual_seed(cfg.seed)

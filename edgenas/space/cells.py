@@ -8,7 +8,8 @@ with the same module names, so that the supernet's weights load into it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import nn
@@ -68,10 +69,29 @@ def _called(module: nn.Module, *args):
     return module(*args)
 
 
+@contextmanager
+def _norm_statistics_frozen(module: nn.Module) -> Iterator[None]:
+    """Batch norms of ``module`` still normalise by the batch but leave their running statistics and batch count
+    as they were: a recomputed forward must not count the batch a second time. (Momentum 0 rather than no
+    tracking: the recomputation must save the same tensors as the forward.)"""
+    norms = [(m, m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone())
+             for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for m, _, _ in norms:
+        m.momentum = 0.0  # running = (1 - 0) * running + 0 * batch
+    try:
+        yield
+    finally:
+        for m, momentum, count in norms:
+            m.momentum = momentum
+            if count is not None:
+                m.num_batches_tracked.copy_(count)
+
+
 def _checkpointed(module: nn.Module, *args):
     from torch.utils.checkpoint import checkpoint
 
-    return checkpoint(module, *args, use_reentrant=False)
+    return checkpoint(module, *args, use_reentrant=False,
+                      context_fn=lambda: (nullcontext(), _norm_statistics_frozen(module)))
 
 
 class SearchCell(nn.Module):

@@ -50,9 +50,10 @@ class DARTSAutoSSL(nn.Module):
         num_classes: optional linear classifier on the pooled features (0: none).
         in_channels: input image channels.
         recompute: in a forward with gradients, keep only each edge's input and output and run its op again
-            in the backward pass (activation checkpointing, ``edgenas search --recompute``): at deployment
-            size about 45% less peak memory at no measured cost in time on a CPU (docs/performance.md). Batch-norm
-            running statistics are updated twice per step then.
+            in the backward pass (activation checkpointing, the default of ``edgenas search``'s sampled
+            supernet): at deployment size about 45% less peak memory in about the same time on a CPU
+            (docs/performance.md). The step is the same: the recomputation leaves batch-norm running statistics
+            as the first forward set them.
 
     Shapes: ``forward(x [B, in_channels, R, R]) -> [B, projector[-1]]``;
     ``features(x) -> [B, F]`` with ``F = nodes * C_last``.

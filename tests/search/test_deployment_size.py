@@ -78,9 +78,10 @@ def test_sampled_paths_are_one_hot_seeded_and_reach_every_alpha():
 
 
 @pytest.mark.parametrize("sampled", [True, False])
-def test_recomputed_edges_give_the_same_loss_and_gradients(sampled):
-    """Activation checkpointing (--recompute) changes the memory, not the step's arithmetic."""
-    grads, calls = [], []
+def test_recomputed_edges_give_the_same_step(sampled):
+    """Activation checkpointing (--recompute) changes the memory, not the step: the same loss, gradients and
+    batch-norm running statistics (the recomputation must not count the batch twice)."""
+    steps, calls = [], []
     for recompute in (False, True):
         net = _supernet()
         net.recompute = recompute
@@ -90,21 +91,48 @@ def test_recomputed_edges_give_the_same_loss_and_gradients(sampled):
         torch.manual_seed(1)
         loss = net(torch.randn(4, 3, 16, 16), paths).pow(2).sum()
         loss.backward()
-        grads.append((loss.detach(), {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}))
+        grads = {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+        steps.append((loss.detach(), grads, {n: b.clone() for n, b in net.named_buffers()}))
         calls.append(len(ran))
+        assert all(m.momentum == 0.1 for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
     assert calls == [1, 2]  # recomputed: the first edge ran again in the backward pass
-    (loss0, g0), (loss1, g1) = grads
+    (loss0, g0, b0), (loss1, g1, b1) = steps
     assert torch.allclose(loss0, loss1) and g0.keys() == g1.keys() and len(g0) > 10
     assert all(torch.allclose(g0[n], g1[n], rtol=1e-4, atol=1e-6) for n in g0)
+    tracked = [n for n in b0 if n.endswith("num_batches_tracked")]
+    assert len(tracked) > 10 and all(int(b1[n]) == int(b0[n]) for n in tracked)
+    assert b0.keys() == b1.keys() and all(torch.equal(b0[n], b1[n]) for n in b0)
 
 
-def test_a_search_with_recomputed_edges_runs_and_resumes_without_it(tmp_path):
-    cfg = SearchConfig(out=str(tmp_path / "run"), supernet="sampled", recompute=True, **TINY, **SMALL)
-    search = DartsSearch(cfg.replace(out=str(tmp_path / "prepared")))
-    search.prepare()
-    assert search.net.recompute
-    assert run_search(cfg).params <= SMALL["max_params"]
-    assert cfg.identity() == cfg.replace(recompute=False).identity()
+def test_the_sampled_supernet_recomputes_by_default_and_only_darts_may_ask():
+    darts = dict(strategy="darts")
+    assert SearchConfig(supernet="sampled", **darts).recomputes and not SearchConfig(supernet="full", **darts).recomputes
+    assert SearchConfig(supernet="full", recompute=True, **darts).recomputes
+    assert not SearchConfig(supernet="sampled", recompute=False, **darts).recomputes
+    with pytest.raises(ConfigError, match="--recompute checkpoints the edges of the DARTS supernet"):
+        SearchConfig(strategy="proxy", recompute=True)
+    result = CliRunner().invoke(cli, ["search", "--strategy", "evolve", "--recompute", "--out", "unused"])
+    assert result.exit_code != 0 and "trains no supernet" in result.output
+
+
+def test_a_search_with_recomputed_edges_is_the_same_search(tmp_path):
+    """The default (recompute) and --no-recompute train the same supernet and derive the same network."""
+    runs = {}
+    for recompute in (True, False):
+        cfg = SearchConfig(out=str(tmp_path / f"run-{recompute}"), supernet="sampled", recompute=recompute,
+                           **TINY, **SMALL)
+        search = DartsSearch(cfg.replace(out=str(tmp_path / f"prepared-{recompute}")))
+        search.prepare()
+        assert search.net.recompute == recompute
+        runs[recompute] = run_search(cfg)
+    assert runs[True].summary["arch_sha256"] == runs[False].summary["arch_sha256"]
+    assert runs[True].summary["final_train_loss"] == pytest.approx(runs[False].summary["final_train_loss"], rel=1e-4)
+    assert runs[True].params == runs[False].params <= SMALL["max_params"]
+    alphas = {r: read_jsonl(tmp_path / f"run-{r}" / "alpha.jsonl") for r in runs}
+    assert len(alphas[True]) >= 2 and alphas[True][-1]["normal"] != alphas[True][0]["normal"]  # they moved
+    for a, b in zip(alphas[True], alphas[False], strict=True):  # every epoch's softmax(alpha), to 5 decimals
+        assert (a["normal"], a["reduce"]) == (b["normal"], b["reduce"])
+    assert cfg.identity() == cfg.replace(recompute=None).identity()
 
 
 def test_a_sampled_search_at_deployment_size_fills_the_budget(tmp_path):
