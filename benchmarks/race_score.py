@@ -41,12 +41,9 @@ def main() -> None:
     import torch
     import yaml
 
-    from edgenas.accelerator import native_bf16
     from edgenas.data.views import channel_stats
     from edgenas.search.config import SearchConfig
-    from edgenas.search.proxy import PROXY_STREAM
-    from edgenas.search.race import rotation_accuracy
-    from edgenas.seeds import derive_seed
+    from edgenas.search.proxy import race_score
 
     torch.set_num_threads(args.threads)
     from pathlib import Path
@@ -60,9 +57,7 @@ def main() -> None:
     scores = {}
     for name in args.networks:
         spec = stage_spec(name, cfg.projector)
-        scores[name] = rotation_accuracy(spec, data.images, mean, std, cfg.race_steps,  # the race's own call
-                                         seed=derive_seed(cfg.seed, PROXY_STREAM, 4),
-                                         bf16=native_bf16(torch.device("cpu")))
+        scores[name] = race_score(cfg, spec, data.images, mean, std, torch.device("cpu"))
         print(json.dumps({"network": name, **scores[name]}), flush=True)
     key = f"rot_acc_{cfg.race_steps}"
     for name in sorted(scores, key=lambda n: -scores[n][key]):

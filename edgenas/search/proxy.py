@@ -37,11 +37,22 @@ from edgenas.search.loop import SearchLoop, SearchResult, resolve_target
 from edgenas.seeds import derive_seed
 from edgenas.space.spec import SPACE_NAME
 
-__all__ = ["CKPT_VERSION", "ProxySearch"]
+__all__ = ["CKPT_VERSION", "ProxySearch", "race_score"]
 
 CKPT_VERSION = 1
 #: the proxy stage's own stream of seeds
 PROXY_STREAM = 5
+
+
+def race_score(cfg, spec, images: torch.Tensor, mean, std, device: torch.device) -> dict[str, float]:
+    """One candidate's run of the search's rotation race (:func:`edgenas.search.race.rotation_accuracy` with
+    the search's steps, seed and precision): what ``race.jsonl`` records, and what benchmarks/race_score.py
+    reruns for any network."""
+    from edgenas.accelerator import native_bf16
+    from edgenas.search.race import rotation_accuracy
+
+    return rotation_accuracy(spec, images, mean, std, cfg.race_steps, seed=derive_seed(cfg.seed, PROXY_STREAM, 4),
+                             device=device, bf16=native_bf16(device))
 
 
 class ProxySearch(SearchLoop):
@@ -179,9 +190,8 @@ class ProxySearch(SearchLoop):
     def race(self, specs: list, records: list[dict], ranks: list[float]) -> int:
         """Train the ``--race`` best of the zero-cost ranking (``--race-from sample``: the first sampled) on
         rotation prediction (each appended to ``race.jsonl``); the index of the best rotation learner (label-free)."""
-        from edgenas.accelerator import native_bf16
         from edgenas.progress import ProgressBar
-        from edgenas.search.race import FLOOR, rotation_accuracy
+        from edgenas.search.race import FLOOR
 
         cfg = self.cfg
         path, key = self.run_dir / "race.jsonl", f"rot_acc_{cfg.race_steps}"
@@ -195,9 +205,7 @@ class ProxySearch(SearchLoop):
                 if sha in done:
                     continue
                 done[sha] = {"sha256": sha, "steps": cfg.race_steps,
-                             **rotation_accuracy(specs[i], self.images, self.mean, self.std, cfg.race_steps,
-                                                 seed=derive_seed(cfg.seed, PROXY_STREAM, 4), device=self.device,
-                                                 bf16=native_bf16(self.device))}
+                             **race_score(cfg, specs[i], self.images, self.mean, self.std, self.device)}
                 append_jsonl(path, done[sha])
                 bar.update(1, info=f"{done[sha][key]:.1f}% rotation")
                 if self.on_step is not None:
