@@ -127,8 +127,8 @@ D = SearchConfig()
               help="NHWC memory layout (faster for depthwise and 1x1 convs on oneDNN CPUs and with cuDNN).")
 @click.option("--recompute/--no-recompute", default=None,
               help="DARTS: run each supernet edge's op again in the backward pass instead of keeping its "
-                   "activations (the same step; at deployment size about 45% less peak memory in about the same "
-                   "time on a CPU). [default: on for --supernet sampled, off for full]")
+                   "activations (the same step; at deployment size 41-46% less peak memory in about the same "
+                   "time, measured on one CPU). [default: on for --supernet sampled, off for full]")
 @click.option("--sync-bn", is_flag=True,
               help="Batch-norm statistics over the whole batch of all processes of a torchrun (as one process).")
 @click.option("--checkpoint-every", type=int, default=D.checkpoint_every, help="Steps between checkpoints (and at every epoch end).")

@@ -153,7 +153,7 @@ class SearchConfig:
     amp: str = "none"
     channels_last: bool = True
     # DARTS: activation checkpointing of each supernet edge. None: on for the sampled supernet (the same step,
-    # 45% less memory, about the same time), off for the full one (every op would run twice)
+    # 41-46% less memory, about the same time), off for the full one (every op would run twice)
     recompute: bool | None = None
     sync_bn: bool = False
     threads: int = 0

@@ -51,7 +51,7 @@ class DARTSAutoSSL(nn.Module):
         in_channels: input image channels.
         recompute: in a forward with gradients, keep only each edge's input and output and run its op again
             in the backward pass (activation checkpointing, the default of ``edgenas search``'s sampled
-            supernet): at deployment size about 45% less peak memory in about the same time on a CPU
+            supernet): at deployment size 41-46% less peak memory in about the same time on the CPU measured
             (docs/performance.md). The step is the same: the recomputation leaves batch-norm running statistics
             as the first forward set them.
 
