@@ -21,7 +21,9 @@ Table fields: ``schema``, ``device``, ``runtime``, ``runtime_version``,
 ``precision``, ``threads``, ``space``, ``space_version``, ``estimated`` (true
 for tables computed from an analytic device model rather than measured, with
 ``estimated_by`` and ``replace_with``: the command that measures the real one),
-``fingerprint``, ``created``, ``entries`` (key -> {p50_ms, net_ms, ...}) and
+``fingerprint``, ``created``, ``freeze_revision`` (of the exporter that made the
+measured blocks; absent: 1, before batch norms after pools were folded), ``entries``
+(key -> {p50_ms, net_ms, ...}) and
 ``calibration`` ({a, b, c, networks, mape_pct, points}: see :func:`fit_calibration`).
 """
 

@@ -8,9 +8,21 @@ quantized op. The pattern matching is torch's own FX pass
 ``torch.nn.utils.fusion.fuse_conv_bn_eval``); modules like our DerivedNet keep
 conv and BN as separate attributes, so only a graph-level pass sees the pairs.
 
-One extra pattern the FX pass does not know: ``BN(cat([conv_a(x), conv_b(y)], dim=1))``
-(DARTS' factorized reduction). Each conv gets the BN slice of its own
-channels, again through ``fuse_conv_bn_eval``.
+Two extra patterns the FX pass does not know:
+
+* ``BN(cat([conv_a(x), conv_b(y)], dim=1))`` (DARTS' factorized reduction). Each
+  conv gets the BN slice of its own channels, again through ``fuse_conv_bn_eval``.
+* ``BN(pool(conv(x)))`` (the stage space's and ``fast_cnn``'s conv-pool-BN, which
+  normalises a quarter of the pixels when training). Eval-mode BN is a per-channel
+  ``a * x + b``; an average pool commutes with it, and a max pool does when every
+  ``a > 0`` (the usual case: ``max(a z + b) = a max(z) + b``). Left unfolded, the
+  LiteRT INT8 export runs it as a float island (dequantize, sub, mul, mul, add,
+  quantize): measured 17% of a 0.064 ms network's latency.
+
+Once the BN is folded, ``relu(max_pool(conv(x)))`` becomes ``max_pool(relu(conv(x)))``
+(a ReLU is monotone, so it commutes with a max): each runtime fuses the ReLU into the
+conv, and the pool reads and writes one quantization range. Left after the pool, the
+ReLU's range differs from the conv's and onnxruntime runs the INT8 pool in float.
 """
 
 from __future__ import annotations
@@ -24,7 +36,11 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from exporters.errors import ConversionError
 
-__all__ = ["freeze", "remaining_conv_bn"]
+__all__ = ["FREEZE_REVISION", "freeze", "remaining_conv_bn"]
+
+#: bumped when :func:`freeze` changes the graph a runtime times, so that latency tables measured before
+#: can be told apart (2: batch norms folded through pools, ReLUs moved before max pools)
+FREEZE_REVISION = 2
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -55,6 +71,8 @@ def freeze(model: nn.Module) -> nn.Module:
     # inplace: `traced` is already our private copy; no_trace: it is already a graph.
     frozen = fuse(traced, inplace=True, no_trace=True)
     _fold_bn_after_cat(frozen)
+    _fold_bn_after_pool(frozen)
+    _relu_before_max_pool(frozen)
     frozen.eval()
     for p in frozen.parameters():
         p.requires_grad_(False)
@@ -113,6 +131,79 @@ def _fold_bn_after_cat(gm: fx.GraphModule) -> None:
     if changed:
         gm.graph.lint()
         gm.delete_all_unused_submodules()
+        gm.recompile()
+
+
+_POOL_MODULES = (nn.MaxPool2d, nn.AvgPool2d)
+_POOL_FUNCTIONS = (torch.nn.functional.max_pool2d, torch.nn.functional.avg_pool2d)
+
+
+def _is_max_pool(node: fx.Node, modules: dict[str, nn.Module]) -> bool | None:
+    """True for a max pool, False for an average pool, None for anything else."""
+    if node.op == "call_module" and isinstance(modules.get(node.target), _POOL_MODULES):
+        return isinstance(modules[node.target], nn.MaxPool2d)
+    if node.op == "call_function" and node.target in _POOL_FUNCTIONS:
+        return node.target is torch.nn.functional.max_pool2d
+    return None
+
+
+def _fold_bn_after_pool(gm: fx.GraphModule) -> None:
+    """Fold ``BN(pool(conv(x)))`` into the conv when the pool commutes with the BN, in place on ``gm``."""
+    modules = dict(gm.named_modules())
+    changed = False
+    for node in list(gm.graph.nodes):
+        if node.op != "call_module" or not isinstance(modules[node.target], nn.BatchNorm2d):
+            continue
+        bn, pool = modules[node.target], node.args[0]
+        if not isinstance(pool, fx.Node) or len(pool.users) != 1 or bn.running_var is None:
+            continue
+        is_max = _is_max_pool(pool, modules)
+        source = pool.args[0] if pool.args else None
+        conv = _single_user_conv(source, modules) if is_max is not None and isinstance(source, fx.Node) else None
+        if conv is None or not isinstance(conv, nn.Conv2d) or conv.out_channels != bn.num_features:
+            continue
+        scale = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(bn.running_var + bn.eps)
+        if is_max and not bool((scale > 0).all()):
+            continue  # a max pool does not commute with a negative scale: the BN stays
+        _replace_module(gm, source.target, fuse_conv_bn_eval(conv, bn))
+        node.replace_all_uses_with(pool)
+        gm.graph.erase_node(node)
+        changed = True
+    if changed:
+        gm.graph.lint()
+        gm.delete_all_unused_submodules()
+        gm.recompile()
+
+
+_RELU_FUNCTIONS = (torch.relu, torch.relu_, torch.nn.functional.relu)
+
+
+def _is_relu(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    if node.op == "call_module":
+        return isinstance(modules.get(node.target), nn.ReLU)
+    return node.op == "call_function" and node.target in _RELU_FUNCTIONS
+
+
+def _relu_before_max_pool(gm: fx.GraphModule) -> None:
+    """Rewrite ``relu(max_pool(conv(x)))`` as ``max_pool(relu(conv(x)))``, in place on ``gm`` (same values)."""
+    modules = dict(gm.named_modules())
+    changed = False
+    for relu in list(gm.graph.nodes):
+        if not _is_relu(relu, modules) or not relu.args or relu.kwargs:
+            continue
+        pool = relu.args[0]
+        if not (isinstance(pool, fx.Node) and len(pool.users) == 1 and _is_max_pool(pool, modules)
+                and pool.args and isinstance(pool.args[0], fx.Node)
+                and _single_user_conv(pool.args[0], modules) is not None):
+            continue
+        source = pool.args[0]
+        relu.replace_all_uses_with(pool)
+        relu.args = (source, *relu.args[1:])
+        pool.args = (relu, *pool.args[1:])
+        pool.prepend(relu)
+        changed = True
+    if changed:
+        gm.graph.lint()
         gm.recompile()
 
 

@@ -98,8 +98,11 @@ def _measure_table(keys, specs, space, space_version, describe, run_job, device,
     from bench.files import atomic_write_text, read_jsonl
     from bench.latency_table import SCHEMA_VERSION, LatencyTable, fit_calibration
     from edgenas.latency.spaces import arch_keys
+    from exporters.freeze import FREEZE_REVISION
 
-    settings = {"runtime": runtime, "precision": precision, "threads": threads, "device": device.name}
+    # a partial build of an older exporter is not resumed: its blocks were exported another way
+    settings = {"runtime": runtime, "precision": precision, "threads": threads, "device": device.name,
+                "freeze_revision": FREEZE_REVISION}
     done = {r["key"]: r for r in read_jsonl(partial) if r.get("settings") == settings}
     all_keys = [*empty_keys(keys), *keys]
     total = len(all_keys) + len(specs)
@@ -114,7 +117,7 @@ def _measure_table(keys, specs, space, space_version, describe, run_job, device,
         "schema": SCHEMA_VERSION, "device": device.name, "runtime": runtime,
         "runtime_version": next((r["runtime_version"] for r in done.values()), ""),
         "precision": precision, "threads": threads, "space": space, "space_version": space_version,
-        **describe, "estimated": False,
+        **describe, "estimated": False, "freeze_revision": FREEZE_REVISION,
         "fingerprint": fingerprint, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "entries": table_entries(keys, done), "calibration": None})
     progress("calibration networks", count[0], total)

@@ -64,3 +64,67 @@ def test_untraceable_model_is_a_one_line_conversion_error():
     with pytest.raises(ConversionError, match="cannot trace DataDependent") as info:
         freeze(DataDependent())
     assert "\n" not in str(info.value)
+
+
+def _batch_norms(model: nn.Module) -> int:
+    return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+@pytest.mark.parametrize("name", ["fast_cnn", "stages"])
+def test_batch_norm_after_a_max_pool_is_folded_into_the_conv(name, randomize_bn):
+    """conv-pool-BN (fast_cnn, every stage network): a max pool commutes with a positive per-channel scale."""
+    from edgenas.models import build
+    from edgenas.models.baselines import build_baseline
+    from edgenas.space.stages import Stage, StageSpec
+
+    torch.manual_seed(0)
+    model = (build_baseline("fast_cnn", resolution=32, width=0.25) if name == "fast_cnn" else
+             build(StageSpec(stem_channels=8, stages=(Stage(16, 5, True, 0), Stage(24, 3, True, 1),
+                                                      Stage(32, 3, False, 1)), num_classes=10)).deployable())
+    model = randomize_bn(model).eval()
+    assert _batch_norms(model) > 0
+    frozen = _check_frozen(model, 32)
+    assert _batch_norms(frozen) == 0
+    # and the ReLU moved before the pool, where the conv absorbs it: no pool feeds a ReLU any more
+    modules = dict(frozen.named_modules())
+    kinds = {n: type(modules[n.target]) for n in frozen.graph.nodes if n.op == "call_module"}
+    pools = [n for n, kind in kinds.items() if kind is nn.MaxPool2d]
+    assert pools and all(kinds[n.args[0]] is nn.ReLU for n in pools)
+    assert not any(kinds.get(user) is nn.ReLU for n in pools for user in n.users)
+
+
+def _conv_pool_bn(pool: nn.Module, scales: list[float]) -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, len(scales), 3, padding=1), pool, nn.BatchNorm2d(len(scales)), nn.ReLU())
+    with torch.no_grad():
+        model[2].weight.copy_(torch.tensor(scales))
+        model[2].bias.uniform_(-0.5, 0.5)
+        model[2].running_mean.uniform_(-0.5, 0.5)
+        model[2].running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def test_a_negative_scale_keeps_the_batch_norm_after_a_max_pool():
+    model = _conv_pool_bn(nn.MaxPool2d(2), [1.0, -0.5, 2.0])  # max(-z) is not -max(z): folding would be wrong
+    frozen = _check_frozen(model, 16)
+    assert _batch_norms(frozen) == 1
+
+
+def test_an_average_pool_folds_any_scale():
+    model = _conv_pool_bn(nn.AvgPool2d(2), [1.0, -0.5, 2.0])  # the mean is linear: it commutes with any affine map
+    frozen = _check_frozen(model, 16)
+    assert _batch_norms(frozen) == 0
+
+
+def test_a_pool_whose_output_is_also_used_elsewhere_keeps_its_batch_norm():
+    class Branching(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.pool, self.bn = nn.Conv2d(3, 4, 3, padding=1), nn.MaxPool2d(2), nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            p = self.pool(self.conv(x))
+            return self.bn(p) + p  # the unnormalised pooled map is needed too
+
+    frozen = _check_frozen(Branching().eval(), 16)
+    assert _batch_norms(frozen) == 1

@@ -17,6 +17,7 @@ from edgenas.latency.stages import StagePredictor, key_work
 from edgenas.models.cnns import fast_cnn_spec
 from edgenas.space.stage_sampling import sample_stage_specs
 from edgenas.space.stages import Stage, StageSpec
+from exporters.freeze import FREEZE_REVISION
 
 #: a frame whose networks are tiny (a table of it builds in seconds)
 FRAME = ["--space", "stages-cnn", "--max-params", "40000", "--max-macs", "4000000", "--resolution", "16"]
@@ -101,6 +102,7 @@ def test_a_real_table_is_built_and_validated(stage_table, tmp_path):
                                                                  "resolution": 16}
     assert {k.split("/")[0] for k in data["entries"]} >= {"sconv", "shead", "empty"}
     assert data["calibration"]["networks"] == 3
+    assert data["freeze_revision"] == FREEZE_REVISION
     before = len(data["entries"])
     copy = tmp_path / "t.json"
     copy.write_text(stage_table.read_text())
@@ -111,6 +113,24 @@ def test_a_real_table_is_built_and_validated(stage_table, tmp_path):
     assert figures["n"] == 3 and figures["mape_pct"] >= 0 and len(figures["measured_ms"]) == 3
     # the held-out networks' blocks were measured into the table (the fit was validated before that)
     assert len(json.loads(copy.read_text())["entries"]) >= before
+
+
+def test_a_table_measured_before_the_pooled_batch_norms_were_folded_is_named_stale(stage_table):
+    import io
+
+    from rich.console import Console
+
+    from edgenas.latency.target import warn_about_table
+
+    def warning(data: dict) -> str:
+        out = io.StringIO()
+        warn_about_table(LatencyTable(data, "t.json"), Console(file=out, width=400))
+        return out.getvalue()
+
+    data = json.loads(stage_table.read_text())
+    assert warning(data) == ""
+    del data["freeze_revision"]  # what every table built before revision 2 lacks
+    assert "measured before exports folded the batch norms" in warning(data) and "lut build" in warning(data)
 
 
 def test_lut_predict_fits_the_blocks_a_table_lacks(stage_table, tmp_path):
