@@ -128,9 +128,15 @@ def _fold_bn_after_cat(gm: fx.GraphModule) -> None:
         node.replace_all_uses_with(cat)
         gm.graph.erase_node(node)
         changed = True
+    _finish(gm, changed)
+
+
+def _finish(gm: fx.GraphModule, changed: bool, drop_unused: bool = True) -> None:
+    """Check and regenerate a rewritten graph (nothing when it did not change)."""
     if changed:
         gm.graph.lint()
-        gm.delete_all_unused_submodules()
+        if drop_unused:
+            gm.delete_all_unused_submodules()
         gm.recompile()
 
 
@@ -169,10 +175,7 @@ def _fold_bn_after_pool(gm: fx.GraphModule) -> None:
         node.replace_all_uses_with(pool)
         gm.graph.erase_node(node)
         changed = True
-    if changed:
-        gm.graph.lint()
-        gm.delete_all_unused_submodules()
-        gm.recompile()
+    _finish(gm, changed)
 
 
 _RELU_FUNCTIONS = (torch.relu, torch.relu_, torch.nn.functional.relu)
@@ -202,9 +205,7 @@ def _relu_before_max_pool(gm: fx.GraphModule) -> None:
         pool.args = (relu, *pool.args[1:])
         pool.prepend(relu)
         changed = True
-    if changed:
-        gm.graph.lint()
-        gm.recompile()
+    _finish(gm, changed, drop_unused=False)
 
 
 def _replace_module(gm: fx.GraphModule, target: str, new: nn.Module) -> None:
