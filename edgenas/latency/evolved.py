@@ -193,7 +193,7 @@ def open_growing_table(lut: str | None, profile, console, space: str, keys_of: C
     """
     from bench.latency_table import LatencyTable
     from edgenas.latency.files import find_table
-    from edgenas.latency.target import reachable, warn_about_table
+    from edgenas.latency.target import reachable, warn_if_estimated
 
     path = lut
     if path is None and profile is not None:
@@ -208,7 +208,7 @@ def open_growing_table(lut: str | None, profile, console, space: str, keys_of: C
                                keys_of)
     else:
         return None
-    warn_about_table(growing.table, console)
+    warn_if_estimated(growing.table, console)
     return growing
 
 

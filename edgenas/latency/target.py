@@ -14,7 +14,7 @@ from edgenas.errors import ConfigError
 from edgenas.latency.files import find_table
 from edgenas.latency.measure import measure_specs
 
-__all__ = ["measure_on_target", "reachable", "target_table", "warn_about_table"]
+__all__ = ["measure_on_target", "reachable", "target_table", "warn_if_estimated"]
 
 
 def reachable(profile) -> bool:
@@ -46,21 +46,11 @@ def target_table(lut: str | None, profile, space: str, space_version: int | None
     return table
 
 
-def warn_about_table(table, console) -> None:
-    """Say that a table was computed from an analytic model (and how to measure a real one), or that it was
-    measured on models exported another way than today's (its predictions run high: rebuild it)."""
-    from exporters.freeze import FREEZE_REVISION
-
-    if table is None:
-        return
-    name = table.source or table.label
-    if table.estimated:
-        console.print(f"[yellow]latency table {name} is estimated from an analytic model of "
+def warn_if_estimated(table, console) -> None:
+    """Say that a table was computed from an analytic model, and how to measure a real one."""
+    if table is not None and table.estimated:
+        console.print(f"[yellow]latency table {table.source or table.label} is estimated from an analytic model of "
                       f"{table.device}, not measured; replace it: {table.data.get('replace_with', '')}[/]")
-    elif int(table.data.get("freeze_revision", 1)) < FREEZE_REVISION:
-        console.print(f"[yellow]latency table {name} was measured before exports folded the batch norms after "
-                      f"pooling: today's exports of those blocks run faster than it predicts; rebuild it with "
-                      f"edgenas lut build[/]")
 
 
 def measure_on_target(spec, profile, table, console) -> dict:

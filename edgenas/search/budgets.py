@@ -25,7 +25,7 @@ class BudgetsMixin:
             BudgetError: even the fastest network is predicted over --latency-ms.
         """
         from bench.latency_table import MissingEntryError
-        from edgenas.latency.target import target_table, warn_about_table
+        from edgenas.latency.target import target_table, warn_if_estimated
         from edgenas.search.cost import LatencyModel, check_latency_feasible
 
         cfg = self.cfg
@@ -47,7 +47,7 @@ class BudgetsMixin:
             self.console.print(f"[yellow]no latency prediction: {exc}[/]")
             return None
         self.latency_table = table
-        warn_about_table(table, self.console)
+        warn_if_estimated(table, self.console)
         if cfg.latency_ms is not None:
             check_latency_feasible(model, self.latency_target, table.label)
         return model

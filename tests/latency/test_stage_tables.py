@@ -115,24 +115,6 @@ def test_a_real_table_is_built_and_validated(stage_table, tmp_path):
     assert len(json.loads(copy.read_text())["entries"]) >= before
 
 
-def test_a_table_measured_before_the_pooled_batch_norms_were_folded_is_named_stale(stage_table):
-    import io
-
-    from rich.console import Console
-
-    from edgenas.latency.target import warn_about_table
-
-    def warning(data: dict) -> str:
-        out = io.StringIO()
-        warn_about_table(LatencyTable(data, "t.json"), Console(file=out, width=400))
-        return out.getvalue()
-
-    data = json.loads(stage_table.read_text())
-    assert warning(data) == ""
-    del data["freeze_revision"]  # what every table built before revision 2 lacks
-    assert "measured before exports folded the batch norms" in warning(data) and "lut build" in warning(data)
-
-
 def test_lut_predict_fits_the_blocks_a_table_lacks(stage_table, tmp_path):
     (spec,) = sample_stage_specs(1, 99, 40_000, 4_000_000, resolution=16)
     spec.save(tmp_path / "arch.json")
