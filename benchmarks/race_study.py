@@ -80,7 +80,7 @@ def main() -> None:
     from edgenas.train.data import load_protocol_data
 
     out = Path(args.out)
-    networks = [(name, spec, rot) for name, spec, rot in raced_specs(Path(args.run))]
+    networks = raced_specs(Path(args.run))
     networks += [(name, stage_spec(name, ()), None) for name in filter(None, args.extra.split(","))]
     data = load_protocol_data(args.data, args.data_root, networks[0][1].resolution)
 
