@@ -50,12 +50,6 @@ def raced_specs(run: Path) -> list[tuple[str, object, float]]:
     return out
 
 
-def describe(spec) -> str:
-    """``stem 8 | 16k3p r1 | ...``: a stage network in the docs' notation."""
-    parts = [f"{s.width}k{s.kernel}{'p' if s.pool else ''} r{s.residual}" for s in spec.stages]
-    return " | ".join(([f"stem {spec.stem_channels}"] if spec.stem_channels else []) + parts)
-
-
 def main() -> None:
     from race_score import stage_spec
 
@@ -102,7 +96,7 @@ def main() -> None:
         arch.parent.mkdir(parents=True, exist_ok=True)
         spec.save(arch)
         result = finetune(arch, f"protocol/{arch.stem}", args.epochs, 0.0)
-        row = {"network": name, "arch": describe(spec), "rotation": rot, "accuracy": result["final_acc"],
+        row = {"network": name, "arch": spec.describe(), "rotation": rot, "accuracy": result["final_acc"],
                "params": result["params"], "macs": result["macs"]}
         if args.split_epochs:
             finetune(arch, f"split/{arch.stem}", args.split_epochs, 0.2)

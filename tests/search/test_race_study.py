@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from race_study import describe, raced_specs  # noqa: E402
+from race_study import raced_specs  # noqa: E402
 
 from edgenas.models.cnns import fast_cnn_spec  # noqa: E402
 from edgenas.space.stages import Stage, StageSpec  # noqa: E402
@@ -34,8 +34,8 @@ def test_raced_candidates_come_back_in_race_order_without_their_projector(tmp_pa
     assert [(name, score) for name, _, score in rows] == [("cand00", 61.5), ("cand01", 40.0)]
     assert rows[0][1].stages == b.stages and rows[1][1].stages == a.stages
     assert all(spec.projector == () for _, spec, _ in rows)
-    assert describe(rows[1][1]) == "stem 8 | 16k5p r0 | 24k3 r2"
-    assert describe(rows[0][1]) == "64k3p r1 | 128k3p r1 | 144k3p r1"
+    assert rows[1][1].describe() == "stem 8 | 16k5p r0 | 24k3 r2"  # the table's notation: StageSpec.describe
+    assert rows[0][1].describe() == "stem 0 | 64k3p r1 | 128k3p r1 | 144k3p r1"
 
 
 def test_a_run_without_a_race_is_refused(tmp_path):
