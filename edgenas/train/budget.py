@@ -10,9 +10,10 @@ short epochs), one of the hold-out (once per stage) and, with
     epochs = floor((budget * SAFETY - spent - fixed) / (stages * per_epoch))
 
 ``spent`` is the time from the start of the plan (after the imports) to its
-end (loading the data, the timing itself), ``stages`` is 1 plus, with
-self-training, the teacher's share (``--teacher-epochs`` / ``--epochs``; 1 by
-default, teacher and student as many epochs each), and the plan
+end (loading the data, the timing itself), ``stages`` is ``--rounds`` (the
+students, 1 by default) plus, with self-training, the teacher's share
+(``--teacher-epochs`` / ``--epochs``; 1 by default, teacher and student as
+many epochs each), ``fixed`` holds every labelling of the pool, and the plan
 replaces ``--epochs`` and sets ``--min-steps 0``. A budget too small for one epoch is refused. A fine-tuning
 directory that already holds a config keeps its plan, so resuming finishes
 the same schedule.
@@ -125,7 +126,7 @@ def plan_time_budget(cfg, minutes: float, console=None, data=None):
                                                  tuner.mean, tuner.std, tuner.device, tuner.memory_format))
     # the teacher trains teacher_epochs for every epochs of the student: that share of the student's epochs
     share = (cfg.teacher_epochs or cfg.epochs) / cfg.epochs if cfg.unlabelled else 0.0
-    stages = 1 + share
+    stages = cfg.rounds + share  # and each of --rounds students trains --epochs
     label_s = 0.0
     if cfg.unlabelled:  # the teacher labels every unlabelled image, and its flip
         from edgenas.train.selftrain import pseudo_labels
@@ -133,24 +134,26 @@ def plan_time_budget(cfg, minutes: float, console=None, data=None):
         n = len(pool) - len(tuner.fit_idx) - len(tuner.select_idx)
         sample = pool.images[:min(500, len(pool))]
         label_s = _timed(lambda: pseudo_labels(model, sample, tuner.mean, tuner.std, tuner.device, cfg)) \
-            * n / max(1, len(sample))
+            * n / max(1, len(sample)) * cfg.rounds
     # every epoch ends with an evaluation of the selection split and a checkpoint, and checkpoints
     # every --checkpoint-every steps within it
     checkpoints = 1 + tuner.steps_per_epoch // cfg.checkpoint_every
     per_epoch = tuner.steps_per_epoch * step_s + select_s + checkpoints * ckpt_s
     spent = time.perf_counter() - began
-    fixed = (2 if cfg.unlabelled else 1) * holdout_s + label_s
+    fixed = (1 + cfg.rounds if cfg.unlabelled else 1) * holdout_s + label_s
     left = minutes * 60 * SAFETY - spent - fixed
     epochs = int(left // (stages * per_epoch)) if left > 0 else 0
-    both = " (teacher and student)" if cfg.unlabelled else ""
+    who = "student" if cfg.rounds == 1 else f"each of {cfg.rounds} students"
+    both = f" (teacher and {who})" if cfg.unlabelled else ""
     if epochs < 1:
         need = (spent + fixed + stages * per_epoch) / SAFETY / 60
         raise ConfigError(f"--time-budget {minutes:g} min is too small for one epoch here: one epoch of "
                           f"{tuner.steps_per_epoch} steps{both} and its evaluations need about {need:.1f} min")
     teacher = max(1, round(epochs * share)) if cfg.unlabelled and cfg.teacher_epochs else None
     if teacher is not None:
-        both = f" for the student, {teacher} for the teacher"
-    planned = (spent + fixed + (epochs + (epochs * share if teacher is None else teacher)) * per_epoch) / 60
+        both = f" for {'the student' if cfg.rounds == 1 else who}, {teacher} for the teacher"
+    trained = cfg.rounds * epochs + (epochs * share if teacher is None else teacher)
+    planned = (spent + fixed + trained * per_epoch) / 60
     return (cfg.replace(epochs=epochs, min_steps=0, teacher_epochs=teacher),
             f"--time-budget {minutes:g} min: {epochs} epochs of {tuner.steps_per_epoch} "
             f"step{'s' if tuner.steps_per_epoch > 1 else ''}{both}, timed at "

@@ -11,11 +11,14 @@ from edgenas.configs import config_from_dict, config_to_dict
 from edgenas.errors import ConfigError
 from edgenas.schedules import SCHEDULES
 
-__all__ = ["INITS", "RESUMABLE_CHANGES", "FinetuneConfig"]
+__all__ = ["INITS", "MAX_ROUNDS", "RESUMABLE_CHANGES", "FinetuneConfig"]
 
 #: where a searched network's weights start: the search's own (weight preservation), a fresh
 #: initialisation, or a separate SSL pre-training of the derived network (the two-stage method)
 INITS = ("preserved", "random", "pretrained")
+
+#: the most self-training rounds (students in turn) a fine-tuning may ask for
+MAX_ROUNDS = 5
 
 #: fields that may differ between a checkpoint and the command that resumes it
 RESUMABLE_CHANGES = frozenset({"out", "device", "threads", "checkpoint_every", "progress", "amp", "channels_last",
@@ -26,7 +29,7 @@ RESUMABLE_CHANGES = frozenset({"out", "device", "threads", "checkpoint_every", "
 #: at that value they are left out of the identity, so earlier runs keep their ids
 ADDED_LATER = {"reset_norms": False, "probe_epochs": 0, "schedule": "cosine", "ema": 0.0, "cutout": 0.0,
                "unlabelled": False, "labelled_share": 0.25, "min_steps": 0, "teacher_epochs": None,
-               "student_jitter": 0.0}
+               "student_jitter": 0.0, "rounds": 1}
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,9 @@ class FinetuneConfig:
         student_jitter: with ``unlabelled``, the strength of a colour jitter (brightness, contrast, saturation
             by factors in ``[1 - s, 1 + s]``, on 80% of the images) of the student's batches, labelled and
             pseudo-labelled: the student's noise of noisy-student training (0: none, the teacher's augmentation).
+        rounds: with ``unlabelled``, how many students train in turn, each on the pool labelled by the one
+            before (the first by the teacher): noisy-student iterations; the last student is the result, the
+            others are kept in ``OUT/round1`` ... (1: one student).
         linear_probe: train the classifier only, the backbone frozen in eval mode.
         probe_epochs: the first of the ``epochs`` train the classifier only, as ``linear_probe``
             does (at the peak learning rate, no schedule), then the whole network trains with
@@ -111,6 +117,7 @@ class FinetuneConfig:
     teacher_epochs: int | None = None
     labelled_share: float = 0.25
     student_jitter: float = 0.0
+    rounds: int = 1
     linear_probe: bool = False
     probe_epochs: int = 0
     augment: bool = True
@@ -179,6 +186,10 @@ class FinetuneConfig:
                 raise ConfigError(f"--teacher-epochs must be a positive integer, got {self.teacher_epochs!r}")
             if not self.unlabelled:
                 raise ConfigError("--teacher-epochs is the self-training teacher's: it needs --unlabelled")
+        if not isinstance(self.rounds, int) or isinstance(self.rounds, bool) or not 1 <= self.rounds <= MAX_ROUNDS:
+            raise ConfigError(f"--rounds must be an integer in 1..{MAX_ROUNDS}, got {self.rounds!r}")
+        if self.rounds > 1 and not self.unlabelled:
+            raise ConfigError("--rounds counts the self-training students: it needs --unlabelled")
         if self.unlabelled and self.fraction is not None and self.fraction >= 1:
             raise ConfigError("--unlabelled needs unlabelled images: with --fraction 1 every image is labelled")
         if self.batch_size < 2:
@@ -228,7 +239,7 @@ class FinetuneConfig:
     def labels_alone(self, **changes: Any) -> "FinetuneConfig":
         """This fine-tuning without self-training (its teacher's, or a plan's probe): every option that only a
         student has set back to its default, then ``changes``."""
-        return self.replace(unlabelled=False, teacher_epochs=None, student_jitter=0.0, **changes)
+        return self.replace(unlabelled=False, teacher_epochs=None, student_jitter=0.0, rounds=1, **changes)
 
     def identity(self) -> dict[str, Any]:
         """The options that define the training (what a resume must match)."""

@@ -426,7 +426,9 @@ def run_finetune(cfg: FinetuneConfig, console=None, data=None,
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a directory")
-    durable = ("finetune.ckpt", "teacher/finetune.ckpt", "teacher/result.json")  # the last two: self-training
+    from edgenas.train.selftrain import DURABLE, self_train
+
+    durable = ("finetune.ckpt", *DURABLE)
     with job_output(out, "fine-tuning", durable=lambda: any((out / name).exists() for name in durable)):
         tuner = Finetuner(cfg, console, data, on_step)
         ckpt = tuner.load_checkpoint()
@@ -438,8 +440,6 @@ def run_finetune(cfg: FinetuneConfig, console=None, data=None,
                                       "since?); use another --out")
             return FinetuneResult(out, result, True)
         if cfg.unlabelled:
-            from edgenas.train.selftrain import self_train
-
             result, resumed = self_train(tuner, lambda teacher: run_finetune(teacher, console, tuner.data, on_step))
             return FinetuneResult(out, result, resumed)
         tuner.prepare()

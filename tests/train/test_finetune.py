@@ -205,7 +205,7 @@ def test_the_finetune_command_defaults_to_the_deploy_recipe(tmp_path):
     and `evaluate`'s protocol (FinetuneConfig's defaults) stays 40 epochs on the labels alone."""
     from click.testing import CliRunner
 
-    from edgenas.cli.finetune import DEPLOY_EPOCHS, DEPLOY_SELECT_FRACTION, DEPLOY_STUDENT_JITTER
+    from edgenas.cli.finetune import DEPLOY_EPOCHS, DEPLOY_ROUNDS, DEPLOY_SELECT_FRACTION, DEPLOY_STUDENT_JITTER
     from edgenas.cli.main import cli
 
     common = ["fast_cnn", "--resolution", "16", "--synthetic-size", "120", "--eval-samples", "40", "--min-steps",
@@ -216,12 +216,14 @@ def test_the_finetune_command_defaults_to_the_deploy_recipe(tmp_path):
     teacher = json.loads((tmp_path / "a" / "teacher" / "result.json").read_text())
     assert r["unlabelled"] is True and r["epochs"] == DEPLOY_EPOCHS
     assert teacher["epochs"] == DEPLOY_EPOCHS and r["student_jitter"] == DEPLOY_STUDENT_JITTER
+    assert r["rounds"] == DEPLOY_ROUNDS and len(r.get("round_accs", [0])) == DEPLOY_ROUNDS
     assert r["n_labelled"] == 60 and (r["n_select"] > 0) == (DEPLOY_SELECT_FRACTION > 0)  # they pick an epoch
     result = CliRunner().invoke(cli, ["finetune", *common, "--fraction", "1", "--epochs", "1",
                                       "--out", str(tmp_path / "b")])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["unlabelled"] is False  # and no student to jitter: no error
-    assert yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())["student_jitter"] == 0.0
+    saved = yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())
+    assert saved["student_jitter"] == 0.0 and saved["rounds"] == 1  # no student, no rounds: no error
     assert FinetuneConfig(model="m").epochs == 40 and FinetuneConfig(model="m").unlabelled is False
 
 

@@ -163,6 +163,51 @@ def test_self_training_labels_the_pool_and_trains_a_student(run, tiny_finetune_o
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
 
 
+def test_rounds_of_students_each_label_for_the_next(run, tiny_finetune_options):
+    options = {**tiny_finetune_options, "amp": "none"}
+    one = FinetuneConfig(model=str(run), init="random", out=str(run / "one"), unlabelled=True, **options)
+    single = run_finetune(one).result
+    assert single["rounds"] == 1 and "round_accs" not in single and "rounds" not in one.identity()
+    cfg = one.replace(out=str(run / "three"), rounds=3)
+    whole = run_finetune(cfg).result
+    out = run / "three"
+    first = json.loads((out / "round1" / "result.json").read_text())
+    second = json.loads((out / "round2" / "result.json").read_text())
+    # the first student is the one-round self-training's (the same teacher, labels and seeds)
+    assert first["final_acc"] == single["final_acc"] and first["teacher_acc"] == single["teacher_acc"]
+    w1, w = (torch.load(d / "weights.pt", weights_only=True) for d in (out / "round1", run / "one"))
+    assert all(torch.allclose(w1[k].float(), w[k].float(), atol=1e-6) for k in w)
+    assert whole["rounds"] == 3 and whole["round_accs"] == [first["final_acc"], second["final_acc"],
+                                                            whole["final_acc"]]
+    assert len(whole["round_pseudo_label_accs"]) == 3 and whole["pseudo_label_acc"] == whole["round_pseudo_label_accs"][2]
+    # each student learned from the one before: its labels are that student's outputs, cached with its hash
+    from exporters.manifest import sha256_of
+
+    for student, labeller in ((out / "round1", out / "teacher"), (out / "round2", out / "round1"), (out, out / "round2")):
+        saved = torch.load(student / "pseudo.pt", weights_only=True)
+        assert saved["teacher_sha256"] == sha256_of(labeller / "weights.pt")
+    labels = [torch.load(d / "pseudo.pt", weights_only=True)["soft"] for d in (out / "round1", out / "round2", out)]
+    assert not torch.equal(labels[0], labels[1]) and not torch.equal(labels[1], labels[2])
+    assert whole["cpu_s"] == pytest.approx(whole["teacher_cpu_s"] + sum(r["student_cpu_s"] for r in (first, second, whole)),
+                                           abs=0.02)  # every stage counted once
+    assert first["cpu_s"] == pytest.approx(first["teacher_cpu_s"] + first["student_cpu_s"], abs=0.02)
+
+    calls = []
+
+    def stop(step):  # the teacher's 12 steps, the first student's 12, then 5 of the second's: stop there
+        calls.append(step)
+        if len(calls) == 12 + 12 + 5:
+            raise KeyboardInterrupt
+
+    cut = cfg.replace(out=str(run / "cut"))
+    with pytest.raises(KeyboardInterrupt):
+        run_finetune(cut, on_step=stop)
+    assert (run / "cut" / "round1" / "result.json").is_file() and (run / "cut" / "round2" / "finetune.ckpt").is_file()
+    assert not (run / "cut" / "round2" / "result.json").exists()
+    resumed = run_finetune(cut).result
+    assert resumed["round_accs"] == whole["round_accs"]
+
+
 def test_an_interrupted_teacher_is_kept(run, tiny_finetune_options):
     cfg = FinetuneConfig(model=str(run), init="random", out=str(run / "st"), unlabelled=True,
                          **{**tiny_finetune_options, "amp": "none"})
@@ -203,6 +248,9 @@ def test_the_teacher_trains_its_own_epochs(run, tiny_finetune_options):
     ({"labelled_share": 1.0}, r"--labelled-share must be in \(0, 1\)"),
     ({"student_jitter": 0.4}, "--student-jitter noises the self-training student: it needs --unlabelled"),
     ({"unlabelled": True, "student_jitter": 1.0}, r"--student-jitter must be in \[0, 1\)"),
+    ({"rounds": 2}, "--rounds counts the self-training students: it needs --unlabelled"),
+    ({"unlabelled": True, "rounds": 0}, r"--rounds must be an integer in 1\.\.5"),
+    ({"unlabelled": True, "rounds": 6}, r"--rounds must be an integer in 1\.\.5"),
     ({"ema": 1.0}, r"--ema must be in \[0, 1\)"),
     ({"cutout": -0.1}, r"--cutout must be in \[0, 1\)"),
     ({"schedule": "step"}, "unknown --schedule 'step'"),
@@ -213,3 +261,19 @@ def test_bad_recipe_options(run, tiny_finetune_options, change, match):
     with pytest.raises(ConfigError, match=match):
         run_finetune(FinetuneConfig(**options))
     assert not (run / "bad").exists()
+
+
+def test_bad_rounds_on_the_command_line_are_one_line(run):
+    from click.testing import CliRunner
+
+    from edgenas.cli.main import cli
+
+    for args, needle in ((["--rounds", "0"], "--rounds must be an integer in 1..5"),
+                         (["--rounds", "2", "--no-unlabelled"], "it needs --unlabelled"),
+                         (["--rounds", "two"], "'two' is not a valid integer")):
+        result = CliRunner().invoke(cli, ["finetune", str(run), "--synthetic-size", "240", "--no-progress",
+                                          "--out", str(run / "bad"), *args])
+        assert result.exit_code == 2, (args, result.output)
+        lines = [line for line in result.output.splitlines() if line.startswith(("error:", "Error:"))]
+        assert len(lines) == 1 and needle in lines[0], (args, result.output)
+        assert not (run / "bad").exists()

@@ -51,6 +51,8 @@ def test_self_training_plans_two_stages(run, tiny_finetune_options):
     short, line = plan_time_budget(cfg.replace(unlabelled=True, epochs=30, teacher_epochs=10), 0.5)
     assert short.teacher_epochs == max(1, round(short.epochs / 3))  # (each plan is timed anew: no epoch order)
     assert f"{short.epochs} epochs of" in line and f"for the student, {short.teacher_epochs} for the teacher" in line
+    three, line = plan_time_budget(cfg.replace(unlabelled=True, rounds=3), 0.5)
+    assert "(teacher and each of 3 students)" in line and three.epochs < both.epochs  # four trainings, not two
 
 
 def test_bad_time_budgets_are_one_line_and_write_nothing(run):
