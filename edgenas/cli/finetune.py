@@ -175,7 +175,7 @@ def finetune(ctx, model, init, fraction, samples, class_subset, seed, out, as_js
     Its defaults are the recipe that gives the network to deploy: 80 epochs
     (at least 2,500 steps) on every labelled image (no selection split: it
     ships the last epoch), then self-training on the unlabelled images
-    (--unlabelled). `edgenas evaluate` compares models under the cheaper
+    (--unlabelled): two students in turn (--rounds 2). `edgenas evaluate` compares models under the cheaper
     protocol of 40 epochs on the labels alone; pass --epochs 40
     --no-unlabelled --select-fraction 0.1 here for that.
     """
