@@ -113,7 +113,6 @@ def self_train(student, teach) -> tuple[dict, bool]:
         ConfigError: no unlabelled image is left in the pool.
     """
     from edgenas.train.config import write_config
-    from edgenas.train.finetune import Finetuner
 
     cfg = student.cfg
     out = Path(cfg.out)
@@ -128,8 +127,8 @@ def self_train(student, teach) -> tuple[dict, bool]:
     weights = out / "teacher" / "weights.pt"
     students = []  # each student's (hold-out accuracy, share of its labels right, CPU s, wall s)
     for r in range(1, cfg.rounds + 1):
-        tuner = student if r == cfg.rounds else Finetuner(round_config(cfg, r), student.console, student.data,
-                                                          student.on_step)
+        tuner = student if r == cfg.rounds else type(student)(round_config(cfg, r), student.console, student.data,
+                                                              student.on_step)  # a Finetuner
         if tuner is not student:
             tuner.prepare()
             if tuner.world.main:
