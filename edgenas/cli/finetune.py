@@ -231,7 +231,7 @@ def finetune(ctx, model, init, fraction, samples, class_subset, seed, out, as_js
         click.echo(f"  self-training: the teacher reached {result['teacher_acc']:.2f}% on the labels alone, then labelled "
                    f"{result['n_unlabelled']:,} unlabelled images for the student")
         if result.get("round_accs"):
-            click.echo(f"  {result['rounds']} students in turn, each labelling for the next: "
+            click.echo(f"  {result['rounds']} students in turn, each taught by the last: "
                        + " -> ".join(f"{a:.2f}%" for a in result["round_accs"]))
     click.echo(f"  {result['params']:,} params, {result['macs'] / 1e6:.2f}M MACs; {result['elapsed_s'] / 60:.1f} min, "
                f"{result['cpu_s'] / 60:.1f} CPU min on {result['device']}; weights in {out}")

@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from edgenas.errors import ConfigError
-from edgenas.train.config import MAX_ROUNDS
 from edgenas.rundir import atomic_torch_save
+from edgenas.train.config import MAX_ROUNDS
 
 __all__ = ["DURABLE", "pseudo_labels", "round_config", "self_train", "teacher_config"]
 
