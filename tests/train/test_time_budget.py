@@ -55,6 +55,16 @@ def test_self_training_plans_two_stages(run, tiny_finetune_options):
     assert "(teacher and each of 3 students)" in line and three.epochs < both.epochs  # four trainings, not two
 
 
+def test_a_time_budget_trains_one_student_unless_told_otherwise(run):
+    result = finetune(run, "--time-budget", "0.1", "--out", run / "one")
+    assert result.exit_code == 0, result.output
+    assert "(teacher and student)" in result.stderr
+    assert yaml.safe_load((run / "one" / "config.yaml").read_text())["rounds"] == 1
+    result = finetune(run, "--time-budget", "0.1", "--rounds", "2", "--out", run / "two")
+    assert result.exit_code == 0, result.output
+    assert "(teacher and each of 2 students)" in result.stderr and (run / "two" / "round1" / "weights.pt").is_file()
+
+
 def test_bad_time_budgets_are_one_line_and_write_nothing(run):
     for args, needle in (([ "--time-budget", "0.0001"], "too small for one epoch here"),
                          (["--time-budget", "1", "--epochs", "5"], "give it or --epochs, not both"),
