@@ -128,7 +128,9 @@ def _given(ctx, name: str) -> bool:
     return ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
 
 
-def _protocol(ctx, options: dict, **fixed) -> FinetuneConfig:
+def _protocol(ctx, options: dict, budgeted: bool = False, **fixed) -> FinetuneConfig:
+    """The FinetuneConfig of the command line, the ``--config`` file and ``fixed``; options the deploy recipe
+    leaves unset (None) take its defaults, ``budgeted``: those of a ``--time-budget``."""
     from edgenas.cli.yamlfile import merge_options, read_yaml_options
 
     config_file = options.pop("config_file")
@@ -141,8 +143,9 @@ def _protocol(ctx, options: dict, **fixed) -> FinetuneConfig:
                                     or values.get("probe_epochs"))
     if values.get("student_jitter") is None:  # the deploy recipe's student noise, where there is a student
         values["student_jitter"] = DEPLOY_STUDENT_JITTER if values["unlabelled"] else 0.0
-    if values.get("rounds") is None:  # the deploy recipe's students in turn, where there is a student
-        values["rounds"] = DEPLOY_ROUNDS if values["unlabelled"] else 1
+    if values.get("rounds") is None:  # the deploy recipe's students in turn, where there is a student; a budget's
+        # minutes go to one (split three ways each trains too short: 5 min, fast_cnn at 10%, 70.0% with two)
+        values["rounds"] = DEPLOY_ROUNDS if values["unlabelled"] and not budgeted else 1
     return FinetuneConfig.from_dict(values)
 
 
@@ -201,10 +204,8 @@ def finetune(ctx, model, init, fraction, samples, class_subset, seed, out, as_js
         given = [f"--{n.replace('_', '-')}" for n in ("epochs", "min_steps") if _given(ctx, n)]
         if given:
             raise ConfigError(f"--time-budget plans the epochs; give it or {' and '.join(given)}, not both")
-        if options.get("rounds") is None:  # a budget's minutes go to one student: split three ways, each trains
-            options["rounds"] = 1  # too short (5 min, fast_cnn at 10%: 70.0% with two students, docs/evaluation.md)
-    cfg = _protocol(ctx, options, model=model, init=init, fraction=fraction, samples=samples,
-                    class_subset=class_subset, seed=seed, out=out)
+    cfg = _protocol(ctx, options, time_budget is not None, model=model, init=init, fraction=fraction,
+                    samples=samples, class_subset=class_subset, seed=seed, out=out)
     from rich.console import Console
 
     from edgenas.distributed import is_main_process

@@ -127,9 +127,9 @@ def self_train(student, teach) -> tuple[dict, bool]:
     weights = out / "teacher" / "weights.pt"
     students = []  # each student's (hold-out accuracy, share of its labels right, CPU s, wall s)
     for r in range(1, cfg.rounds + 1):
-        tuner = student if r == cfg.rounds else type(student)(round_config(cfg, r), student.console, student.data,
-                                                              student.on_step)  # a Finetuner
-        if tuner is not student:
+        tuner = student
+        if r < cfg.rounds:  # an earlier student: a Finetuner of its own directory
+            tuner = type(student)(round_config(cfg, r), student.console, student.data, student.on_step)
             tuner.prepare()
             if tuner.world.main:
                 write_config(tuner.cfg, tuner.out)
