@@ -59,7 +59,9 @@ def rotation_accuracy(spec, images: torch.Tensor, mean, std, steps: int, batch: 
     net = build(dataclasses.replace(spec, num_classes=4, projector=()))
     net = net.to(device, memory_format=torch.channels_last)
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.25, anneal_strategy="linear")
+    # a quarter of the steps warm up, and at least one (OneCycleLR divides by zero at 4 steps otherwise)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=max(0.25, 2 / steps),
+                                                anneal_strategy="linear")
     g = torch.Generator().manual_seed(2)
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     out, t0 = {}, time.perf_counter()

@@ -154,3 +154,18 @@ def test_every_strategy_takes_its_default_image_count_as_a_ceiling(tmp_path):
         assert len(SearchConfig(strategy=strategy, **real).load_images(holdout="train")) == train_part
     with pytest.raises(ConfigError, match="asked for 100 images"):  # a --subset given is not a ceiling
         SearchConfig(strategy="darts", subset=100, **real).load_images(holdout="train")
+
+
+@pytest.mark.parametrize("steps", [3, 4, 5, 8])
+def test_the_rotation_race_runs_at_any_step_count_from_three(steps):
+    import torch
+
+    from edgenas.space.registry import spec_from_dict
+    from edgenas.search.race import HELD, rotation_accuracy
+
+    spec = spec_from_dict({"space": "stages-cnn", "space_version": 1, "resolution": 8, "num_classes": 10,
+                           "stem_channels": 0, "in_channels": 3, "projector": [], "extra": {},
+                           "stages": [{"width": 8, "kernel": 3, "pool": True, "residual": 0}]})
+    images = torch.randint(0, 256, (HELD + 16, 3, 8, 8), dtype=torch.uint8)
+    out = rotation_accuracy(spec, images, [0.5] * 3, [0.25] * 3, steps, batch=16)
+    assert 0 <= out[f"rot_acc_{steps}"] <= 100  # 4 steps divided by zero in the one-cycle schedule
