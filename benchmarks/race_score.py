@@ -59,12 +59,14 @@ def main() -> None:
         torch.set_num_threads(threads)
     data = cfg.load_images(holdout="train")  # as the search loaded them: same subset, hold-out excluded
     mean, std = channel_stats(data.images)
+    raced = (Path(args.run) / "race.jsonl").read_text().splitlines()
+    steps = json.loads(raced[0])["steps"]  # the race's own (its default depends on the candidates' size)
     scores = {}
     for name in args.networks:
         spec = stage_spec(name, cfg.projector)
-        scores[name] = race_score(cfg, spec, data.images, mean, std, torch.device("cpu"))
+        scores[name] = race_score(cfg, spec, data.images, mean, std, torch.device("cpu"), steps)
         print(json.dumps({"network": name, **scores[name]}), flush=True)
-    key = f"rot_acc_{cfg.race_steps}"
+    key = f"rot_acc_{steps}"
     for name in sorted(scores, key=lambda n: -scores[n][key]):
         print(f"{scores[name][key]:6.2f}%  {name}")
 

@@ -40,7 +40,7 @@ def main() -> None:
     p.add_argument("--race", type=int, default=None,
                    help="proxy: N candidates raced on rotation prediction (0: the zero-cost ranking alone) "
                         "[default: the search's, 8 on enough images]")
-    p.add_argument("--race-steps", type=int, default=200)
+    p.add_argument("--race-steps", type=int, default=None, help="default: the search's (200; 1,000 for small candidates)")
     p.add_argument("--race-from", default="sample", choices=("top", "sample"))
     args = p.parse_args()
 

@@ -45,8 +45,9 @@ D = SearchConfig()
 @click.option("--race", type=int, default=D.race,
               help="proxy (stages-cnn): train N candidates briefly on rotation prediction (label-free) and keep the "
                    "one that learns it best; 0: the zero-cost ranking decides [default: 8 on real images when the "
-                   "search has 1,128 or more, else 0].")
-@click.option("--race-steps", type=int, default=D.race_steps, help="proxy: rotation steps per raced candidate.")
+                   "search has 1,128 or more, 24 when the candidates are small (median 40M MACs or less), else 0].")
+@click.option("--race-steps", type=int, default=D.race_steps,
+              help="proxy: rotation steps per raced candidate [default: 200; 1,000 for small candidates].")
 @click.option("--race-from", type=click.Choice(["top", "sample"]), default=D.race_from,
               help="proxy: race the first sampled candidates (sample: only they are scored) or the zero-cost "
                    "ranking's best (top).")

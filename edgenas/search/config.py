@@ -41,6 +41,14 @@ RACE_SUBSET = 5000
 #: candidates the proxy strategy races on rotation prediction by default: on the stage space, with enough real
 #: images (the synthetic shapes look alike turned: no candidate learns to tell the turns apart on them)
 DEFAULT_RACE = 8
+#: ... and the rotation steps each trains for
+DEFAULT_RACE_STEPS = 200
+#: candidates whose median MACs (of the first SMALL_RACE sampled) are at most this are small: a 200-step race did not
+#: rank networks of 15-22M MACs (Spearman 0.02 over 24), a 1,000-step race did (0.40-0.61 on two samples), and its
+#: winner among 24 beat fast_cnn at half width on every seed; 8 x 200 steps ranks those of ~90M (0.52)
+SMALL_MACS = 40_000_000
+#: the default race of small candidates: more of them, each trained longer (each step costs less)
+SMALL_RACE, SMALL_RACE_STEPS = 24, 1000
 
 #: the supernets of the DARTS strategy: every op of every edge, or one sampled op per edge per step
 SUPERNETS = ("full", "sampled")
@@ -122,10 +130,11 @@ class SearchConfig:
     proxy_samples: int = 500
     proxy_batch: int = 32
     # then train `race` candidates for `race_steps` steps of rotation prediction (label-free) and keep the one
-    # that learns it best (edgenas/search/race.py). None: DEFAULT_RACE on the stage space and real images when
-    # they are enough for it (race.HELD + race.MIN_TRAIN), else 0; 0: the zero-cost ranking decides
+    # that learns it best (edgenas/search/race.py). None: DEFAULT_RACE (SMALL_RACE for small candidates) on the
+    # stage space and real images when they are enough for it (race.HELD + race.MIN_TRAIN), else 0; 0: the
+    # zero-cost ranking decides. race_steps None: DEFAULT_RACE_STEPS (SMALL_RACE_STEPS for small candidates)
     race: int | None = None
-    race_steps: int = 200
+    race_steps: int | None = None
     race_from: str = "sample"  # sample: the first sampled (no zero-cost filter); top: the zero-cost ranking's best
     lr: float = 0.05
     lr_min: float = 0.001
@@ -206,7 +215,8 @@ class SearchConfig:
                 raise ConfigError(f"--race must be in 0..--proxy-samples ({self.proxy_samples}), got {self.race!r}")
             if self.race_from not in ("top", "sample"):
                 raise ConfigError(f"--race-from must be 'top' or 'sample', got {self.race_from!r}")
-            if not isinstance(self.race_steps, int) or self.race_steps < 3:
+            if self.race_steps is not None and (not isinstance(self.race_steps, int) or isinstance(self.race_steps, bool)
+                                                or self.race_steps < 3):
                 raise ConfigError(f"--race-steps must be >= 3, got {self.race_steps!r}")
             if self.race and self.search_space != STAGES_SPACE:
                 raise ConfigError(f"--race is measured on the {STAGES_SPACE} space only; the {self.search_space} "
@@ -362,15 +372,29 @@ class SearchConfig:
         return load(name, None if name == "synthetic" else self.data_root, train=True, resolution=self.resolution,
                     size=self.search_subset, seed=self.seed, **options)
 
-    def race_for(self, images: int) -> int:
+    def race_for(self, images: int, small: bool = False) -> int:
         """How many candidates the proxy strategy races with ``images`` unlabelled images: ``race`` when given,
-        else :data:`DEFAULT_RACE` on the stage space and real data when ``images`` are enough (0 otherwise)."""
+        else :data:`DEFAULT_RACE` (``small`` candidates: :data:`SMALL_RACE`) on the stage space and real data when
+        ``images`` are enough (0 otherwise)."""
         from edgenas.search.race import HELD, MIN_TRAIN
 
         if self.race is not None:
             return self.race
         enough = self._races and images >= HELD + MIN_TRAIN
-        return min(DEFAULT_RACE, self.proxy_samples) if enough else 0
+        return min(SMALL_RACE if small else DEFAULT_RACE, self.proxy_samples) if enough else 0
+
+    def race_steps_for(self, small: bool = False) -> int:
+        """The rotation steps of each raced candidate: ``race_steps`` when given, else :data:`DEFAULT_RACE_STEPS`
+        (``small`` candidates: :data:`SMALL_RACE_STEPS`)."""
+        if self.race_steps is not None:
+            return self.race_steps
+        return SMALL_RACE_STEPS if small else DEFAULT_RACE_STEPS
+
+    def small_candidates(self, specs: list) -> bool:
+        """Whether the candidates are small enough for the longer default race: the median MACs of the first
+        :data:`SMALL_RACE` sampled are at most :data:`SMALL_MACS` (a tight latency or MAC budget)."""
+        macs = sorted(spec.cost()[1] for spec in specs[:SMALL_RACE])
+        return bool(macs) and macs[len(macs) // 2] <= SMALL_MACS
 
     @property
     def search_space(self) -> str:

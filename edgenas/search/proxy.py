@@ -44,14 +44,14 @@ CKPT_VERSION = 1
 PROXY_STREAM = 5
 
 
-def race_score(cfg, spec, images: torch.Tensor, mean, std, device: torch.device) -> dict[str, float]:
+def race_score(cfg, spec, images: torch.Tensor, mean, std, device: torch.device, steps: int) -> dict[str, float]:
     """One candidate's run of the search's rotation race (:func:`edgenas.search.race.rotation_accuracy` with
-    the search's steps, seed and precision): what ``race.jsonl`` records, and what benchmarks/race_score.py
-    reruns for any network."""
+    the race's ``steps`` and the search's seed and precision): what ``race.jsonl`` records, and what
+    benchmarks/race_score.py reruns for any network."""
     from edgenas.accelerator import native_bf16
     from edgenas.search.race import rotation_accuracy
 
-    return rotation_accuracy(spec, images, mean, std, cfg.race_steps, seed=derive_seed(cfg.seed, PROXY_STREAM, 4),
+    return rotation_accuracy(spec, images, mean, std, steps, seed=derive_seed(cfg.seed, PROXY_STREAM, 4),
                              device=device, bf16=native_bf16(device))
 
 
@@ -157,6 +157,9 @@ class ProxySearch(SearchLoop):
         cfg = self.cfg
         path = self.run_dir / "proxy.jsonl"
         specs = self.candidates()
+        if self.race_n:  # small candidates (a tight budget) race by default in greater number, and longer
+            small = cfg.small_candidates(specs)
+            self.race_n, self.race_steps = cfg.race_for(len(self.images), small), cfg.race_steps_for(small)
         if self.race_n and cfg.race_from == "sample":  # the race decides alone: score only the raced
             specs = specs[:self.race_n]
         done = {r["sha256"]: r for r in read_jsonl(path) if r.get("proxies") == list(cfg.proxies)}
@@ -194,8 +197,9 @@ class ProxySearch(SearchLoop):
         from edgenas.search.race import FLOOR
 
         cfg = self.cfg
-        path, key = self.run_dir / "race.jsonl", f"rot_acc_{cfg.race_steps}"
-        done = {r["sha256"]: r for r in read_jsonl(path) if r.get("steps") == cfg.race_steps}
+        steps = self.race_steps
+        path, key = self.run_dir / "race.jsonl", f"rot_acc_{steps}"
+        done = {r["sha256"]: r for r in read_jsonl(path) if r.get("steps") == steps}
         order = sorted(range(len(specs)), key=lambda i: ranks[i]) if cfg.race_from == "top" else range(len(specs))
         raced = [(i, records[i]["sha256"]) for i in order[:self.race_n]]  # the sample's order is random (seeded)
         t0 = time.perf_counter()
@@ -204,8 +208,8 @@ class ProxySearch(SearchLoop):
             for i, sha in raced:
                 if sha in done:
                     continue
-                done[sha] = {"sha256": sha, "steps": cfg.race_steps,
-                             **race_score(cfg, specs[i], self.images, self.mean, self.std, self.device)}
+                done[sha] = {"sha256": sha, "steps": steps,
+                             **race_score(cfg, specs[i], self.images, self.mean, self.std, self.device, steps)}
                 append_jsonl(path, done[sha])
                 bar.update(1, info=f"{done[sha][key]:.1f}% rotation")
                 if self.on_step is not None:
@@ -335,7 +339,7 @@ class ProxySearch(SearchLoop):
                {"architecture": spec.describe()}),
             "proxy_samples": len(self.records), "proxy_rank_s": round(self.rank_s, 1),
             "proxy_best": {k: ranks[0][k] for k in cfg.proxies},
-            **({"race": {"candidates": self.race_n, "from": cfg.race_from, "steps": cfg.race_steps,
+            **({"race": {"candidates": self.race_n, "from": cfg.race_from, "steps": self.race_steps,
                          "seconds": round(self.race_s, 1),
                          "best_rotation_acc": max(r["rotation"] for r in self.records if "rotation" in r),
                          "decided_by": "rotation" if self.race_decided else "zero-cost"}}

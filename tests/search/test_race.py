@@ -41,6 +41,7 @@ def test_the_race_keeps_the_best_rotation_learner_and_resumes_without_retraining
     (dict(race=-1), "--race must be in 0..--proxy-samples"),
     (dict(race=9, proxy_samples=8), "--race must be in 0..--proxy-samples"),
     (dict(race=2, race_steps=2), "--race-steps must be >= 3"),
+    (dict(race=2, race_steps=True), "--race-steps must be >= 3"),
     (dict(race=2, race_from="best"), "--race-from must be"),
     (dict(race=2, space="darts-light"), "--race is measured on the stages-cnn space only"),
 ])
@@ -84,6 +85,7 @@ def test_the_default_races_the_first_sampled_and_scores_only_them(tmp_path, pool
     from edgenas.search.config import DEFAULT_RACE
 
     monkeypatch.setattr("edgenas.search.race.FLOOR", 0.0)  # noise images: the race would learn nothing
+    monkeypatch.setattr("edgenas.search.config.SMALL_MACS", 0)  # the race of candidates of a default budget
     cfg = SearchConfig(out=str(tmp_path / "run"), **_default_race(data="imagefolder", data_root=str(pool),
                                                                   proxy_samples=DEFAULT_RACE + 2))
     assert cfg.race is None and cfg.race_from == "sample" and cfg.race_for(1188) == DEFAULT_RACE
@@ -96,6 +98,47 @@ def test_the_default_races_the_first_sampled_and_scores_only_them(tmp_path, pool
     assert result.summary["race"] == {**result.summary["race"], "candidates": DEFAULT_RACE, "from": "sample",
                                       "decided_by": "rotation"}
     assert "raced 3 steps on rotation prediction" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_small_candidates_race_in_greater_number_and_longer_by_default(tmp_path, pool, monkeypatch):
+    from edgenas.search import config
+
+    monkeypatch.setattr("edgenas.search.race.FLOOR", 0.0)
+    monkeypatch.setattr(config, "SMALL_RACE_STEPS", 4)  # 1,000 in use: too slow for a test
+    monkeypatch.setattr(config, "SMALL_RACE", config.DEFAULT_RACE + 1)
+    options = {k: v for k, v in _default_race(data="imagefolder", data_root=str(pool)).items() if k != "race_steps"}
+    cfg = SearchConfig(out=str(tmp_path / "run"), **{**options, "proxy_samples": config.DEFAULT_RACE + 3})
+    assert cfg.race is None and cfg.race_steps is None  # both follow the candidates' size
+    result = run_search(cfg)  # max_macs 4M: every candidate is small
+    raced = read_jsonl(tmp_path / "run" / "race.jsonl")
+    assert len(raced) == config.DEFAULT_RACE + 1 and {r["steps"] for r in raced} == {4}
+    assert result.summary["race"]["candidates"] == config.DEFAULT_RACE + 1 and result.summary["race"]["steps"] == 4
+    assert "raced 4 steps on rotation prediction" in (tmp_path / "run" / "report.md").read_text()
+    again = run_search(cfg)
+    assert again.resumed and again.spec == result.spec and len(read_jsonl(tmp_path / "run" / "race.jsonl")) == len(raced)
+
+
+def test_the_race_plan_follows_the_median_candidate_and_yields_to_options():
+    from edgenas.search.config import DEFAULT_RACE_STEPS, SMALL_MACS, SMALL_RACE, SMALL_RACE_STEPS
+
+    class Spec:  # what small_candidates reads of a stage spec
+        def __init__(self, macs):
+            self.macs = macs
+
+        def cost(self):
+            return 0, self.macs
+
+    cfg = SearchConfig(strategy="proxy", data="imagefolder", data_root="DIR")
+    big, small = SMALL_MACS + 1, SMALL_MACS
+    assert cfg.small_candidates([Spec(small)] * 12 + [Spec(big)] * 11)  # the median decides
+    assert not cfg.small_candidates([Spec(small)] * 11 + [Spec(big)] * 12)
+    assert not cfg.small_candidates([Spec(big)] * SMALL_RACE + [Spec(1)] * 100)  # only the first SMALL_RACE count
+    assert cfg.race_for(10_000, small=True) == SMALL_RACE and cfg.race_for(10_000) == 8
+    assert cfg.race_steps_for(small=True) == SMALL_RACE_STEPS and cfg.race_steps_for() == DEFAULT_RACE_STEPS == 200
+    asked = SearchConfig(strategy="proxy", data="imagefolder", data_root="DIR", race=5, race_steps=300)
+    assert asked.race_for(10_000, small=True) == 5 and asked.race_steps_for(small=True) == 300
+    assert SearchConfig(strategy="proxy", data="imagefolder", data_root="DIR", proxy_samples=10).race_for(
+        10_000, small=True) == 10  # never more than are sampled
 
 
 def test_the_default_race_stands_aside_when_the_images_are_too_few(tmp_path, pool):
