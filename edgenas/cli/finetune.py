@@ -204,7 +204,7 @@ def finetune(ctx, model, init, fraction, samples, class_subset, seed, out, as_js
         given = [f"--{n.replace('_', '-')}" for n in ("epochs", "min_steps") if _given(ctx, n)]
         if given:
             raise ConfigError(f"--time-budget plans the epochs; give it or {' and '.join(given)}, not both")
-    cfg = _protocol(ctx, options, time_budget is not None, model=model, init=init, fraction=fraction,
+    cfg = _protocol(ctx, options, budgeted=time_budget is not None, model=model, init=init, fraction=fraction,
                     samples=samples, class_subset=class_subset, seed=seed, out=out)
     from rich.console import Console
 

@@ -44,7 +44,7 @@ DEFAULT_RACE = 8
 #: ... and the rotation steps each trains for
 DEFAULT_RACE_STEPS = 200
 #: candidates whose median MACs (of the first SMALL_RACE sampled) are at most this are small: a 200-step race did not
-#: rank networks of 15-22M MACs (Spearman 0.02 over 24), a 1,000-step race did (0.40-0.61, three races), and the
+#: rank networks of 15-22M MACs (Spearman 0.02 over 24), a 1,000-step race did (0.27-0.61, four races), and the
 #: picks of 24 x 1,000 steps fine-tuned to 77.0% against the short race's 75.9%; 8 x 200 ranks those of ~90M (0.52)
 SMALL_MACS = 40_000_000
 #: the default race of small candidates: more of them, each trained longer (each step costs less)

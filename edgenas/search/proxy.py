@@ -82,7 +82,7 @@ class ProxySearch(SearchLoop):
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         data = cfg.load_images(holdout="train")
-        self.race_n = cfg.race_for(len(data))
+        self.race_n = cfg.race_for(len(data))  # whether it races; how many is settled once rank() sees the candidates
         if self.race_n:
             if len(data) < HELD + MIN_TRAIN:
                 raise ConfigError(f"--race trains on rotations of the images and scores {HELD} others: "
