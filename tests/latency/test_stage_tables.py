@@ -148,7 +148,10 @@ def test_the_proxy_search_measures_its_winner_into_the_table(stage_table, tmp_pa
     lut.write_text(stage_table.read_text())
     before = set(json.loads(lut.read_text())["entries"])
     probe = run_search(SearchConfig(out=str(tmp_path / "probe"), lut=str(lut), latency_ms=100.0, **SEARCH))
-    budget = probe.summary["predicted_latency_ms"] * 1.2
+    # the winner's blocks, measured on this machine, may time well above the fit that predicted them (1.36x on a
+    # busy CI machine): a budget of three times the fit's figure holds the search to it without narrowing on noise
+    # (narrowing is tested on the estimated table above, where it is deterministic)
+    budget = probe.summary["predicted_latency_ms"] * 3
     result = run_search(SearchConfig(out=str(tmp_path / "run"), target="local", lut=str(lut), latency_ms=budget,
                                      **SEARCH))
     s = result.summary
