@@ -48,6 +48,9 @@ D = SearchConfig()
                    "search has 1,128 or more, 24 when the candidates are small (median 40M MACs or less), else 0].")
 @click.option("--race-steps", type=int, default=D.race_steps,
               help="proxy: rotation steps per raced candidate [default: 200; 1,000 for small candidates].")
+@click.option("--race-by", type=click.Choice(["rotation", "rotation+naswot"]), default=D.race_by,
+              help="proxy: keep the best rotation learner, or the best rank average of rotation and NASWOT "
+                   "[default: rotation+naswot for small candidates, else rotation].")
 @click.option("--race-from", type=click.Choice(["top", "sample"]), default=D.race_from,
               help="proxy: race the first sampled candidates (sample: only they are scored) or the zero-cost "
                    "ranking's best (top).")

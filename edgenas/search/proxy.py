@@ -157,9 +157,13 @@ class ProxySearch(SearchLoop):
         cfg = self.cfg
         path = self.run_dir / "proxy.jsonl"
         specs = self.candidates()
-        if self.race_n:  # small candidates (a tight budget) race by default in greater number, and longer
-            small = cfg.small_candidates(specs)
+        if self.race_n:  # small candidates (a tight budget) race by default in greater number, longer, and
+            from edgenas.search.config import SMALL_MACS, SMALL_RACE  # ... choose with NASWOT's help
+            from edgenas.search.race import small_candidates
+
+            small = small_candidates(specs, SMALL_RACE, SMALL_MACS)
             self.race_n, self.race_steps = cfg.race_for(len(self.images), small), cfg.race_steps_for(small)
+            self.race_by = cfg.race_by_for(small)
         if self.race_n and cfg.race_from == "sample":  # the race decides alone: score only the raced
             specs = specs[:self.race_n]
         done = {r["sha256"]: r for r in read_jsonl(path) if r.get("proxies") == list(cfg.proxies)}
@@ -192,9 +196,10 @@ class ProxySearch(SearchLoop):
 
     def race(self, specs: list, records: list[dict], ranks: list[float]) -> int:
         """Train the ``--race`` best of the zero-cost ranking (``--race-from sample``: the first sampled) on
-        rotation prediction (each appended to ``race.jsonl``); the index of the best rotation learner (label-free)."""
+        rotation prediction (each appended to ``race.jsonl``); the index of the pick by ``--race-by`` (the best
+        rotation learner, or the best rank average of rotation and NASWOT; label-free)."""
         from edgenas.progress import ProgressBar
-        from edgenas.search.race import FLOOR
+        from edgenas.search.race import FLOOR, race_choice
 
         cfg = self.cfg
         steps = self.race_steps
@@ -217,8 +222,11 @@ class ProxySearch(SearchLoop):
         for i, sha in raced:
             records[i]["rotation"] = done[sha][key]
         self.race_s = time.perf_counter() - t0
-        best = max((i for i, _ in raced), key=lambda i: records[i]["rotation"])
-        self.race_decided = records[best]["rotation"] >= FLOOR
+        index = [i for i, _ in raced]
+        learner = index[race_choice([records[i] for i in index], "rotation")]
+        best = index[race_choice([records[i] for i in index], self.race_by)]
+        self.race_alone = None if best == learner else specs[learner].describe()  # what rotation alone would pick
+        self.race_decided = records[learner]["rotation"] >= FLOOR
         if not self.race_decided:
             best = min((i for i, _ in raced), key=lambda i: ranks[i])
             self.console.print(f"[yellow]note[/]: no raced candidate learned to tell the turns apart (best "
@@ -342,7 +350,8 @@ class ProxySearch(SearchLoop):
             **({"race": {"candidates": self.race_n, "from": cfg.race_from, "steps": self.race_steps,
                          "seconds": round(self.race_s, 1),
                          "best_rotation_acc": max(r["rotation"] for r in self.records if "rotation" in r),
-                         "decided_by": "rotation" if self.race_decided else "zero-cost"}}
+                         "decided_by": self.race_by if self.race_decided else "zero-cost",
+                         **({"rotation_alone": self.race_alone} if self.race_decided and self.race_alone else {})}}
                if self.race_n else {}),
             "epochs": cfg.epochs, "steps": self.trained["steps"], "elapsed_s": round(elapsed, 2),
             "images_per_s_median": None, "final_train_loss": self.trained["final_loss"],

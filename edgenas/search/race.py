@@ -18,7 +18,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-__all__ = ["FLOOR", "HELD", "MIN_TRAIN", "rotation_accuracy"]
+__all__ = ["FLOOR", "HELD", "MIN_TRAIN", "race_choice", "rotation_accuracy", "small_candidates"]
 
 #: unlabelled images held out of the rotation training and scored in all four turns
 HELD = 1000
@@ -28,6 +28,25 @@ MIN_TRAIN = 128
 #: standard errors of 4 x HELD predictions reach 27%; below it (images that look the same turned, such as
 #: the synthetic shapes) no candidate learned the task and the zero-cost ranking decides
 FLOOR = 30.0
+
+
+def small_candidates(specs: list, first: int, limit: int) -> bool:
+    """Whether the candidates are small enough for the longer default race: the median MACs of the ``first``
+    sampled (the search's ``SMALL_RACE``) are at most ``limit`` (``SMALL_MACS``: a tight latency or MAC budget)."""
+    macs = sorted(spec.cost()[1] for spec in specs[:first])
+    return bool(macs) and macs[len(macs) // 2] <= limit
+
+
+def race_choice(scores: list[dict[str, float]], by: str) -> int:
+    """The index of the race's pick among ``scores`` (each with ``rotation``, and the proxies ``by`` names):
+    ``by`` rotation, the best rotation learner; rotation+naswot, the best average of the two ranks (a tie goes
+    to the better rotation learner)."""
+    from edgenas.search.proxies import rank_average
+
+    if by == "rotation":
+        return max(range(len(scores)), key=lambda i: scores[i]["rotation"])
+    ranks = rank_average(scores, by.split("+"))
+    return min(range(len(scores)), key=lambda i: (ranks[i], -scores[i]["rotation"]))
 
 
 def rotation_accuracy(spec, images: torch.Tensor, mean, std, steps: int, batch: int = 128, lr: float = 0.05,

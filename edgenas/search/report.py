@@ -67,8 +67,12 @@ def _proxy_lines(summary: dict[str, Any]) -> list[str]:
     race = summary.get("race")
     if race:  # the zero-cost scores of a race from the sample are a record, not the choice
         pool = "sampled" if race["from"] == "sample" else f"the zero-cost best of {summary['proxy_samples']}"
-        verdict = ("the best learner kept" if race.get("decided_by", "rotation") == "rotation" else
+        by = race.get("decided_by", "rotation")
+        verdict = ("the best learner kept" if by == "rotation" else
+                   "the best rank average of rotation and NASWOT kept" if by == "rotation+naswot" else
                    "none learned it (chance 25%), so the zero-cost ranking decided")
+        if race.get("rotation_alone"):
+            verdict += f" (rotation alone: {race['rotation_alone']})"
         best = race.get("best_rotation_acc", race.get("winner_rotation_acc"))
         return [f"| ranking | {race['candidates']} random networks ({pool}) raced {race['steps']} steps on rotation "
                 f"prediction in {race['seconds']:.0f} s; best rotation accuracy {best:.1f}%, {verdict} |"]

@@ -20,7 +20,7 @@ RACE = dict(subset=1200, resolution=16, projector=(16, 16), epochs=1, batch_size
 
 def test_the_race_keeps_the_best_rotation_learner_and_resumes_without_retraining(tmp_path, monkeypatch):
     monkeypatch.setattr("edgenas.search.race.FLOOR", 0.0)  # 3 steps on synthetic shapes learn little
-    cfg = SearchConfig(out=str(tmp_path / "run"), **RACE)
+    cfg = SearchConfig(out=str(tmp_path / "run"), **RACE, race_by="rotation")
     result = run_search(cfg)
     raced = read_jsonl(tmp_path / "run" / "race.jsonl")
     assert len(raced) == 3 and all(0 <= r["rot_acc_3"] <= 100 for r in raced)
@@ -43,6 +43,8 @@ def test_the_race_keeps_the_best_rotation_learner_and_resumes_without_retraining
     (dict(race=2, race_steps=2), "--race-steps must be >= 3"),
     (dict(race=2, race_steps=True), "--race-steps must be >= 3"),
     (dict(race=2, race_from="best"), "--race-from must be"),
+    (dict(race=2, race_by="naswot"), "--race-by must be one of rotation, rotation[+]naswot"),
+    (dict(race=2, race_by="rotation+naswot", proxies=("synflow",)), "needs naswot in --proxies"),
     (dict(race=2, space="darts-light"), "--race is measured on the stages-cnn space only"),
 ])
 def test_bad_race_options_fail_at_once(options, message):
@@ -114,12 +116,23 @@ def test_small_candidates_race_in_greater_number_and_longer_by_default(tmp_path,
     assert len(raced) == config.DEFAULT_RACE + 1 and {r["steps"] for r in raced} == {4}
     assert result.summary["race"]["candidates"] == config.DEFAULT_RACE + 1 and result.summary["race"]["steps"] == 4
     assert "raced 4 steps on rotation prediction" in (tmp_path / "run" / "report.md").read_text()
+    # ... and NASWOT helps choose: the pick is the best rank average of the two scores
+    assert result.summary["race"]["decided_by"] == "rotation+naswot"
+    scored = {r["sha256"]: r for r in read_jsonl(tmp_path / "run" / "proxy.jsonl")}
+    scores = [{"rotation": r["rot_acc_4"], "naswot": scored[r["sha256"]]["naswot"]} for r in raced]
+    def rank(i, key):
+        return sorted(range(len(scores)), key=lambda j: -scores[j][key]).index(i)
+
+    best = min(range(len(scores)), key=lambda i: (rank(i, "rotation") + rank(i, "naswot"), -scores[i]["rotation"]))
+    pick = scored[raced[best]["sha256"]]["spec"]
+    assert [s["width"] for s in pick["stages"]] == [s.width for s in result.spec.stages]
     again = run_search(cfg)
     assert again.resumed and again.spec == result.spec and len(read_jsonl(tmp_path / "run" / "race.jsonl")) == len(raced)
 
 
 def test_the_race_plan_follows_the_median_candidate_and_yields_to_options():
     from edgenas.search.config import DEFAULT_RACE_STEPS, SMALL_MACS, SMALL_RACE, SMALL_RACE_STEPS
+    from edgenas.search.race import small_candidates
 
     class Spec:  # what small_candidates reads of a stage spec
         def __init__(self, macs):
@@ -130,9 +143,15 @@ def test_the_race_plan_follows_the_median_candidate_and_yields_to_options():
 
     cfg = SearchConfig(strategy="proxy", data="imagefolder", data_root="DIR")
     big, small = SMALL_MACS + 1, SMALL_MACS
-    assert cfg.small_candidates([Spec(small)] * 12 + [Spec(big)] * 11)  # the median decides
-    assert not cfg.small_candidates([Spec(small)] * 11 + [Spec(big)] * 12)
-    assert not cfg.small_candidates([Spec(big)] * SMALL_RACE + [Spec(1)] * 100)  # only the first SMALL_RACE count
+    def is_small(specs):
+        return small_candidates(specs, SMALL_RACE, SMALL_MACS)
+
+    assert is_small([Spec(small)] * 12 + [Spec(big)] * 11)  # the median decides
+    assert not is_small([Spec(small)] * 11 + [Spec(big)] * 12)
+    assert not is_small([Spec(big)] * SMALL_RACE + [Spec(1)] * 100)  # only the first SMALL_RACE count
+    assert cfg.race_by_for(small=True) == "rotation+naswot" and cfg.race_by_for() == "rotation"
+    assert SearchConfig(strategy="proxy", proxies=("synflow",)).race_by_for(small=True) == "rotation"
+    assert SearchConfig(strategy="proxy", race_by="rotation").race_by_for(small=True) == "rotation"
     assert cfg.race_for(10_000, small=True) == SMALL_RACE and cfg.race_for(10_000) == 8
     assert cfg.race_steps_for(small=True) == SMALL_RACE_STEPS and cfg.race_steps_for() == DEFAULT_RACE_STEPS == 200
     asked = SearchConfig(strategy="proxy", data="imagefolder", data_root="DIR", race=5, race_steps=300)
@@ -212,3 +231,13 @@ def test_the_rotation_race_runs_at_any_step_count_from_three(steps):
     images = torch.randint(0, 256, (HELD + 16, 3, 8, 8), dtype=torch.uint8)
     out = rotation_accuracy(spec, images, [0.5] * 3, [0.25] * 3, steps, batch=16)
     assert 0 <= out[f"rot_acc_{steps}"] <= 100  # 4 steps divided by zero in the one-cycle schedule
+
+
+def test_the_race_choice_is_the_best_learner_or_the_best_rank_average():
+    from edgenas.search.race import race_choice
+
+    scores = [{"rotation": 60.0, "naswot": 1.0}, {"rotation": 59.5, "naswot": 9.0}, {"rotation": 59.0, "naswot": 5.0}]
+    assert race_choice(scores, "rotation") == 0
+    assert race_choice(scores, "rotation+naswot") == 1  # rank sums 0 + 2, 1 + 0, 2 + 1
+    tie = [{"rotation": 60.0, "naswot": 1.0}, {"rotation": 59.0, "naswot": 2.0}]  # ranks 0 + 1 against 1 + 0
+    assert race_choice(tie, "rotation+naswot") == 0  # a tie goes to the better rotation learner
