@@ -8,7 +8,8 @@ protocol (``--epochs`` on ``--fraction`` of the labels, no self-training,
 seed ``--finetune-seed``: ``evaluate``'s), and, with ``--split-epochs``, for
 that many epochs on 80% of those labels scored on the other 20% (what a
 fine-tuning could race on without the hold-out). Then it prints the Spearman
-correlation of each score with the protocol's accuracy, and plots accuracy
+correlation of each score (rotation, the search's zero-cost proxies, their rank averages as
+``--race-by`` forms them) with the protocol's accuracy and where each score's pick places, and plots accuracy
 against rotation accuracy (``OUT/race_study.png``)::
 
     edgenas search --data imagefolder --data-root DIR --target local --latency-ms 0.058 --latency-margin 0 \\
@@ -31,23 +32,54 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def raced_specs(run: Path) -> list[tuple[str, object, float]]:
-    """``(name, spec without projector, rotation accuracy)`` of each raced candidate, in race order."""
+#: the zero-cost proxies a search may have scored its candidates with (``proxy.jsonl``)
+ZERO_COST = ("naswot", "synflow", "zen")
+
+
+def raced_specs(run: Path) -> list[tuple[str, object, float, dict[str, float]]]:
+    """``(name, spec without projector, rotation accuracy, zero-cost scores)`` of each raced candidate, in race
+    order."""
     from edgenas.space.registry import spec_from_dict
 
     if not (run / "race.jsonl").is_file() or not (run / "proxy.jsonl").is_file():
         raise SystemExit(f"error: {run} is not a finished proxy search with a race (race.jsonl, proxy.jsonl)")
-    specs = {}
+    scored = {}
     for line in (run / "proxy.jsonl").read_text().splitlines():
         row = json.loads(line)
-        specs[row["sha256"]] = row["spec"]
+        scored[row["sha256"]] = row
     out = []
     for i, line in enumerate((run / "race.jsonl").read_text().splitlines()):
         row = json.loads(line)
-        steps = row["steps"]
-        spec = dataclasses.replace(spec_from_dict(specs[row["sha256"]]), projector=())
-        out.append((f"cand{i:02d}", spec, row[f"rot_acc_{steps}"]))
+        steps, record = row["steps"], scored[row["sha256"]]
+        spec = dataclasses.replace(spec_from_dict(record["spec"]), projector=())
+        out.append((f"cand{i:02d}", spec, row[f"rot_acc_{steps}"], {k: record[k] for k in ZERO_COST if k in record}))
     return out
+
+
+def score_figures(rows: list[dict]) -> list[dict]:
+    """Of each score of the raced candidates (rotation, each zero-cost proxy, and the rank average of rotation
+    and each proxy, chosen as the search's ``--race-by`` chooses): its Spearman with ``accuracy``, its pick,
+    and the pick's accuracy and place among the raced (1: the most accurate)."""
+    from bench.latency_table import spearman
+    from edgenas.search.proxies import rank_average
+    from edgenas.search.race import race_choice
+
+    raced = [r for r in rows if r["rotation"] is not None]
+    accuracy = [r["accuracy"] for r in raced]
+    place = {r["network"]: i + 1 for i, r in enumerate(sorted(raced, key=lambda r: -r["accuracy"]))}
+    proxies = [k for k in ZERO_COST if all(k in r for r in raced)]
+    figures = []
+    for name in ("rotation", *proxies, *(f"rotation+{k}" for k in proxies)):
+        if "+" in name:  # lower average rank is better
+            score = [-rank for rank in rank_average(raced, name.split("+"))]
+            pick = race_choice(raced, name)
+        else:
+            score = [r[name] for r in raced]
+            pick = max(range(len(raced)), key=lambda i: score[i])
+        figures.append({"score": name, "spearman": round(spearman(score, accuracy), 3),
+                        "pick": raced[pick]["network"], "pick_accuracy": raced[pick]["accuracy"],
+                        "place": place[raced[pick]["network"]]})
+    return figures
 
 
 def main() -> None:
@@ -75,7 +107,7 @@ def main() -> None:
 
     out = Path(args.out)
     networks = raced_specs(Path(args.run))
-    networks += [(name, stage_spec(name, ()), None) for name in filter(None, args.extra.split(","))]
+    networks += [(name, stage_spec(name, ()), None, {}) for name in filter(None, args.extra.split(","))]
     data = load_protocol_data(args.data, args.data_root, networks[0][1].resolution)
 
     def finetune(arch: Path, name: str, epochs: int, select: float) -> dict:
@@ -91,28 +123,35 @@ def main() -> None:
         return [e for e in epochs if e.get("event") == "epoch"][-1]["select_acc"]
 
     rows = []
-    for name, spec, rot in networks:
+    for name, spec, rot, zero_cost in networks:
         arch = out / "archs" / f"{Path(name).stem}.json"
         arch.parent.mkdir(parents=True, exist_ok=True)
         spec.save(arch)
         result = finetune(arch, f"protocol/{arch.stem}", args.epochs, 0.0)
-        row = {"network": name, "arch": spec.describe(), "rotation": rot, "accuracy": result["final_acc"],
-               "params": result["params"], "macs": result["macs"]}
+        row = {"network": name, "arch": spec.describe(), "rotation": rot, **zero_cost,
+               "accuracy": result["final_acc"], "params": result["params"], "macs": result["macs"]}
         if args.split_epochs:
             finetune(arch, f"split/{arch.stem}", args.split_epochs, 0.2)
             row["split"] = last_split_accuracy(f"split/{arch.stem}")
         row["convs"] = len(spec.stages) + 2 * sum(s.residual for s in spec.stages) + bool(spec.stem_channels)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    (out / "race_study.json").write_text(json.dumps(rows, indent=1))
+    figures = score_figures(rows)
+    (out / "race_study.json").write_text(json.dumps({"networks": rows, "scores": figures}, indent=1))
     print(f"\n{'accuracy':>8} {'rotation':>8} {'split':>6} {'params':>9} {'MACs':>7}  network")
     for r in sorted(rows, key=lambda r: -r["accuracy"]):
         rot = "-" if r["rotation"] is None else f"{r['rotation']:.2f}"
         split = f"{r['split']:.1f}" if r.get("split") is not None else "-"
         print(f"{r['accuracy']:8.2f} {rot:>8} {split:>6} {r['params']:9,} {r['macs'] / 1e6:6.1f}M  "
               f"{r['network']}: {r['arch']}")
+    print(f"\nthe raced, scored against the {args.epochs}-epoch accuracy (place 1: the most accurate):")
+    print(f"  {'score':16} {'Spearman':>8} {'pick':>7} {'accuracy':>8} {'place':>6}")
+    raced = sum(r["rotation"] is not None for r in rows)
+    for f in figures:
+        print(f"  {f['score']:16} {f['spearman']:+8.3f} {f['pick']:>7} {f['pick_accuracy']:8.2f} "
+              f"{f['place']:>3}/{raced}")
     print(f"\nSpearman with the {args.epochs}-epoch accuracy:")
-    for key in ("rotation", "split", "params", "macs", "convs"):
+    for key in ("split", "params", "macs", "convs"):
         pairs = [(r[key], r["accuracy"]) for r in rows if r.get(key) is not None]
         if len(pairs) >= 3:
             print(f"  {key:9} {spearman(*zip(*pairs)):+.3f}  (n = {len(pairs)})")
