@@ -157,8 +157,8 @@ class ProxySearch(SearchLoop):
         cfg = self.cfg
         path = self.run_dir / "proxy.jsonl"
         specs = self.candidates()
-        if self.race_n:  # small candidates (a tight budget) race by default in greater number, longer, and
-            from edgenas.search.config import SMALL_MACS, SMALL_RACE  # ... choose with NASWOT's help
+        if self.race_n:  # small candidates (a tight budget) race in greater number, longer, with NASWOT's help
+            from edgenas.search.config import SMALL_MACS, SMALL_RACE
             from edgenas.search.race import small_candidates
 
             small = small_candidates(specs, SMALL_RACE, SMALL_MACS)
