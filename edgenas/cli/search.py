@@ -122,6 +122,10 @@ D = SearchConfig()
 @click.option("--latency-ms", type=float, default=None, help="Latency budget (ms) on --target, predicted from its latency table (edgenas lut build). [default: none; the table still reports]")
 @click.option("--latency-margin", type=float, default=D.latency_margin, help="Share of --latency-ms kept free for prediction error: the predicted latency must meet latency-ms x (1 - margin).")
 @click.option("--lut", default=None, help="Latency table file. [default: the --target's, from ./luts, ~/.cache/edgenas/luts or the shipped estimates]")
+@click.option("--latency-also", multiple=True, metavar="FILE=MS",
+              help="proxy (stages-cnn): another latency table of the target (another runtime or precision) and "
+                   "its budget in ms; the network must meet it too (repeatable), e.g. the ONNX INT8 table beside "
+                   "a LiteRT --lut.")
 @click.option("--cost-weight", type=float, default=D.cost_weight, help="Weight of the budget term in the architecture loss.")
 @click.option("--seed", type=int, default=D.seed, help="Seed of data, initialisation and augmentation.")
 @click.option("--device", default=D.device, help="auto (CUDA when present), cpu, cuda or cuda:N.")
@@ -167,6 +171,7 @@ def search(ctx: click.Context, config_file, as_json, no_progress, **options) -> 
     values["proxies"] = CommaList(str, "proxy names").convert(values["proxies"], None, ctx)
     values["projector"] = CommaList(int, "integers").convert(values["projector"], None, ctx)
     values["plugins"] = tuple(values.get("plugins") or ())
+    values["latency_also"] = tuple(values.get("latency_also") or ())
     if not values.get("out"):
         values["out"] = f"runs/search-{values.get('target') or 'local'}"
     values["progress"] = not no_progress
@@ -189,6 +194,10 @@ def search(ctx: click.Context, config_file, as_json, no_progress, **options) -> 
         measured = f", measured {s['measured_latency_ms']:.4f} ms" if s.get("measured_latency_ms") else ""
         click.echo(f"  latency predicted {s['predicted_latency_ms']:.4f}{budget} ms{measured} "
                    f"({s['latency_table']})")
+        for also in s.get("latency_also", []):
+            measured = f", measured {also['measured_latency_ms']:.4f} ms" if also.get("measured_latency_ms") else ""
+            click.echo(f"  latency predicted {also['predicted_latency_ms']:.4f} / {also['latency_budget_ms']:g} ms"
+                       f"{measured} ({also['latency_table']})")
     click.echo(f"  params {s['params']:,} / {s['max_params']:,}   MACs {s['macs'] / 1e6:.2f}M / {s['max_macs'] / 1e6:.1f}M"
                f" at {cfg.resolution}x{cfg.resolution}")
     speed = f", {s['images_per_s_median']:.0f} images/s" if s.get("images_per_s_median") else ""

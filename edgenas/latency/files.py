@@ -9,6 +9,8 @@ match wins (so a measured table of the user's beats a shipped prior):
 2. ``./luts`` (where ``edgenas lut build`` writes),
 3. ``~/.cache/edgenas/luts``,
 4. the estimated prior tables shipped in ``devices/luts/`` (:data:`SHIPPED_DIR`).
+
+A search held to several tables (``--latency-also FILE=MS``) names each with its budget (:func:`parse_also`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 import devices
 from edgenas.space.spec import SPACE_NAME
 
-__all__ = ["SHIPPED_DIR", "find_table", "table_dirs", "table_file_name"]
+__all__ = ["SHIPPED_DIR", "find_table", "parse_also", "table_dirs", "table_file_name"]
 
 #: the prior tables shipped with edgenas (package data of ``devices``)
 SHIPPED_DIR = Path(devices.__file__).resolve().parent / "luts"
@@ -51,3 +53,25 @@ def find_table(device: str, runtime: str, precision: str = "fp32", dirs: Sequenc
         if path.is_file():
             return path
     return None
+
+
+def parse_also(entries: Sequence[str]) -> list[tuple[str, float]]:
+    """``(table path, budget ms)`` of each ``--latency-also FILE=MS``.
+
+    Raises:
+        ConfigError: an entry without ``=``, or a budget that is not a number > 0.
+    """
+    from edgenas.errors import ConfigError
+
+    out = []
+    for entry in entries:
+        path, _, ms = str(entry).rpartition("=")
+        try:
+            budget = float(ms)
+        except ValueError:
+            budget = 0.0
+        if not path or not budget > 0:
+            raise ConfigError(f"--latency-also takes FILE=MS (another latency table and its budget in ms > 0), "
+                              f"got {entry!r}")
+        out.append((path, budget))
+    return out

@@ -141,12 +141,12 @@ def stage_prior_table(profile, keys: Sequence[str], describe: dict, runtime: str
                             "mape_pct": None}}
 
 
-def stage_search_table(cfg, profile, console, num_classes: int = 10):
+def stage_search_table(cfg, profile, console, num_classes: int = 10, lut: str | None = None):
     """The growing table a stage-space search with ``--latency-ms`` checks its network on.
 
-    ``--lut``, else the target's table of the stage space on the table path (blocks it lacks are measured
-    into it when the target is reachable), else, for a profile with the analytic model's figures, an
-    estimated table of the blocks of networks at the search's budgets.
+    ``lut`` (a ``--latency-also`` table), else ``--lut``, else the target's table of the stage space on the
+    table path (blocks it lacks are measured into it when the target is reachable), else, for a profile with
+    the analytic model's figures, an estimated table of the blocks of networks at the search's budgets.
 
     Raises:
         ConfigError: no table and no analytic figures; LutError: a table of another space or device.
@@ -160,7 +160,7 @@ def stage_search_table(cfg, profile, console, num_classes: int = 10):
         keys, _ = stage_plan(describe, 32, 12, cfg.seed)
         return stage_prior_table(profile, keys, describe)
 
-    growing = open_growing_table(cfg.lut, profile, console, STAGES_SPACE, stage_keys, estimate)
+    growing = open_growing_table(lut or cfg.lut, profile, console, STAGES_SPACE, stage_keys, estimate)
     where = profile.name if profile is not None else "DEVICE"
     build = (f"edgenas lut build --space {STAGES_SPACE} --device {where} --resolution {cfg.resolution} "
              f"--max-params {cfg.max_params} --max-macs {cfg.max_macs}")

@@ -132,10 +132,9 @@ class SearchConfig:
     proxies: tuple[str, ...] = ("naswot", "synflow")
     proxy_samples: int = 500
     proxy_batch: int = 32
-    # then train `race` candidates for `race_steps` steps of rotation prediction (label-free) and keep the best by
-    # `race_by` (edgenas/search/race.py). None: DEFAULT_RACE (SMALL_RACE for small candidates) on the stage space
-    # and real images when they are enough for it (race.HELD + race.MIN_TRAIN), else 0; 0: the zero-cost ranking
-    # decides. race_steps, race_by None: follow the candidates' size (race_steps_for, race_by_for)
+    # then race `race` candidates `race_steps` steps on rotation prediction (label-free), keep the best by `race_by`
+    # (search/race.py). None: DEFAULT_RACE (SMALL_RACE for small candidates) on the stage space and real images
+    # enough for it, else 0 (0: the zero-cost ranking decides); race_steps, race_by None: by size (race_*_for)
     race: int | None = None
     race_steps: int | None = None
     race_from: str = "sample"  # sample: the first sampled (no zero-cost filter); top: the zero-cost ranking's best
@@ -159,6 +158,7 @@ class SearchConfig:
     latency_ms: float | None = None
     latency_margin: float = 0.05
     lut: str | None = None
+    latency_also: tuple[str, ...] = ()  # FILE=MS: other tables (runtimes) the proxy search's network must meet too
     cost_weight: float = 1.0
     # run
     seed: int = 0
@@ -294,6 +294,12 @@ class SearchConfig:
                               "the evolve strategy trains its network throughout the search")
         if self.latency_ms is not None and self.target is None and self.lut is None:
             raise ConfigError("--latency-ms needs --target (whose latency table is used) or --lut FILE")
+        if self.latency_also:
+            from edgenas.latency.files import parse_also
+
+            parse_also(self.latency_also)
+            if self.latency_ms is None or self.strategy != "proxy":
+                raise ConfigError("--latency-also adds tables to the --latency-ms of --strategy proxy; give both")
 
     @property
     def ssl_parts(self) -> dict[str, float]:
@@ -380,9 +386,8 @@ class SearchConfig:
                     size=self.search_subset, seed=self.seed, **options)
 
     def race_for(self, images: int, small: bool = False) -> int:
-        """How many candidates the proxy strategy races with ``images`` unlabelled images: ``race`` when given,
-        else :data:`DEFAULT_RACE` (``small`` candidates: :data:`SMALL_RACE`) on the stage space and real data when
-        ``images`` are enough (0 otherwise)."""
+        """How many candidates the proxy strategy races with ``images`` unlabelled images: ``race``, else DEFAULT_RACE
+        (``small`` candidates: SMALL_RACE) on the stage space and real data when ``images`` are enough, else 0."""
         from edgenas.search.race import HELD, MIN_TRAIN
 
         if self.race is not None:
@@ -396,9 +401,7 @@ class SearchConfig:
 
     def race_by_for(self, small: bool = False) -> str:
         """How the race chooses: ``race_by``, else rotation+naswot for small candidates (NASWOT scored), else rotation."""
-        if self.race_by is not None:
-            return self.race_by
-        return RACE_CHOICES[1] if small and "naswot" in self.proxies else RACE_CHOICES[0]
+        return self.race_by or RACE_CHOICES[1 if small and "naswot" in self.proxies else 0]
 
     @property
     def search_space(self) -> str:

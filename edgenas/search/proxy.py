@@ -111,22 +111,32 @@ class ProxySearch(SearchLoop):
         return None if self.cfg.latency_ms is None else self.cfg.latency_ms * (1 - self.cfg.latency_margin)
 
     def _prepare_latency(self) -> None:
-        """The target's growing table, and the predictor the candidates are scaled with (kept in the run)."""
+        """The growing tables (the target's, then each ``--latency-also``), their budgets, and the predictors the
+        candidates are scaled with (kept in the run: ``latency_table.json``, ``latency_table_also<i>.json``)."""
         from bench.latency_table import LatencyTable
+        from edgenas.latency.files import parse_also
         from edgenas.latency.stages import StagePredictor, stage_search_table
 
-        self.latency = stage_search_table(self.cfg, self.profile, self.console, self.num_classes)
-        path = self.run_dir / "latency_table.json"
-        if path.exists():  # a resumed search scales its candidates as it did when it began
-            snapshot = LatencyTable.load(path)
-        else:
-            snapshot = LatencyTable(json.loads(self.latency.table.to_json()), self.latency.table.label)
-            atomic_write_text(path, snapshot.to_json())
-        self.snapshot = StagePredictor(snapshot)
+        cfg = self.cfg
+        tables = [(None, cfg.latency_ms), *parse_also(cfg.latency_also)]
+        self.tables, self.snapshots, self.budgets = [], [], []
+        for i, (lut, budget) in enumerate(tables):
+            growing = stage_search_table(cfg, self.profile, self.console, self.num_classes, lut=lut)
+            path = self.run_dir / ("latency_table.json" if i == 0 else f"latency_table_also{i}.json")
+            if path.exists():  # a resumed search scales its candidates as it did when it began
+                snapshot = LatencyTable.load(path)
+            else:
+                snapshot = LatencyTable(json.loads(growing.table.to_json()), growing.table.label)
+                atomic_write_text(path, snapshot.to_json())
+            self.tables.append(growing)
+            self.snapshots.append(StagePredictor(snapshot))
+            self.budgets.append(budget)
+        self.latency, self.snapshot = self.tables[0], self.snapshots[0]
 
     def fits_latency(self, spec) -> bool:
-        """Whether the predictor the candidates are scaled with puts ``spec`` within the latency budget."""
-        return self.snapshot.predict(spec) <= self.latency_target
+        """Whether the predictors the candidates are scaled with put ``spec`` within every latency budget."""
+        margin = 1 - self.cfg.latency_margin
+        return all(p.predict(spec) <= b * margin for p, b in zip(self.snapshots, self.budgets))
 
     # --- ranking ----------------------------------------------------------------------------------------------
     def candidates(self) -> list:
@@ -275,53 +285,74 @@ class ProxySearch(SearchLoop):
         return time.perf_counter() - t0, resumed
 
     def meet_latency(self, spec):
-        """``spec`` narrowed until the target's table (its blocks measured when the target is reachable, the fit
-        of the others otherwise) puts it within the latency budget.
+        """``spec`` narrowed until every table (its blocks measured when the target is reachable, the fit of the
+        others otherwise) puts it within its latency budget.
 
         Raises:
-            BudgetError: no width of this shape meets the budget.
+            BudgetError: no width of this shape meets the budgets.
         """
         from edgenas.errors import BudgetError
         from edgenas.latency.stages import StagePredictor
         from edgenas.space.stage_sampling import fill_stages
 
-        cfg, limit = self.cfg, self.latency_target
+        cfg, margin = self.cfg, 1 - self.cfg.latency_margin
         for attempt in range(6):
-            ms, measured = self._predict_latency(spec)
-            if ms <= limit:
-                self.predicted_ms, self.blocks_measured = ms, measured
+            predicted = [self._predict_latency(t, spec) for t in self.tables]
+            over = [i for i, ((ms, _), b) in enumerate(zip(predicted, self.budgets)) if ms > b * margin]
+            if not over:
+                self.predicted = predicted
+                self.predicted_ms, self.blocks_measured = predicted[0]
                 return spec
-            predictor = StagePredictor(self.latency.table)  # refit with the blocks just measured
-            goal = limit * 0.97 ** attempt
-            narrower = fill_stages(spec, cfg.max_params, cfg.max_macs, fits=lambda s: predictor.predict(s) <= goal)
+            predictors = [StagePredictor(t.table) for t in self.tables]  # refit with the blocks just measured
+            goals = [b * margin * 0.97 ** attempt for b in self.budgets]
+            narrower = fill_stages(spec, cfg.max_params, cfg.max_macs,
+                                   fits=lambda s: all(p.predict(s) <= g for p, g in zip(predictors, goals)))
             if narrower is None:
                 break
-            self.console.print(f"the winner is predicted at {ms:.4f} ms once its blocks are in the table, over "
-                               f"{limit:.4f} ms: narrowed to {narrower.describe()}")
+            i = over[0]
+            self.console.print(f"the winner is predicted at {predicted[i][0]:.4f} ms by {self._table_name(i)} once "
+                               f"its blocks are in it, over {self.budgets[i] * margin:.4f} ms: narrowed to "
+                               f"{narrower.describe()}")
             spec = narrower
-        raise BudgetError(f"no width of {spec.describe()} is predicted within --latency-ms {cfg.latency_ms:g} "
-                          f"less its {cfg.latency_margin:.0%} margin; raise the budget")
+        budgets = " and ".join(f"{b:g} ms ({self._table_name(i)})" for i, b in enumerate(self.budgets))
+        raise BudgetError(f"no width of {spec.describe()} is predicted within --latency-ms {budgets} less its "
+                          f"{cfg.latency_margin:.0%} margin; raise the budget")
 
-    def _predict_latency(self, spec) -> tuple[float, bool]:
+    def _table_name(self, i: int) -> str:
+        table = self.tables[i].table
+        return str(table.source or table.label)
+
+    @staticmethod
+    def _predict_latency(growing, spec) -> tuple[float, bool]:
         """(predicted ms, whether every block of ``spec`` is in the table): measured into it where possible."""
         from bench.latency_table import MissingEntryError
         from edgenas.latency.stages import StagePredictor
 
         try:
-            return self.latency.predict(spec), True
+            return growing.predict(spec), True
         except MissingEntryError:  # a measured table whose device is out of reach: the fit stands in
-            return StagePredictor(self.latency.table).predict(spec), False
+            return StagePredictor(growing.table).predict(spec), False
 
-    def _latency_summary(self) -> dict:
+    def _latency_summary(self, spec) -> dict:
+        from edgenas.latency.target import measure_on_target
+
         if self.latency is None:
-            return {}
+            return measure_on_target(spec, self.profile, None, self.console)
         table = self.latency.table
+        also = []
+        for growing, budget, (ms, measured) in list(zip(self.tables, self.budgets, self.predicted))[1:]:
+            t = growing.table
+            on = measure_on_target(spec, self.profile, t, self.console)
+            also.append({"latency_table": t.label, "latency_budget_ms": budget, "predicted_latency_ms": round(ms, 5),
+                         "budget_share": round(ms / budget, 4),
+                         "latency_table_estimated": t.estimated, "latency_blocks_in_table": measured,
+                         **({"measured_latency_ms": on["measured_latency_ms"]} if on else {})})
         return {"predicted_latency_ms": round(self.predicted_ms, 5), "latency_budget_ms": self.cfg.latency_ms,
                 "latency_table": table.label, "latency_table_estimated": table.estimated,
-                "latency_blocks_in_table": self.blocks_measured}
+                "latency_blocks_in_table": self.blocks_measured, **({"latency_also": also} if also else {}),
+                **measure_on_target(spec, self.profile, table, self.console)}
 
     def finish(self, elapsed: float, resumed: bool) -> SearchResult:
-        from edgenas.latency.target import measure_on_target
         from edgenas.profiler import count_macs, count_params
         from edgenas.report import write_markdown
 
@@ -356,8 +387,7 @@ class ProxySearch(SearchLoop):
             "epochs": cfg.epochs, "steps": self.trained["steps"], "elapsed_s": round(elapsed, 2),
             "images_per_s_median": None, "final_train_loss": self.trained["final_loss"],
             "device": str(self.device), "torch": torch.__version__, "arch_sha256": spec.sha256(),
-            **self._latency_summary(),
-            **measure_on_target(spec, self.profile, self.latency.table if self.latency else None, self.console),
+            **self._latency_summary(spec),
         }
         atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         write_markdown(self.run_dir)

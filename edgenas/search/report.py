@@ -113,6 +113,12 @@ def _latency_lines(summary: dict[str, Any]) -> list[str]:
         error = 100 * (summary["predicted_latency_ms"] / summary["measured_latency_ms"] - 1)
         lines.append(f"| latency measured | {summary['measured_latency_ms']:.4f} ms on "
                      f"{summary['latency_measured_on']} (prediction {error:+.1f}%) |")
+    for also in summary.get("latency_also", []):  # --latency-also: the other tables the network meets
+        measured = (f"; measured {also['measured_latency_ms']:.4f} ms" if also.get("measured_latency_ms") is not None
+                    else "")
+        lines.append(f"| latency predicted, also | {also['predicted_latency_ms']:.4f} ms (budget "
+                     f"{also['latency_budget_ms']:g} ms, {also['budget_share']:.0%} used), {also['latency_table']}"
+                     f"{measured} |")
     return lines
 
 

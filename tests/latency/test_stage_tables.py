@@ -140,26 +140,33 @@ def test_the_proxy_search_meets_a_latency_budget_on_an_estimated_table(tmp_path)
     assert run_search(cfg).spec == result.spec  # resumed: the same candidates, the same winner
 
 
-def test_the_proxy_search_measures_its_winner_into_the_table(stage_table, tmp_path):
+def test_the_proxy_search_measures_its_winner_into_the_table(stage_table, int8_table, tmp_path):
+    from edgenas.latency.stages import StagePredictor
     from edgenas.search.config import SearchConfig
     from edgenas.search.runner import run_search
 
-    lut = tmp_path / "t.json"
+    lut, also = tmp_path / "t.json", tmp_path / "int8.json"
     lut.write_text(stage_table.read_text())
+    also.write_text(int8_table.read_text())
     before = set(json.loads(lut.read_text())["entries"])
     probe = run_search(SearchConfig(out=str(tmp_path / "probe"), lut=str(lut), latency_ms=100.0, **SEARCH))
     # the winner's blocks, measured on this machine, may time well above the fit that predicted them (1.36x on a
     # busy CI machine): a budget of three times the fit's figure holds the search to it without narrowing on noise
     # (narrowing is tested on the estimated table above, where it is deterministic)
     budget = probe.summary["predicted_latency_ms"] * 3
+    int8_budget = StagePredictor(LatencyTable.load(also)).predict(probe.spec) * 3  # a second runtime, measured too
     result = run_search(SearchConfig(out=str(tmp_path / "run"), target="local", lut=str(lut), latency_ms=budget,
-                                     **SEARCH))
+                                     latency_also=(f"{also}={int8_budget}",), **SEARCH))
     s = result.summary
     assert s["latency_blocks_in_table"] and s["predicted_latency_ms"] <= budget * 0.95
     assert s["measured_latency_ms"] > 0 and s["latency_measured_on"] == "local"
+    (int8,) = s["latency_also"]
+    assert int8["latency_blocks_in_table"] and int8["measured_latency_ms"] > 0
+    keys = set(stage_keys(result.spec.__class__.from_dict({**result.spec.to_dict(), "projector": []})))
+    for table in (lut, also):
+        entries = json.loads(table.read_text())["entries"]
+        assert keys <= set(entries)
     entries = json.loads(lut.read_text())["entries"]
-    assert set(stage_keys(result.spec.__class__.from_dict({**result.spec.to_dict(), "projector": []}))) \
-        <= set(entries)
     assert all(entries[k].get("added_during_search") for k in set(entries) - before)
 
 
@@ -190,3 +197,72 @@ def test_a_table_of_another_resolution_is_refused(stage_table, tmp_path):
     lines = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "calibrated on 16 px networks, not 32 px" in lines[0], result.output
     assert "--resolution 32" in lines[0] and not out.exists()
+
+
+@pytest.fixture(scope="module")
+def int8_table(tmp_path_factory):
+    """A second real table of the tiny frame: onnxruntime INT8, another runtime's figures for the same networks."""
+    out = tmp_path_factory.mktemp("luts-int8")
+    result = CliRunner().invoke(cli, ["lut", "build", "--device", "local", *FRAME, "--block-networks", "3",
+                                      "--calibration-networks", "3", "--threads", "1", "--precision", "int8",
+                                      *TIMING, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out / "local-stages-cnn-ort-int8.json"
+
+
+def test_the_proxy_search_meets_every_table_it_is_given(stage_table, int8_table, tmp_path):
+    from edgenas.latency.stages import StagePredictor
+    from edgenas.search.config import SearchConfig
+    from edgenas.search.runner import run_search
+
+    free = run_search(SearchConfig(out=str(tmp_path / "free"), lut=str(stage_table), latency_ms=100.0, **SEARCH))
+    int8 = StagePredictor(LatencyTable.load(int8_table))
+    budget = int8.predict(free.spec) * 0.7  # the free winner is too slow in the second table: it must narrow
+    cfg = SearchConfig(out=str(tmp_path / "run"), lut=str(stage_table), latency_ms=100.0,
+                       latency_also=(f"{int8_table}={budget}",), **SEARCH)
+    result = run_search(cfg)
+    (also,) = result.summary["latency_also"]
+    assert also["latency_budget_ms"] == budget and also["predicted_latency_ms"] <= budget * 0.95
+    assert also["predicted_latency_ms"] == pytest.approx(int8.predict(result.spec), abs=1e-5)  # 5 decimals
+    assert also["budget_share"] == pytest.approx(also["predicted_latency_ms"] / budget, abs=1e-4)
+    assert result.summary["predicted_latency_ms"] <= 100.0 and result.spec.cost()[1] < free.spec.cost()[1]
+    assert "latency predicted, also" in (tmp_path / "run" / "report.md").read_text()
+    assert (tmp_path / "run" / "latency_table_also1.json").exists()
+    assert run_search(cfg).spec == result.spec  # resumed: the same candidates, the same winner
+
+
+@pytest.mark.parametrize("also, message", [
+    ("{int8}", "--latency-also takes FILE=MS"),
+    ("{int8}=0", "--latency-also takes FILE=MS"),
+    ("{int8}=fast", "--latency-also takes FILE=MS"),
+    ("{missing}=1", "missing.json"),
+    ("{corrupt}=1", "corrupt.json"),
+    ("{other}=1", "calibrated on 32 px networks, not 16 px"),
+    ("{int8}=0.000001", "no network"),
+])
+def test_bad_latency_also_is_one_line_and_leaves_nothing(stage_table, int8_table, tmp_path, also, message):
+    out = tmp_path / "run"
+    (tmp_path / "corrupt.json").write_text('{"entries": ')
+    other = json.loads(int8_table.read_text())
+    other["stages"]["resolution"] = 32
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    entry = also.format(int8=int8_table, missing=tmp_path / "missing.json", corrupt=tmp_path / "corrupt.json",
+                        other=tmp_path / "other.json")
+    result = CliRunner().invoke(cli, ["search", "--out", str(out), "--lut", str(stage_table), "--latency-ms", "100",
+                                      "--latency-also", entry, "--resolution", "16", "--subset", "96",
+                                      "--batch-size", "8", "--epochs", "1", "--proxy-samples", "4",
+                                      "--max-params", "40000", "--max-macs", "4000000", "--no-progress"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and message in lines[0], result.output
+    assert not out.exists()
+
+
+def test_latency_also_needs_a_latency_budget_of_the_proxy_search(int8_table):
+    from edgenas.errors import ConfigError
+    from edgenas.search.config import SearchConfig
+
+    with pytest.raises(ConfigError, match="--latency-also adds tables to the --latency-ms"):
+        SearchConfig(latency_also=(f"{int8_table}=1",))
+    with pytest.raises(ConfigError, match="--latency-also adds tables"):
+        SearchConfig(strategy="evolve", target="local", latency_ms=1.0, latency_also=(f"{int8_table}=1",))
