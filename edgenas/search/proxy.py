@@ -105,11 +105,6 @@ class ProxySearch(SearchLoop):
         self.steps_per_epoch = len(self.images) // cfg.batch_size
         self.total_steps = self.steps_per_epoch * cfg.epochs
 
-    @property
-    def latency_target(self) -> float | None:
-        """What the predicted latency must meet: the budget less the prediction margin (--latency-margin)."""
-        return None if self.cfg.latency_ms is None else self.cfg.latency_ms * (1 - self.cfg.latency_margin)
-
     def _prepare_latency(self) -> None:
         """The growing tables (the target's, then each ``--latency-also``), their budgets, and the predictors the
         candidates are scaled with (kept in the run: ``latency_table.json``, ``latency_table_also<i>.json``)."""
