@@ -70,12 +70,9 @@ def score_figures(rows: list[dict]) -> list[dict]:
     proxies = [k for k in ZERO_COST if all(k in r for r in raced)]
     figures = []
     for name in ("rotation", *proxies, *(f"rotation+{k}" for k in proxies)):
-        if "+" in name:  # lower average rank is better
-            score = [-rank for rank in rank_average(raced, name.split("+"))]
-            pick = race_choice(raced, name)
-        else:
-            score = [r[name] for r in raced]
-            pick = max(range(len(raced)), key=lambda i: score[i])
+        score = ([-rank for rank in rank_average(raced, name.split("+"))] if "+" in name  # lower rank: better
+                 else [r[name] for r in raced])
+        pick = race_choice(raced, name)
         figures.append({"score": name, "spearman": round(spearman(score, accuracy), 3),
                         "pick": raced[pick]["network"], "pick_accuracy": raced[pick]["accuracy"],
                         "place": place[raced[pick]["network"]]})

@@ -99,7 +99,7 @@ class ProxySearch(SearchLoop):
         self.views = BarlowTwinsViews(resolution=cfg.resolution, mean=self.mean, std=self.std)
         self.criterion = two_view_loss(cfg.ssl, cfg)
         self.layout = choose_layout(cfg, self.num_classes) if self.cells else None
-        self.latency = self.snapshot = None
+        self.latency = None
         if cfg.latency_ms is not None:
             self._prepare_latency()
         self.steps_per_epoch = len(self.images) // cfg.batch_size
@@ -126,7 +126,7 @@ class ProxySearch(SearchLoop):
             self.tables.append(growing)
             self.snapshots.append(StagePredictor(snapshot))
             self.budgets.append(budget)
-        self.latency, self.snapshot = self.tables[0], self.snapshots[0]
+        self.latency = self.tables[0]
 
     def fits_latency(self, spec) -> bool:
         """Whether the predictors the candidates are scaled with put ``spec`` within every latency budget."""
@@ -146,7 +146,7 @@ class ProxySearch(SearchLoop):
 
             return sample_stage_specs(cfg.proxy_samples, derive_seed(cfg.seed, PROXY_STREAM), cfg.max_params,
                                       cfg.max_macs, cfg.resolution, self.num_classes, cfg.projector,
-                                      fits=self.fits_latency if self.snapshot is not None else None)
+                                      fits=self.fits_latency if self.latency is not None else None)
         layout = Layout(channels=self.layout.channels, cells=self.layout.cells, nodes=cfg.nodes,
                         resolution=cfg.resolution, stem_multiplier=cfg.stem_multiplier, num_classes=self.num_classes)
         specs = sample_specs(cfg.proxy_samples, derive_seed(cfg.seed, PROXY_STREAM), [layout], cfg.ops)

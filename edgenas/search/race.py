@@ -38,13 +38,13 @@ def small_candidates(specs: list, first: int, limit: int) -> bool:
 
 
 def race_choice(scores: list[dict[str, float]], by: str) -> int:
-    """The index of the race's pick among ``scores`` (each with ``rotation``, and the proxies ``by`` names):
-    ``by`` rotation, the best rotation learner; rotation+naswot, the best average of the two ranks (a tie goes
-    to the better rotation learner)."""
+    """The index of the pick among ``scores`` (each with ``rotation`` and the scores ``by`` names): one score
+    (rotation: the best rotation learner), its best; several joined by ``+`` (rotation+naswot), the best average
+    of their ranks (a tie goes to the better rotation learner)."""
     from edgenas.search.proxies import rank_average
 
-    if by == "rotation":
-        return max(range(len(scores)), key=lambda i: scores[i]["rotation"])
+    if "+" not in by:
+        return max(range(len(scores)), key=lambda i: scores[i][by])
     ranks = rank_average(scores, by.split("+"))
     return min(range(len(scores)), key=lambda i: (ranks[i], -scores[i]["rotation"]))
 
